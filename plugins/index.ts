@@ -1,0 +1,15 @@
+/** The plugins shipped with cordon. The composition root (CLI, examples) registers these. */
+import type { Provider, Runner } from "../src/index.ts";
+import { BwrapProvider } from "./provider-bwrap/index.ts";
+import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
+import { ShellRunner } from "./runner-shell/index.ts";
+
+export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner };
+
+export function builtinProviders(): Provider[] {
+  return [new BwrapProvider(), new UnsafeNoIsolationProvider()];
+}
+
+export function builtinRunners(): Runner[] {
+  return [new ShellRunner()];
+}

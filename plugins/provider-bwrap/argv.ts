@@ -1,0 +1,65 @@
+import type { Mount, PrivilegeSpec, RlimitName, SandboxSpec } from "../../src/index.ts";
+
+/** bwrap options for one mount, in the order given (later mounts sit on top of earlier ones). */
+export function mountArgs(m: Mount): string[] {
+  switch (m.kind) {
+    case "ro-bind":
+      return ["--ro-bind", m.source, m.target];
+    case "bind":
+      return ["--bind", m.source, m.target];
+    case "symlink":
+      return ["--symlink", m.linkTarget, m.path];
+    case "proc":
+      return ["--proc", m.path];
+    case "dev":
+      return ["--dev", m.path];
+    case "tmpfs":
+      return [...(m.sizeBytes !== null ? ["--size", String(m.sizeBytes)] : []), "--perms", m.mode.toString(8).padStart(4, "0"), "--tmpfs", m.path];
+    case "remount-ro":
+      return ["--remount-ro", m.path];
+  }
+}
+
+/** Drop root to the policy uid BEFORE bwrap, so the user namespace maps to that uid on the host. */
+export function privilegeDropArgs(p: PrivilegeSpec, setpriv: string): string[] {
+  if (!p.hostDrop) return [];
+  return [setpriv, `--reuid=${p.hostDrop.uid}`, `--regid=${p.hostDrop.gid}`, "--clear-groups", ...(p.noNewPrivs ? ["--no-new-privs"] : [])];
+}
+
+export interface BwrapFeatures {
+  disableUserns: boolean;
+  tmpfsSize: boolean;
+}
+
+export function namespaceArgs(spec: SandboxSpec, features: BwrapFeatures): string[] {
+  const p = spec.privilege;
+  return [
+    "--unshare-user",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    ...(spec.network.namespace === "fresh" ? ["--unshare-net"] : []),
+    "--uid", String(p.sandboxUid),
+    "--gid", String(p.sandboxGid),
+    ...(features.disableUserns ? ["--disable-userns"] : []),
+    "--die-with-parent",
+    "--new-session",
+    ...(p.dropCapabilities ? ["--cap-drop", "ALL"] : []),
+    "--hostname", spec.hostname,
+  ];
+}
+
+export function envArgs(vars: Record<string, string>): string[] {
+  return ["--clearenv", ...Object.entries(vars).flatMap(([k, v]) => ["--setenv", k, v])];
+}
+
+/**
+ * prlimit inside the sandbox: RLIMIT_NPROC then counts the sandbox's own user namespace,
+ * not every process of the uid on the host. CPU gets soft N / hard N+1 so SIGXCPU comes first.
+ */
+export function rlimitArgs(prlimit: string, rlimits: Partial<Record<RlimitName, number>>): string[] {
+  const entries = Object.entries(rlimits) as [RlimitName, number][];
+  if (entries.length === 0) return [];
+  return [prlimit, ...entries.map(([name, v]) => (name === "cpu" ? `--cpu=${v}:${v + 1}` : `--${name}=${v}`)), "--"];
+}

@@ -1,0 +1,120 @@
+import {
+  composePlan,
+  findExecutable,
+  hostFacts,
+  proveProvider,
+  type Capabilities,
+  type Launch,
+  type Layout,
+  type PlanInput,
+  type Provider,
+  type ProviderProbe,
+  type SandboxSpec,
+  type SpawnPlan,
+  type Workspace,
+} from "../../src/index.ts";
+import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
+
+export interface BwrapOptions {
+  /** bwrap binary; found on PATH when absent. */
+  binary?: string;
+}
+
+const LAYOUT_BASE = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
+
+function capabilities(probe: ProviderProbe, prlimit: string | null, setpriv: string | null): Capabilities {
+  const host = hostFacts();
+  return {
+    isolating: true,
+    filesystem: { view: true },
+    network: { deny: true, allowlist: false, unrestricted: true, metadataBlock: false },
+    resources: {
+      treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
+      rlimits: prlimit !== null,
+      processCap: prlimit !== null ? "RLIMIT_NPROC counted in the sandbox's own user namespace" : null,
+      memoryTreeCap: null,
+      tmpfsSize: probe.features.tmpfsSize === true,
+      scratchQuota: host.isRoot,
+    },
+    privilege: { hostUidDrop: host.isRoot && setpriv !== null, capabilityDrop: true, noNewPrivs: true },
+    env: { cleanEnvironment: true },
+  };
+}
+
+/** bubblewrap: user, mount, pid, net, ipc, uts and cgroup namespaces; the default provider. */
+export class BwrapProvider implements Provider {
+  readonly name = "bwrap";
+  readonly description = "bubblewrap: unprivileged namespaces, read-only minimal filesystem, no network";
+  readonly isolating = true;
+  private probed?: Promise<ProviderProbe>;
+
+  constructor(private readonly options: BwrapOptions = {}) {}
+
+  probe(): Promise<ProviderProbe> {
+    this.probed ??= this.detect();
+    return this.probed;
+  }
+
+  private async detect(): Promise<ProviderProbe> {
+    const binary = findExecutable(this.options.binary ?? "bwrap");
+    const none = (reason: string): ProviderProbe => ({ available: false, binary, version: null, features: {}, reason });
+    if (!binary) return none(`bwrap not found${this.options.binary ? ` at ${this.options.binary}` : " on PATH"} (Debian: apt-get install bubblewrap)`);
+    const version = Bun.spawnSync([binary, "--version"], { env: {} });
+    const help = Bun.spawnSync([binary, "--help"], { env: {} });
+    if (!version.success) return none(`${binary} --version failed: ${version.stderr.toString().trim()}`);
+    const helpText = help.stdout.toString();
+    const prlimit = findExecutable("prlimit", "/usr/bin:/bin");
+    return {
+      available: true,
+      binary,
+      version: version.stdout.toString().trim().replace(/^bubblewrap\s*/, ""),
+      features: {
+        disableUserns: helpText.includes("--disable-userns"),
+        tmpfsSize: helpText.includes("--size"),
+        prlimitInUsr: prlimit?.startsWith("/usr/") ?? false,
+      },
+    };
+  }
+
+  layout(_workspace: Workspace): Layout {
+    return { ...LAYOUT_BASE };
+  }
+
+  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
+    if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
+    const bwrap = probe.binary;
+    // prlimit runs inside the sandbox, so it must come from the bound /usr.
+    const prlimit = probe.features.prlimitInUsr ? findExecutable("prlimit", "/usr/bin") : null;
+    const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
+    const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
+    return composePlan(input, {
+      name: this.name,
+      version: probe.version,
+      capabilities: capabilities(probe, prlimit, setpriv),
+      layout: this.layout(input.workspace),
+      render: (spec: SandboxSpec): Launch => ({
+        argv: [
+          ...privilegeDropArgs(spec.privilege, setpriv ?? "setpriv"),
+          bwrap,
+          ...namespaceArgs(spec, features),
+          ...spec.filesystem.mounts.flatMap(mountArgs),
+          "--chdir", spec.filesystem.cwd,
+          ...envArgs(spec.env.vars),
+          "--info-fd", "3",
+          "--",
+          ...rlimitArgs(prlimit ?? "prlimit", spec.resources.rlimits),
+          ...spec.command,
+        ],
+        env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
+        cwd: "/",
+        treeKill: "pid-namespace",
+        exitEncoding: "shell-128",
+        infoFd: true,
+      }),
+    });
+  }
+
+  readiness() {
+    return proveProvider(this);
+  }
+}

@@ -1,0 +1,121 @@
+import { extname } from "node:path";
+import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
+import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
+import { hostFacts } from "./host.ts";
+import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
+import type { Provider, ProviderProbe } from "./provider.ts";
+import type { ReadinessReport } from "./readiness.ts";
+import type { RunResult } from "./result.ts";
+import type { Runner, ScriptRequest } from "./runner.ts";
+import { runInSandbox } from "./sandbox/run.ts";
+import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
+
+export interface RunRequest extends ScriptRequest {
+  /** Runner name; inferred from the script file's extension when absent. */
+  runner?: string;
+  /** Provider name or "auto"; the config's when absent. */
+  provider?: string;
+  /** Applied on top of the configured policy. */
+  policy?: PolicyOverride;
+}
+
+export interface Plugins {
+  providers: readonly Provider[];
+  runners: readonly Runner[];
+}
+
+/** The library entry point: a validated config, registered plugins, and run(). */
+export class Cordon {
+  readonly config: CordonConfig;
+  readonly policy: Policy;
+  readonly runRoot: string;
+  private readonly providers = new Map<string, Provider>();
+  private readonly runners = new Map<string, Runner>();
+  private staleCleaned = false;
+
+  constructor(config: CordonConfigInput | undefined, plugins: Plugins) {
+    this.config = parseConfig(config);
+    this.policy = mergePolicy(DEFAULT_POLICY, this.config.policy);
+    this.runRoot = this.config.runRoot ?? defaultRunRoot();
+    for (const p of plugins.providers) this.providers.set(p.name, p);
+    for (const r of plugins.runners) this.runners.set(r.name, r);
+    const names = [this.config.provider, ...this.config.providerOrder].filter((n) => n !== "auto");
+    for (const n of names) this.provider(n); // unknown names fail at construction, not at the first run
+  }
+
+  providerNames(): string[] {
+    return [...this.providers.keys()];
+  }
+
+  provider(name: string): Provider {
+    const p = this.providers.get(name);
+    if (!p) throw new UnknownProviderError(name, this.providerNames());
+    return p;
+  }
+
+  runnerFor(request: Pick<RunRequest, "runner" | "script">): Runner {
+    const known = [...this.runners.keys()];
+    if (request.runner) {
+      const r = this.runners.get(request.runner);
+      if (!r) throw new UnknownRunnerError(request.runner, known);
+      return r;
+    }
+    const ext = "file" in request.script ? extname(request.script.file) : "";
+    const byExt = [...this.runners.values()].find((r) => r.extensions.includes(ext));
+    if (!byExt) throw new UnknownRunnerError(ext ? `(for extension ${ext})` : "(none named, no file extension)", known);
+    return byExt;
+  }
+
+  /**
+   * Run a script in the sandbox. Throws a CordonError, having spawned nothing, for bad
+   * input (policy, provider, runner, script) and for refusals under `onUnavailable: fail`.
+   */
+  async run(request: RunRequest): Promise<RunResult> {
+    const policy = mergePolicy(this.policy, request.policy);
+    const runner = this.runnerFor(request);
+    const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, request);
+    if (!this.staleCleaned) {
+      cleanStaleWorkspaces(this.runRoot);
+      this.staleCleaned = true;
+    }
+    const options = { maxScriptBytes: this.config.maxScriptBytes };
+    return runInSandbox(provider, probe, policy, (layout) => runner.prepare(request, layout, options), this.runRoot);
+  }
+
+  /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */
+  private async choose(name: string, policy: Policy, runner: Runner, request: RunRequest): Promise<{ provider: Provider; probe: ProviderProbe }> {
+    if (name !== "auto") {
+      const provider = this.provider(name);
+      const probe = await provider.probe();
+      if (!probe.available) throw new SandboxUnavailableError(name, [probe.reason ?? "provider unavailable"]);
+      return { provider, probe };
+    }
+    const reasons: string[] = [];
+    for (const candidate of this.config.providerOrder) {
+      const provider = this.provider(candidate);
+      const probe = await provider.probe();
+      if (!probe.available) {
+        reasons.push(`${candidate}: ${probe.reason}`);
+        continue;
+      }
+      try {
+        // A dry plan: pure, creates nothing. Refusal means this provider cannot run the policy.
+        const workspace = allocateWorkspace(this.runRoot);
+        const job = runner.prepare(request, provider.layout(workspace), { maxScriptBytes: this.config.maxScriptBytes });
+        provider.plan({ policy, job, host: hostFacts(), workspace }, probe);
+        return { provider, probe };
+      } catch (e) {
+        if (!(e instanceof SandboxUnavailableError)) throw e;
+        reasons.push(...e.reasons.map((r) => `${candidate}: ${r}`));
+      }
+    }
+    throw new SandboxUnavailableError("auto", reasons);
+  }
+
+  /** Real readiness probes for every registered provider, in parallel. */
+  readiness(): Promise<ReadinessReport[]> {
+    return Promise.all([...this.providers.values()].map((p) => p.readiness()));
+  }
+}
+
+export { CordonError };

@@ -1,0 +1,52 @@
+import { existsSync, lstatSync, readlinkSync } from "node:fs";
+import { release } from "node:os";
+
+/** A top-level system path (/bin, /lib64 …) as it is on this host: merged-/usr symlink or real directory. */
+export type SystemPath = { path: string; kind: "symlink"; target: string } | { path: string; kind: "dir" };
+
+/** Facts about the host the layers decide from. Detected once per process. */
+export interface HostFacts {
+  uid: number;
+  gid: number;
+  isRoot: boolean;
+  kernel: string;
+  systemPaths: SystemPath[];
+  hasLdSoCache: boolean;
+}
+
+const TOP_LEVEL_SYSTEM_PATHS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+function describeSystemPath(path: string): SystemPath | null {
+  try {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return { path, kind: "symlink", target: readlinkSync(path) };
+    if (st.isDirectory()) return { path, kind: "dir" };
+  } catch {
+    // absent on this host: nothing to mount
+  }
+  return null;
+}
+
+export function detectHostFacts(): HostFacts {
+  const uid = process.getuid?.() ?? -1;
+  return {
+    uid,
+    gid: process.getgid?.() ?? -1,
+    isRoot: uid === 0,
+    kernel: release(),
+    systemPaths: TOP_LEVEL_SYSTEM_PATHS.map(describeSystemPath).filter((p): p is SystemPath => p !== null),
+    hasLdSoCache: existsSync("/etc/ld.so.cache"),
+  };
+}
+
+let cached: HostFacts | undefined;
+export function hostFacts(): HostFacts {
+  cached ??= detectHostFacts();
+  return cached;
+}
+
+/** Resolve a command name on PATH to an absolute path, or null. */
+export function findExecutable(name: string, pathEnv = process.env.PATH ?? "/usr/bin:/bin"): string | null {
+  if (name.includes("/")) return existsSync(name) ? name : null;
+  return Bun.which(name, { PATH: pathEnv }) ?? null;
+}

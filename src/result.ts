@@ -1,0 +1,72 @@
+import { CordonError } from "./errors.ts";
+import type { EffectiveSandboxReport } from "./sandbox/report.ts";
+
+export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
+export type LimitHit = "wall" | "cpu" | "memory" | "pids" | "fsize" | "output";
+
+export interface RunResult {
+  outcome: Outcome;
+  limitHit: LimitHit | null;
+  exitCode: number | null;
+  /** The real signal, also when the launcher reported it as 128+N. */
+  signal: string | null;
+  /** Decoded as UTF-8 (invalid bytes replaced); the exact bytes are in stdoutBytes. */
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Uint8Array;
+  stderrBytes: Uint8Array;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  durationMs: number;
+  /** The effective-sandbox report; null when the run was rejected before planning. */
+  sandbox: EffectiveSandboxReport | null;
+  /** Set for `refused` and `error`. */
+  error: { code: string; message: string; reasons?: readonly string[] } | null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A RunResult for a run that never started: bad input (`error`) or a refusal (`refused`). */
+export function resultFromError(err: unknown, sandbox: EffectiveSandboxReport | null = null): RunResult {
+  const isRefusal = err instanceof CordonError && err.code === "sandbox-unavailable";
+  const error =
+    err instanceof CordonError
+      ? { code: err.code, message: err.message, ...("reasons" in err ? { reasons: err.reasons as readonly string[] } : {}) }
+      : { code: "internal", message: err instanceof Error ? err.message : String(err) };
+  return {
+    outcome: isRefusal ? "refused" : "error",
+    limitHit: null,
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    stdoutBytes: EMPTY,
+    stderrBytes: EMPTY,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    durationMs: 0,
+    sandbox,
+    error,
+  };
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function isValidUtf8(bytes: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** JSON form of a result: text streams, plus base64 of the exact bytes when they are not valid UTF-8. */
+export function runResultToJson(result: RunResult): Record<string, unknown> {
+  const { stdoutBytes, stderrBytes, ...rest } = result;
+  return {
+    ...rest,
+    ...(isValidUtf8(stdoutBytes) ? {} : { stdoutBase64: Buffer.from(stdoutBytes).toString("base64") }),
+    ...(isValidUtf8(stderrBytes) ? {} : { stderrBase64: Buffer.from(stderrBytes).toString("base64") }),
+  };
+}

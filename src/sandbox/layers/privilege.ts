@@ -1,0 +1,35 @@
+import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
+import type { PrivilegeSpec } from "../spec.ts";
+import type { LayerContext, LayerResult } from "./context.ts";
+
+export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
+  const { policy, caps, host } = ctx;
+  const { uid, gid, dropCapabilities, noNewPrivs } = policy.privilege;
+  const pc = caps.privilege;
+  const controls: Record<string, ControlVerdict> = {};
+  let hostDrop: PrivilegeSpec["hostDrop"] = null;
+
+  if (pc.hostUidDrop && host.isRoot) {
+    hostDrop = { uid, gid };
+    controls.uid = enforced(`supervisor drops to host uid ${uid} gid ${gid} (no supplementary groups) before the sandbox starts`);
+  } else if (caps.isolating && host.uid === uid && host.gid === gid) {
+    controls.uid = enforced(`the supervisor already runs as uid ${uid} gid ${gid}`);
+  } else {
+    controls.uid = degraded(
+      caps.isolating
+        ? `the sandboxed process runs as host uid ${host.uid} (the supervisor's), not ${uid}`
+        : `no isolation: the script runs as the supervisor (host uid ${host.uid})`,
+      caps.isolating ? `run the supervisor as root, or set privilege.uid/gid to ${host.uid}/${host.gid}` : "use an isolating provider (bwrap)",
+    );
+  }
+
+  if (!dropCapabilities) controls.capabilities = off("policy privilege.dropCapabilities is false");
+  else if (pc.capabilityDrop) controls.capabilities = enforced("all capabilities dropped (bounding, effective, ambient)");
+  else controls.capabilities = degraded("this provider cannot drop capabilities", "use an isolating provider (bwrap)");
+
+  if (!noNewPrivs) controls.noNewPrivs = off("policy privilege.noNewPrivs is false");
+  else if (pc.noNewPrivs) controls.noNewPrivs = enforced("PR_SET_NO_NEW_PRIVS: setuid binaries cannot raise privileges");
+  else controls.noNewPrivs = degraded("this provider cannot set no_new_privs", "use an isolating provider (bwrap)");
+
+  return { controls, spec: { hostDrop, sandboxUid: uid, sandboxGid: gid, dropCapabilities, noNewPrivs } };
+}

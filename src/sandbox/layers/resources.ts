@@ -1,0 +1,61 @@
+import { degraded, enforced, type ControlVerdict } from "../report.ts";
+import type { ResourcesSpec, RlimitName } from "../spec.ts";
+import type { LayerContext, LayerResult } from "./context.ts";
+
+const NO_RLIMITS = degraded("this provider applies no rlimits", "use an isolating provider (bwrap)");
+
+export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
+  const { policy, caps, job, host } = ctx;
+  const r = policy.resources;
+  const rc = caps.resources;
+  const rlimits: Partial<Record<RlimitName, number>> = {};
+  const controls: Record<string, ControlVerdict> = {};
+
+  controls.wall = enforced(
+    rc.treeKill
+      ? `supervisor timer (${r.wallMs} ms), then ${rc.treeKill}`
+      : `supervisor timer (${r.wallMs} ms), then SIGKILL to the process group (processes that leave it survive)`,
+  );
+  controls.output = enforced(`supervisor caps stdout and stderr at ${r.maxOutputBytes} bytes each while streaming, then kills the run`);
+
+  if (rc.rlimits) {
+    rlimits.cpu = r.cpuSeconds;
+    rlimits.fsize = r.maxFileSizeBytes;
+    rlimits.nofile = r.maxOpenFiles;
+    rlimits.core = 0;
+    controls.cpu = enforced(`RLIMIT_CPU ${r.cpuSeconds} s (per process)`);
+    controls.fsize = enforced(`RLIMIT_FSIZE ${r.maxFileSizeBytes} bytes (per file)`);
+    controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)`);
+  } else {
+    controls.cpu = controls.fsize = controls.nofile = NO_RLIMITS;
+  }
+
+  if (rc.processCap) {
+    rlimits.nproc = r.maxProcesses;
+    controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses}`);
+  } else {
+    controls.processes = degraded("no process-count cap on this provider", "use an isolating provider (bwrap)");
+  }
+
+  if (rc.memoryTreeCap) {
+    controls.memory = enforced(`${rc.memoryTreeCap}: ${r.memoryBytes} bytes for the whole tree`);
+  } else if (rc.rlimits && job.addressSpaceLimitSafe) {
+    rlimits.as = r.memoryBytes;
+    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${r.memoryBytes} bytes each), not a cap on the whole tree`);
+  } else {
+    controls.memory = degraded(
+      rc.rlimits
+        ? `no tree-wide memory cap here, and the ${job.runner} runner's interpreter does not tolerate RLIMIT_AS`
+        : "this provider applies no memory limit",
+      rc.rlimits ? "a cgroup memory cap (run as root with cgroups)" : "use an isolating provider (bwrap)",
+    );
+  }
+
+  const scratchQuota = rc.scratchQuota ? r.scratchBytes : null;
+  controls.scratch = rc.scratchQuota
+    ? enforced(`scratch is a tmpfs of ${r.scratchBytes} bytes`)
+    : degraded("scratch is a plain host directory without a size cap", host.isRoot ? "use an isolating provider" : "run the supervisor as root (it mounts a size-capped tmpfs)");
+  controls.tmp = rc.tmpfsSize ? enforced(`/tmp is a tmpfs of ${r.scratchBytes} bytes`) : degraded("no private size-capped /tmp on this provider", "use an isolating provider (bwrap)");
+
+  return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, rlimits, scratchQuotaBytes: scratchQuota } };
+}

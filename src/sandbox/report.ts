@@ -1,0 +1,68 @@
+import type { Policy } from "../policy/index.ts";
+import type { HostFacts } from "../host.ts";
+
+export const LAYER_NAMES = ["filesystem", "network", "resources", "privilege", "env"] as const;
+export type LayerName = (typeof LAYER_NAMES)[number];
+
+/**
+ * enforced: the provider applies it (mechanism says how);
+ * degraded: the policy asked for it and this provider/host cannot apply it (reason says why, fix says what would);
+ * off: the policy did not ask for it.
+ */
+export type ControlStatus = "enforced" | "degraded" | "off";
+
+export interface ControlVerdict {
+  status: ControlStatus;
+  mechanism?: string;
+  reason?: string;
+  fix?: string;
+}
+
+export interface LayerReport {
+  /** The worst status among the layer's controls. */
+  status: ControlStatus;
+  controls: Record<string, ControlVerdict>;
+}
+
+/** What a run asked for, what was enforced, what degraded and why. */
+export interface EffectiveSandboxReport {
+  provider: { name: string; version: string | null; isolating: boolean };
+  runner: { name: string; readOnlyBinds: string[] };
+  onUnavailable: Policy["onUnavailable"];
+  requested: Policy;
+  layers: Record<LayerName, LayerReport>;
+  /** One line per degraded control: "layer.control: reason". Empty when everything asked for is enforced. */
+  downgrades: string[];
+  host: HostFacts;
+  /** The one argv handed to Bun.spawn (for audit; holds no host environment). */
+  argv: string[];
+}
+
+export const enforced = (mechanism: string): ControlVerdict => ({ status: "enforced", mechanism });
+export const degraded = (reason: string, fix?: string): ControlVerdict =>
+  fix ? { status: "degraded", reason, fix } : { status: "degraded", reason };
+export const off = (reason: string): ControlVerdict => ({ status: "off", reason });
+
+const RANK: Record<ControlStatus, number> = { off: 0, enforced: 1, degraded: 2 };
+
+export function layerReport(controls: Record<string, ControlVerdict>): LayerReport {
+  const statuses = Object.values(controls).map((c) => c.status);
+  const worst = statuses.reduce<ControlStatus>((w, s) => (RANK[s] > RANK[w] ? s : w), "off");
+  return { status: worst, controls };
+}
+
+export function listDowngrades(layers: Record<LayerName, LayerReport>): string[] {
+  return LAYER_NAMES.flatMap((layer) =>
+    Object.entries(layers[layer].controls)
+      .filter(([, v]) => v.status === "degraded")
+      .map(([name, v]) => `${layer}.${name}: ${v.reason}${v.fix ? ` (fix: ${v.fix})` : ""}`),
+  );
+}
+
+/** One line for humans: provider, per-layer status, downgrade count. */
+export function summarizeReport(report: EffectiveSandboxReport): string {
+  const layers = LAYER_NAMES.map((l) => `${l}=${report.layers[l].status}`).join(" ");
+  const tail = report.downgrades.length ? ` | ${report.downgrades.length} downgraded: ${report.downgrades.join("; ")}` : "";
+  const label = report.provider.isolating ? report.provider.name : `${report.provider.name} (NO ISOLATION)`;
+  return `cordon: sandbox ${label} ${report.provider.version ?? ""}`.trimEnd() + ` | ${layers}${tail}`;
+}

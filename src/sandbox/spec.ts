@@ -1,0 +1,166 @@
+/**
+ * The provider-neutral vocabulary the layers speak: what a run needs (Job),
+ * where things are (Workspace, Layout), what a provider can do (Capabilities),
+ * what the layers decided (SandboxSpec) and what gets spawned (SpawnPlan).
+ */
+import type { HostFacts } from "../host.ts";
+import type { Policy, ReadOnlyBind } from "../policy/index.ts";
+import type { EffectiveSandboxReport } from "./report.ts";
+
+/** A file a runner stages read-only next to the job (path relative to the job dir). */
+export interface JobFile {
+  path: string;
+  content: string | Uint8Array;
+  /** Octal file mode; 0o644 by default. */
+  mode?: number;
+}
+
+/** What a runner turns a script into: the command and everything it needs, nothing more. */
+export interface Job {
+  runner: string;
+  /** The command as seen inside the sandbox: absolute interpreter path first. */
+  argv: string[];
+  files: JobFile[];
+  /** Host paths the runner needs read-only (interpreter, libraries). Listed in the report. */
+  readOnlyBinds: ReadOnlyBind[];
+  /** Variables the runner itself sets. */
+  env: Record<string, string>;
+  stdin?: Uint8Array;
+  /** The interpreter tolerates RLIMIT_AS (sh, Python do; Bun reserves huge virtual memory and does not). */
+  addressSpaceLimitSafe: boolean;
+}
+
+/** The per-run directory on the host. Created after the plan is accepted, removed after every outcome. */
+export interface Workspace {
+  root: string;
+  /** Read-only material for the sandbox: job files, /etc stubs. */
+  stageDir: string;
+  jobDir: string;
+  /** The only writable directory the script keeps after the run. */
+  scratchDir: string;
+}
+
+/** Paths as the sandboxed command sees them. */
+export interface Layout {
+  jobDir: string;
+  scratchDir: string;
+  tmpDir: string;
+}
+
+/** What a provider can enforce on this host. Layers turn requests into verdicts from this. */
+export interface Capabilities {
+  isolating: boolean;
+  filesystem: { view: boolean };
+  network: { deny: boolean; allowlist: boolean; unrestricted: boolean; metadataBlock: boolean };
+  resources: {
+    /** How every process of the run is killed at once, or null when only the direct child can be. */
+    treeKill: string | null;
+    /** Per-process rlimits applied inside the sandbox (cpu, fsize, nofile, core, as). */
+    rlimits: boolean;
+    /** How the process count is capped, or null. */
+    processCap: string | null;
+    /** A tree-wide memory cap mechanism (cgroups), or null. */
+    memoryTreeCap: string | null;
+    tmpfsSize: boolean;
+    /** Scratch is a size-capped mount (needs a root supervisor). */
+    scratchQuota: boolean;
+  };
+  privilege: {
+    /** The sandboxed process runs as the policy uid/gid on the host. */
+    hostUidDrop: boolean;
+    capabilityDrop: boolean;
+    noNewPrivs: boolean;
+  };
+  env: { cleanEnvironment: boolean };
+}
+
+export type Mount =
+  | { kind: "ro-bind"; source: string; target: string }
+  | { kind: "bind"; source: string; target: string }
+  | { kind: "symlink"; linkTarget: string; path: string }
+  | { kind: "proc"; path: string }
+  | { kind: "dev"; path: string }
+  | { kind: "tmpfs"; path: string; sizeBytes: number | null; mode: number }
+  /** Make an already-built path read-only (the sandbox's own root, so no stray writable dirs remain). */
+  | { kind: "remount-ro"; path: string };
+
+/** A file the executor writes into the workspace before spawning (path relative to workspace root). */
+export interface StagedFile {
+  path: string;
+  content: string | Uint8Array;
+  mode: number;
+}
+
+export interface FilesystemSpec {
+  isolated: boolean;
+  mounts: Mount[];
+  cwd: string;
+  stage: StagedFile[];
+}
+
+export interface NetworkSpec {
+  /** fresh: new namespace with loopback only; host: the host's network. */
+  namespace: "fresh" | "host";
+}
+
+export type RlimitName = "cpu" | "fsize" | "nofile" | "nproc" | "as" | "core";
+
+export interface ResourcesSpec {
+  wallMs: number;
+  maxOutputBytes: number;
+  rlimits: Partial<Record<RlimitName, number>>;
+  scratchQuotaBytes: number | null;
+}
+
+export interface PrivilegeSpec {
+  /** Drop to this host uid/gid before starting the sandbox (root supervisor), or null. */
+  hostDrop: { uid: number; gid: number } | null;
+  sandboxUid: number;
+  sandboxGid: number;
+  dropCapabilities: boolean;
+  noNewPrivs: boolean;
+}
+
+export interface EnvSpec {
+  vars: Record<string, string>;
+}
+
+export interface SandboxSpec {
+  filesystem: FilesystemSpec;
+  network: NetworkSpec;
+  resources: ResourcesSpec;
+  privilege: PrivilegeSpec;
+  env: EnvSpec;
+  command: string[];
+  hostname: string;
+}
+
+/** What a provider renders a spec into: the argv and how to handle the spawned process. */
+export interface Launch {
+  argv: string[];
+  /** Environment of the spawned binary itself; sandboxes start theirs empty. */
+  env: Record<string, string>;
+  cwd: string;
+  /** "pid-namespace": killing the namespace's init (from --info-fd) kills every process in it. */
+  treeKill: "pid-namespace" | "process-group";
+  /** The launcher reports a child death by signal N as exit status 128+N. */
+  exitEncoding: "shell-128" | "native";
+  /** Pass an info fd (fd 3) the launcher writes {"child-pid": N} to. */
+  infoFd: boolean;
+}
+
+/** Everything the executor needs for one spawn. Produced by Provider.plan, pure. */
+export interface SpawnPlan extends Launch {
+  stage: StagedFile[];
+  scratch: { quotaBytes: number | null; owner: { uid: number; gid: number } | null };
+  wallMs: number;
+  maxOutputBytes: number;
+  report: EffectiveSandboxReport;
+}
+
+export interface PlanInput {
+  policy: Policy;
+  job: Job;
+  host: HostFacts;
+  workspace: Workspace;
+}

@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { SpawnPlan, Workspace } from "./spec.ts";
+
+/** Where run directories live unless configured: one tree per host, cleaned of dead supervisors' runs. */
+export function defaultRunRoot(): string {
+  return join(tmpdir(), "cordon-runs");
+}
+
+const RUN_DIR = /^run-(\d+)-[0-9a-f]+$/;
+
+/** Name a run directory (nothing is created yet: a refused run leaves nothing behind). */
+export function allocateWorkspace(runRoot: string): Workspace {
+  const root = join(runRoot, `run-${process.pid}-${randomBytes(6).toString("hex")}`);
+  return { root, stageDir: join(root, "stage"), jobDir: join(root, "stage", "job"), scratchDir: join(root, "scratch") };
+}
+
+function isMountPoint(path: string): boolean {
+  try {
+    return readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .some((line) => line.split(" ")[4] === path);
+  } catch {
+    return false;
+  }
+}
+
+function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): void {
+  const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
+  const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path], { env: {}, stderr: "pipe" });
+  if (!r.success) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr.toString().trim()}`);
+}
+
+/** Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid. */
+export function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): void {
+  mkdirSync(dirname(ws.root), { recursive: true, mode: 0o711 });
+  mkdirSync(ws.root, { mode: 0o711 });
+  mkdirSync(ws.jobDir, { recursive: true, mode: 0o755 });
+  for (const file of plan.stage) {
+    const path = join(ws.root, file.path);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    writeFileSync(path, file.content, { mode: file.mode });
+    chmodSync(path, file.mode); // umask must not narrow what the sandbox uid may read
+  }
+  mkdirSync(ws.scratchDir, { mode: 0o700 });
+  const { quotaBytes, owner } = plan.scratch;
+  if (quotaBytes !== null) mountScratchTmpfs(ws.scratchDir, quotaBytes, owner);
+  else if (owner) chownSync(ws.scratchDir, owner.uid, owner.gid);
+}
+
+/** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
+export function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): void {
+  if (isMountPoint(ws.scratchDir)) {
+    const r = Bun.spawnSync(["umount", ws.scratchDir], { env: {}, stderr: "pipe" });
+    if (!r.success) Bun.spawnSync(["umount", "-l", ws.scratchDir], { env: {} });
+  }
+  if (existsSync(ws.root)) {
+    rmSync(ws.root, { recursive: true, force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Remove run directories left by supervisors that died mid-run. Returns how many were removed. */
+export function cleanStaleWorkspaces(runRoot: string): number {
+  if (!existsSync(runRoot)) return 0;
+  let removed = 0;
+  for (const name of readdirSync(runRoot)) {
+    const m = RUN_DIR.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const root = join(runRoot, name);
+    disposeWorkspace({ root, scratchDir: join(root, "scratch") });
+    removed++;
+  }
+  return removed;
+}
