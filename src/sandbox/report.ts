@@ -66,3 +66,22 @@ export function summarizeReport(report: EffectiveSandboxReport): string {
   const label = report.provider.isolating ? report.provider.name : `${report.provider.name} (NO ISOLATION)`;
   return `cordon: sandbox ${label} ${report.provider.version ?? ""}`.trimEnd() + ` | ${layers}${tail}`;
 }
+
+/** The full report for humans: every control with its mechanism, or why it degraded. */
+export function formatReport(report: EffectiveSandboxReport): string {
+  const { provider } = report;
+  const lines = [
+    `effective sandbox: provider ${provider.name}${provider.version ? ` ${provider.version}` : ""}${provider.isolating ? "" : " — NO ISOLATION"}, runner ${report.runner.name}, onUnavailable=${report.onUnavailable}`,
+  ];
+  for (const layer of LAYER_NAMES) {
+    const l = report.layers[layer];
+    lines.push(`  ${layer}: ${l.status}`);
+    for (const [name, c] of Object.entries(l.controls)) {
+      const why = c.status === "enforced" ? c.mechanism : `${c.reason}${c.fix ? ` (fix: ${c.fix})` : ""}`;
+      lines.push(`    ${name.padEnd(12)} ${c.status.padEnd(8)} ${why ?? ""}`);
+    }
+  }
+  if (report.runner.readOnlyBinds.length) lines.push(`  runner binds (read-only): ${report.runner.readOnlyBinds.join(", ")}`);
+  lines.push(report.downgrades.length ? `  DEGRADED (${report.downgrades.length}): ${report.downgrades.join("; ")}` : "  nothing degraded: every requested control is enforced");
+  return lines.join("\n");
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bun
+// Composition root: the core CLI with the plugins shipped in this repository.
+import { main, processStdin } from "../src/cli/main.ts";
+import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+
+const status = await main(process.argv.slice(2), { providers: builtinProviders(), runners: builtinRunners() }, {
+  stdout: (d) => process.stdout.write(d),
+  stderr: (d) => process.stderr.write(d),
+  readStdin: processStdin,
+});
+process.exitCode = status;

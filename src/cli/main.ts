@@ -1,0 +1,109 @@
+import { fstatSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { CordonError } from "../errors.ts";
+import { Cordon, type Plugins } from "../cordon.ts";
+import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
+import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
+import { formatReport, summarizeReport } from "../sandbox/report.ts";
+import { parseCommand, USAGE, type Command } from "./args.ts";
+import { EXIT, exitStatusOf } from "./exit-status.ts";
+import { readinessTable } from "./readiness-table.ts";
+
+export interface CliIO {
+  stdout: (data: string | Uint8Array) => void;
+  stderr: (data: string | Uint8Array) => void;
+  /** Bytes to forward to the script, or undefined for none. */
+  readStdin: () => Promise<Uint8Array | undefined>;
+}
+
+/** Forward stdin only when it is a pipe or a file: never block on a terminal or an idle socket. */
+export async function processStdin(): Promise<Uint8Array | undefined> {
+  try {
+    const st = fstatSync(0);
+    if (!st.isFIFO() && !st.isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return new Uint8Array(await Bun.stdin.arrayBuffer());
+}
+
+function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new CordonError("invalid-job", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CordonError(what === "policy file" ? "invalid-policy" : "invalid-config", `${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function makeCordon(cmd: { configFile?: string; provider?: string }, plugins: Plugins): Cordon {
+  const config = cmd.configFile ? (readJsonFile(cmd.configFile, "config file") as Record<string, unknown>) : {};
+  return new Cordon(cmd.provider ? { ...config, provider: cmd.provider } : config, plugins);
+}
+
+async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugins, io: CliIO): Promise<number> {
+  let result: RunResult;
+  try {
+    const cordon = makeCordon(cmd, plugins);
+    const policy: PolicyOverride | undefined = cmd.policyFile ? parsePolicyOverride(readJsonFile(cmd.policyFile, "policy file")) : undefined;
+    const stdin = await io.readStdin();
+    result = await cordon.run({
+      script: { file: resolve(cmd.file) },
+      args: cmd.args,
+      ...(cmd.runner ? { runner: cmd.runner } : {}),
+      ...(policy ? { policy } : {}),
+      ...(stdin ? { stdin } : {}),
+    });
+  } catch (e) {
+    result = resultFromError(e);
+  }
+  if (cmd.json) {
+    io.stdout(`${JSON.stringify(runResultToJson(result))}\n`);
+  } else {
+    io.stdout(result.stdoutBytes);
+    io.stderr(result.stderrBytes);
+    if (cmd.report && result.sandbox) io.stderr(`${formatReport(result.sandbox)}\n`);
+    io.stderr(`${describeRun(result)}\n`);
+  }
+  return exitStatusOf(result);
+}
+
+/** The one-line summary the CLI prints on stderr after a run. */
+export function describeRun(r: RunResult): string {
+  if (r.outcome === "refused" || r.outcome === "error") return `cordon: ${r.outcome}: ${r.error?.message ?? "unknown error"}`;
+  const how = [r.outcome, r.limitHit ? `limit=${r.limitHit}` : "", r.signal ? `signal=${r.signal}` : `exit=${r.exitCode}`, `${r.durationMs}ms`]
+    .concat(r.stdoutTruncated || r.stderrTruncated ? ["output truncated"] : [])
+    .filter(Boolean)
+    .join(" ");
+  return `${r.sandbox ? summarizeReport(r.sandbox) : "cordon:"} | ${how}`;
+}
+
+async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, plugins: Plugins, io: CliIO): Promise<number> {
+  const cordon = makeCordon(cmd, plugins);
+  const reports = await cordon.readiness();
+  const configured = cordon.config.provider;
+  const ready = configured === "auto" ? reports.some((r) => r.runsDefaultPolicy && r.isolating) : reports.find((r) => r.provider === configured)?.runsDefaultPolicy === true;
+  if (cmd.json) io.stdout(`${JSON.stringify({ configuredProvider: configured, ready, providers: reports }, null, 2)}\n`);
+  else io.stdout(`${readinessTable(reports)}\n\nconfigured provider ${configured}: ${ready ? "ready" : "NOT ready: runs under onUnavailable=fail will be refused"}\n`);
+  return ready ? 0 : EXIT.notReady;
+}
+
+/** The CLI, independent of process globals so tests can drive it. Returns the exit status. */
+export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise<number> {
+  try {
+    const cmd = parseCommand(argv);
+    if (cmd.kind === "help") {
+      io.stdout(`${USAGE}\n`);
+      return 0;
+    }
+    return cmd.kind === "run" ? await runCommand(cmd, plugins, io) : await readinessCommand(cmd, plugins, io);
+  } catch (e) {
+    io.stderr(`cordon: ${e instanceof Error ? e.message : String(e)}\n`);
+    return e instanceof CordonError ? (e.code === "sandbox-unavailable" ? EXIT.refused : EXIT.invalidInput) : EXIT.internal;
+  }
+}
