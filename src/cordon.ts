@@ -75,7 +75,7 @@ export class Cordon {
     const runner = this.runnerFor(request);
     const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, request);
     if (!this.staleCleaned) {
-      cleanStaleWorkspaces(this.runRoot);
+      await cleanStaleWorkspaces(this.runRoot);
       this.staleCleaned = true;
     }
     const options = { maxScriptBytes: this.config.maxScriptBytes };

@@ -1,9 +1,9 @@
 import {
   composePlan,
   findExecutable,
-  hostFacts,
   proveProvider,
   type Capabilities,
+  type HostFacts,
   type Launch,
   type Layout,
   type PlanInput,
@@ -22,8 +22,7 @@ export interface BwrapOptions {
 
 const LAYOUT_BASE = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 
-function capabilities(probe: ProviderProbe, prlimit: string | null, setpriv: string | null): Capabilities {
-  const host = hostFacts();
+function capabilities(probe: ProviderProbe, host: HostFacts, prlimit: string | null, setpriv: string | null): Capabilities {
   return {
     isolating: true,
     filesystem: { view: true },
@@ -90,7 +89,7 @@ export class BwrapProvider implements Provider {
     return composePlan(input, {
       name: this.name,
       version: probe.version,
-      capabilities: capabilities(probe, prlimit, setpriv),
+      capabilities: capabilities(probe, input.host, prlimit, setpriv),
       layout: this.layout(input.workspace),
       render: (spec: SandboxSpec): Launch => ({
         argv: [

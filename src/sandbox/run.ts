@@ -23,11 +23,11 @@ export async function runInSandbox(
   const job = makeJob(provider.layout(workspace));
   const plan = provider.plan({ policy, job, host: hostFacts(), workspace }, probe);
   try {
-    materializeWorkspace(workspace, plan);
+    await materializeWorkspace(workspace, plan);
     const result = await executePlan(plan, workspace, job.stdin);
     inspect?.(workspace);
     return result;
   } finally {
-    disposeWorkspace(workspace);
+    await disposeWorkspace(workspace);
   }
 }

@@ -27,14 +27,21 @@ function isMountPoint(path: string): boolean {
   }
 }
 
-function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): void {
+/** Run a short system command without blocking the event loop (other runs go on meanwhile). */
+async function system(argv: string[]): Promise<{ ok: boolean; stderr: string }> {
+  const p = Bun.spawn(argv, { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  return { ok: code === 0, stderr: stderr.trim() };
+}
+
+async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): Promise<void> {
   const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
-  const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path], { env: {}, stderr: "pipe" });
-  if (!r.success) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr.toString().trim()}`);
+  const r = await system(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path]);
+  if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
 }
 
 /** Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid. */
-export function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): void {
+export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): Promise<void> {
   mkdirSync(dirname(ws.root), { recursive: true, mode: 0o711 });
   mkdirSync(ws.root, { mode: 0o711 });
   mkdirSync(ws.jobDir, { recursive: true, mode: 0o755 });
@@ -46,15 +53,15 @@ export function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage
   }
   mkdirSync(ws.scratchDir, { mode: 0o700 });
   const { quotaBytes, owner } = plan.scratch;
-  if (quotaBytes !== null) mountScratchTmpfs(ws.scratchDir, quotaBytes, owner);
+  if (quotaBytes !== null) await mountScratchTmpfs(ws.scratchDir, quotaBytes, owner);
   else if (owner) chownSync(ws.scratchDir, owner.uid, owner.gid);
 }
 
 /** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
-export function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): void {
+export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): Promise<void> {
   if (isMountPoint(ws.scratchDir)) {
-    const r = Bun.spawnSync(["umount", ws.scratchDir], { env: {}, stderr: "pipe" });
-    if (!r.success) Bun.spawnSync(["umount", "-l", ws.scratchDir], { env: {} });
+    const r = await system(["umount", ws.scratchDir]);
+    if (!r.ok) await system(["umount", "-l", ws.scratchDir]); // busy: detach now, the kernel frees it when unused
   }
   if (existsSync(ws.root)) {
     rmSync(ws.root, { recursive: true, force: true });
@@ -71,14 +78,14 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Remove run directories left by supervisors that died mid-run. Returns how many were removed. */
-export function cleanStaleWorkspaces(runRoot: string): number {
+export async function cleanStaleWorkspaces(runRoot: string): Promise<number> {
   if (!existsSync(runRoot)) return 0;
   let removed = 0;
   for (const name of readdirSync(runRoot)) {
     const m = RUN_DIR.exec(name);
     if (!m || pidAlive(Number(m[1]))) continue;
     const root = join(runRoot, name);
-    disposeWorkspace({ root, scratchDir: join(root, "scratch") });
+    await disposeWorkspace({ root, scratchDir: join(root, "scratch") });
     removed++;
   }
   return removed;

@@ -27,7 +27,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     controls.fsize = enforced(`RLIMIT_FSIZE ${r.maxFileSizeBytes} bytes (per file)`);
     controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)`);
   } else {
-    controls.cpu = controls.fsize = controls.nofile = NO_RLIMITS;
+    for (const name of ["cpu", "fsize", "nofile"]) controls[name] = NO_RLIMITS;
   }
 
   if (rc.processCap) {

@@ -1,0 +1,51 @@
+/**
+ * Per-run overhead of the sandbox, as ratios against a bare spawn measured in the
+ * same run: median wall time of N runs of /bin/true and `python3 -c pass`.
+ *   bun bench/overhead.ts [N]
+ */
+import { Cordon, findExecutable } from "../src/index.ts";
+import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+
+const N = Number(process.argv[2] ?? 30);
+const cordon = new Cordon({}, { providers: builtinProviders(), runners: builtinRunners() });
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number[]> {
+  await fn(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t = performance.now();
+    await fn();
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+async function bare(argv: string[]) {
+  const p = Bun.spawn(argv, { env: {}, stdout: "pipe", stderr: "pipe" });
+  await Promise.all([new Response(p.stdout).arrayBuffer(), new Response(p.stderr).arrayBuffer(), p.exited]);
+}
+
+async function sandboxed(source: string) {
+  const r = await cordon.run({ runner: "shell", script: { source }, args: [] });
+  if (r.outcome !== "ok") throw new Error(`sandboxed run failed: ${r.outcome} ${r.stderr}`);
+}
+
+const python = findExecutable("python3", "/usr/bin:/bin") ?? "/usr/bin/python3";
+const cases: [string, string[], string][] = [
+  ["/bin/true", ["/bin/true"], "exec /bin/true"],
+  [`${python} -c pass`, [python, "-c", "pass"], `exec ${python} -c pass`],
+];
+
+console.log(`cordon overhead, ${N} runs each, median wall ms (bwrap provider, default policy)`);
+console.log("| command | bare | bwrap | ratio | added |");
+console.log("| --- | --- | --- | --- | --- |");
+for (const [label, argv, source] of cases) {
+  const b = median(await time(() => bare(argv)));
+  const s = median(await time(() => sandboxed(source)));
+  console.log(`| \`${label}\` | ${b.toFixed(2)} | ${s.toFixed(2)} | ${(s / b).toFixed(1)}x | +${(s - b).toFixed(1)} ms |`);
+}

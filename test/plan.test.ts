@@ -1,0 +1,172 @@
+import { describe, expect, test } from "bun:test";
+import {
+  allocateWorkspace,
+  composePlan,
+  DEFAULT_POLICY,
+  detectHostFacts,
+  mergePolicy,
+  SandboxUnavailableError,
+  type Capabilities,
+  type HostFacts,
+  type Job,
+  type PolicyOverride,
+  type ProviderPlanner,
+} from "../src/index.ts";
+import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
+
+const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true };
+const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
+const workspace = allocateWorkspace("/tmp/cordon-plan-test");
+const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, addressSpaceLimitSafe: true };
+const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true, prlimitInUsr: true } };
+
+const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
+  new BwrapProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, bwrapProbe);
+
+/** Pairs of consecutive argv words, to check option + value. */
+const pairs = (argv: string[]) => argv.slice(0, -1).map((a, i) => `${a} ${argv[i + 1]}`);
+
+describe("bwrap plan (pure)", () => {
+  test("root supervisor: setpriv drops to the policy uid BEFORE bwrap; bwrap gets an empty environment", () => {
+    const plan = planBwrap();
+    expect(plan.argv.slice(0, 5)).toEqual(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"]);
+    expect(plan.argv[5]).toBe("/usr/bin/bwrap");
+    expect(plan.env).toEqual({});
+    expect(plan.report.downgrades).toEqual([]);
+    expect(plan.report.layers.privilege.controls.uid!.status).toBe("enforced");
+  });
+
+  test("every namespace, no ro-bind of /, a sealed root, scratch as cwd", () => {
+    const { argv } = planBwrap();
+    for (const flag of ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--disable-userns", "--clearenv"]) {
+      expect(argv).toContain(flag);
+    }
+    const p = pairs(argv);
+    expect(p).toContain("--cap-drop ALL");
+    expect(p).toContain("--chdir /scratch");
+    expect(p).toContain("--remount-ro /");
+    expect(p).not.toContain("--ro-bind /");
+    expect(p).not.toContain("--bind /");
+    expect(argv.join(" ")).toContain("--ro-bind /usr /usr");
+    expect(argv.join(" ")).toContain(`--bind ${workspace.scratchDir} /scratch`);
+  });
+
+  test("rlimits run inside the sandbox through prlimit, before the command", () => {
+    const { argv } = planBwrap({ resources: { cpuSeconds: 3, maxProcesses: 7 } });
+    const inner = argv.slice(argv.indexOf("--") + 1);
+    expect(inner[0]).toBe("/usr/bin/prlimit");
+    expect(inner).toContain("--cpu=3:4");
+    expect(inner).toContain("--nproc=7");
+    expect(inner).toContain("--core=0");
+    expect(inner.slice(-2)).toEqual(["/bin/sh", "/cordon/job/script.sh"]);
+  });
+
+  test("the child's env is the base plus what the policy and runner set, nothing else of the host", () => {
+    const plan = new BwrapProvider().plan(
+      { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace },
+      bwrapProbe,
+    );
+    const setenv = plan.argv.flatMap((a, i) => (a === "--setenv" ? [plan.argv[i + 1]] : []));
+    expect(setenv.sort()).toEqual(["A", "B", "HOME", "LANG", "PATH", "TMPDIR"]);
+  });
+
+  test("network allowlist is refused under fail and falls back to deny under degrade — never open", () => {
+    expect(() => planBwrap({ network: { mode: "allowlist", allow: ["192.0.2.1:80"] } })).toThrow(SandboxUnavailableError);
+    const plan = planBwrap({ onUnavailable: "degrade", network: { mode: "allowlist", allow: ["192.0.2.1:80"] } });
+    expect(plan.argv).toContain("--unshare-net");
+    expect(plan.report.layers.network.status).toBe("degraded");
+    expect(plan.report.downgrades[0]).toContain("network.egress");
+  });
+
+  test("unrestricted without metadata blocking shares the host network and says so", () => {
+    const plan = planBwrap({ network: { mode: "unrestricted", blockMetadata: false } });
+    expect(plan.argv).not.toContain("--unshare-net");
+    expect(plan.report.layers.network.controls.egress!.status).toBe("off");
+  });
+
+  test("non-root supervisor: no setpriv, uid reported degraded with the fix, refused under fail", () => {
+    let err: unknown;
+    try {
+      planBwrap({}, USER_HOST);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SandboxUnavailableError);
+    const reasons = (err as SandboxUnavailableError).reasons.join("\n");
+    expect(reasons).toContain("privilege.uid");
+    expect(reasons).toContain("resources.scratch");
+    const plan = planBwrap({ onUnavailable: "degrade" }, USER_HOST);
+    expect(plan.argv[0]).toBe("/usr/bin/bwrap");
+    expect(plan.scratch.quotaBytes).toBeNull();
+  });
+
+  test("a runner whose interpreter does not tolerate RLIMIT_AS gets no memory rlimit and a degraded memory control", () => {
+    const plan = planBwrap({ onUnavailable: "degrade" }, ROOT_HOST, { ...job, addressSpaceLimitSafe: false });
+    expect(plan.argv.some((a) => a.startsWith("--as="))).toBe(false);
+    expect(plan.report.layers.resources.controls.memory!.status).toBe("degraded");
+  });
+
+  test("memory by RLIMIT_AS is labelled per-process, never as a tree cap", () => {
+    expect(planBwrap().report.layers.resources.controls.memory!.mechanism).toContain("per-process");
+  });
+});
+
+describe("unsafe plan", () => {
+  test("refused under fail with every missing layer listed; under degrade it runs bare", () => {
+    const unsafe = new UnsafeNoIsolationProvider();
+    const input = { policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace };
+    let err: unknown;
+    try {
+      unsafe.plan(input);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SandboxUnavailableError);
+    const reasons = (err as SandboxUnavailableError).reasons.join("\n");
+    for (const control of ["filesystem.view", "network.egress", "privilege.uid", "resources.processes", "resources.memory", "env.hostProcesses"]) expect(reasons).toContain(control);
+    const plan = unsafe.plan({ ...input, policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }) });
+    expect(plan.argv).toEqual(["/usr/bin/setsid", ...job.argv]);
+    expect(plan.report.provider.isolating).toBe(false);
+    expect(plan.report.layers.resources.controls.wall!.status).toBe("enforced");
+    expect(plan.report.layers.resources.controls.output!.status).toBe("enforced");
+    expect(plan.report.layers.env.controls.allowlist!.status).toBe("enforced");
+  });
+});
+
+describe("composePlan", () => {
+  const caps: Capabilities = {
+    isolating: true,
+    filesystem: { view: true },
+    network: { deny: true, allowlist: false, unrestricted: true, metadataBlock: false },
+    resources: { treeKill: "t", rlimits: true, processCap: "p", memoryTreeCap: null, tmpfsSize: true, scratchQuota: true },
+    privilege: { hostUidDrop: true, capabilityDrop: true, noNewPrivs: true },
+    env: { cleanEnvironment: true },
+  };
+  const planner = (c: Capabilities): ProviderPlanner => ({
+    name: "fake",
+    version: "1",
+    capabilities: c,
+    layout: { jobDir: "/j", scratchDir: "/s", tmpDir: "/t" },
+    render: () => ({ argv: ["x"], env: {}, cwd: "/", treeKill: "process-group", exitEncoding: "native", infoFd: false }),
+  });
+
+  test("under fail, ONE error lists every degraded control and nothing is rendered", () => {
+    let rendered = false;
+    const p = { ...planner({ ...caps, resources: { ...caps.resources, rlimits: false, processCap: null } }), render: () => ((rendered = true), planner(caps).render({} as never, {} as never)) };
+    let err: unknown;
+    try {
+      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, p);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SandboxUnavailableError);
+    expect((err as SandboxUnavailableError).reasons.map((r) => r.split(":")[0])).toEqual(["resources.cpu", "resources.fsize", "resources.nofile", "resources.processes", "resources.memory"]);
+    expect(rendered).toBe(false);
+  });
+
+  test("policy switches a control off rather than degrading it", () => {
+    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace }, planner(caps));
+    expect(plan.report.layers.privilege.controls.capabilities!.status).toBe("off");
+    expect(plan.report.downgrades).toEqual([]);
+  });
+});
