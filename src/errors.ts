@@ -10,6 +10,7 @@ export type CordonErrorCode =
   | "unknown-provider"
   | "unknown-runner"
   | "sandbox-unavailable"
+  | "sandbox-failed"
   | "internal";
 
 export class CordonError extends Error {

@@ -109,6 +109,7 @@ export class BwrapProvider implements Provider {
         treeKill: "pid-namespace",
         exitEncoding: "shell-128",
         infoFd: true,
+        launcherErrorPrefix: "bwrap: ",
       }),
     });
   }

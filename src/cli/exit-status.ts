@@ -17,7 +17,7 @@ export function exitStatusOf(result: RunResult): number {
     case "refused":
       return EXIT.refused;
     case "error":
-      return result.error?.code === "internal" ? EXIT.internal : EXIT.invalidInput;
+      return result.error?.code === "internal" || result.error?.code === "sandbox-failed" ? EXIT.internal : EXIT.invalidInput;
     case "timeout":
       return EXIT.timeout;
     default:

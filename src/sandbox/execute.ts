@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RunResult } from "../result.ts";
+import { CordonError } from "../errors.ts";
+import { resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
 import { classifyOutcome } from "./outcome.ts";
 import { readCapped } from "./output.ts";
@@ -101,13 +102,18 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: 
   const sig = proc.signalCode;
   const exit = decodeExit(proc.exitCode, typeof sig === "number" ? signalName(sig) : sig, plan.exitEncoding);
   const { outcome, limitHit } = classifyOutcome(events, exit);
+  const stderr = decoder.decode(err.bytes);
+  if (outcome === "exit-nonzero" && plan.launcherErrorPrefix && out.bytes.length === 0 && stderr.startsWith(plan.launcherErrorPrefix)) {
+    // The sandbox never started the script: report the launcher's failure, not a script failure.
+    return { ...resultFromError(new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`), plan.report), durationMs, stderr, stderrBytes: err.bytes };
+  }
   return {
     outcome,
     limitHit,
     exitCode: exit.exitCode,
     signal: exit.signal,
     stdout: decoder.decode(out.bytes),
-    stderr: decoder.decode(err.bytes),
+    stderr,
     stdoutBytes: out.bytes,
     stderrBytes: err.bytes,
     stdoutTruncated: out.truncated,

@@ -147,6 +147,8 @@ export interface Launch {
   exitEncoding: "shell-128" | "native";
   /** Pass an info fd (fd 3) the launcher writes {"child-pid": N} to. */
   infoFd: boolean;
+  /** The launcher's own error messages start with this (e.g. "bwrap: "): a failure to set up, not the script's. */
+  launcherErrorPrefix?: string;
 }
 
 /** Everything the executor needs for one spawn. Produced by Provider.plan, pure. */

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { CordonError } from "../errors.ts";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { SpawnPlan, Workspace } from "./spec.ts";
@@ -40,9 +41,25 @@ async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: numb
   if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
 }
 
+/** Can `owner` reach (search) every directory from / down to `dir`? bwrap, once dropped to that uid, must. */
+function firstUnreachableAncestor(dir: string, owner: { uid: number; gid: number }): string | null {
+  const parts = dir.split("/").filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const path = `/${parts.slice(0, i).join("/")}`;
+    const st = statSync(path);
+    const bit = st.uid === owner.uid ? 0o100 : st.gid === owner.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return path;
+  }
+  return null;
+}
+
 /** Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid. */
 export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): Promise<void> {
   mkdirSync(dirname(ws.root), { recursive: true, mode: 0o711 });
+  const blocked = plan.scratch.owner && firstUnreachableAncestor(dirname(ws.root), plan.scratch.owner);
+  if (blocked) {
+    throw new CordonError("invalid-config", `the run directory root ${dirname(ws.root)} is not reachable by the sandbox uid ${plan.scratch.owner!.uid}: ${blocked} lacks search (x) permission for it; choose a runRoot under a world-searchable directory (e.g. /tmp) or chmod o+x ${blocked}`);
+  }
   mkdirSync(ws.root, { mode: 0o711 });
   mkdirSync(ws.jobDir, { recursive: true, mode: 0o755 });
   for (const file of plan.stage) {
