@@ -83,3 +83,22 @@ describe("setup failures are errors, not script failures", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("runner input", () => {
+  test("a missing interpreter is a typed error and nothing runs", async () => {
+    const { ShellRunner, BwrapProvider } = await import("../plugins/index.ts");
+    const c = new Cordon({}, { providers: [new BwrapProvider()], runners: [new ShellRunner("/nonexistent/sh")] });
+    await expect(c.run({ runner: "shell", script: { source: "true" }, args: [] })).rejects.toThrow("shell interpreter /nonexistent/sh not found");
+  });
+
+  test("an unknown provider in the config is refused at construction", () => {
+    expect(() => new Cordon({ provider: "firejail" }, { providers: builtinProviders(), runners: builtinRunners() })).toThrow('unknown provider "firejail"');
+  });
+
+  test("auto picks the first provider in the order that can run the policy, never unsafe under fail", async () => {
+    const c = new Cordon({ provider: "auto", providerOrder: ["unsafe", "bwrap"], runRoot: "/tmp/cordon-auto-test" }, { providers: builtinProviders(), runners: builtinRunners() });
+    const r = await c.run({ runner: "shell", script: { source: "echo picked" }, args: [] });
+    expect(r.sandbox?.provider.name).toBe("bwrap");
+    expect(r.stdout).toBe("picked\n");
+  });
+});

@@ -1,4 +1,5 @@
-import { loadScript, type Job, type Layout, type Runner, type RunnerOptions, type ScriptRequest } from "../../src/index.ts";
+import { existsSync } from "node:fs";
+import { JobInputError, loadScript, type Job, type Layout, type Runner, type RunnerOptions, type ScriptRequest } from "../../src/index.ts";
 
 /** POSIX shell scripts, run by /bin/sh inside the sandbox (dash on Debian). */
 export class ShellRunner implements Runner {
@@ -9,6 +10,7 @@ export class ShellRunner implements Runner {
   constructor(private readonly shell = "/bin/sh") {}
 
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
+    if (!existsSync(this.shell)) throw new JobInputError(`shell interpreter ${this.shell} not found`);
     const script = loadScript(request.script, options.maxScriptBytes);
     const file = "script.sh";
     return {
