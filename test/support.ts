@@ -1,0 +1,204 @@
+/**
+ * Helpers for the adversarial security tests: a cordon factory, temp dirs that are
+ * removed at the end, host-side scans of processes, mounts and file descriptors.
+ * Everything here looks at the REAL host (no mocks): the tests attack real sandboxes.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cordon, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+
+export const IS_ROOT = process.getuid?.() === 0;
+
+/**
+ * The policy every test starts from. As root the shipped default policy is enforceable in full
+ * (uid drop, scratch quota), so nothing is added. As non-root some controls degrade and the
+ * default `fail` would refuse every run: degrade instead, and say so loudly.
+ */
+export const BASE_POLICY: PolicyOverride = IS_ROOT ? {} : { onUnavailable: "degrade" };
+if (!IS_ROOT) console.warn("security tests: not running as root; runs use onUnavailable=degrade and root-only checks are skipped");
+
+const tempDirs: string[] = [];
+
+/**
+ * A fresh directory (under the system temp dir unless `parent` is given) with the given mode:
+ * mkdtemp makes 0700, which alone would hide it from the sandbox uid; tests that attack the
+ * filesystem layer open it up so the layer, not the permission bits, must stop the attack.
+ */
+export function tempDir(prefix: string, mode = 0o755, parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, `cordon-sec-${prefix}-`));
+  chmodSync(dir, mode);
+  tempDirs.push(dir);
+  return dir;
+}
+
+/**
+ * Remove every temp dir this module made. Should a failing test have left a scratch mount
+ * behind, detach it first (deepest first), so one failure does not strand the rest.
+ */
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) {
+    for (const mp of mountsUnder(dir).sort((a, b) => b.length - a.length)) {
+      Bun.spawnSync(["umount", "-l", mp], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    }
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      console.warn(`security tests: could not remove ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+/** A run root of its own (not yet created), under a world-searchable parent so the sandbox uid can reach it. */
+export function freshRunRoot(label = "runs"): string {
+  return join(tempDir(label, 0o711), "runs");
+}
+
+export function makeCordon(runRoot = freshRunRoot()): Cordon {
+  return new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+}
+
+/** A unique token: safe in shell scripts, file names and grep patterns. */
+export function token(prefix = "cordon"): string {
+  return `${prefix}${randomBytes(8).toString("hex")}`;
+}
+
+/** A unique decimal number, usable as a `sleep` argument that marks the process's cmdline. */
+export function sleepMarker(seconds = 30): string {
+  return `${seconds}.${randomBytes(5).readUIntBE(0, 5).toString().padStart(13, "0")}`;
+}
+
+/** Entries left in a run root (a run root that was never created is empty). */
+export function runRootEntries(runRoot: string): string[] {
+  return existsSync(runRoot) ? readdirSync(runRoot) : [];
+}
+
+/** Mount points of this process's mount namespace at or below `path`. */
+export function mountsUnder(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((mp): mp is string => mp !== undefined)
+    .map((mp) => mp.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+    .filter((mp) => mp === path || mp.startsWith(`${path}/`));
+}
+
+function procPids(): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
+}
+
+function readProc(pid: number, file: string): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+export interface HostProcess {
+  pid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+  cmdline: string[];
+}
+
+function describeProcess(pid: number): HostProcess | null {
+  const stat = readProc(pid, "stat");
+  if (stat === null) return null;
+  const close = stat.lastIndexOf(")");
+  const comm = stat.slice(stat.indexOf("(") + 1, close);
+  const [state = "?", ppid = "0"] = stat.slice(close + 2).split(" ");
+  const cmdline = (readProc(pid, "cmdline") ?? "").split("\0").filter((s) => s.length > 0);
+  return { pid, ppid: Number(ppid), comm, state, cmdline };
+}
+
+/** Every host process (of any pid namespace below ours) whose command line contains `marker`. */
+export function processesWithMarker(marker: string): HostProcess[] {
+  return procPids()
+    .filter((pid) => pid !== process.pid)
+    .map(describeProcess)
+    .filter((p): p is HostProcess => p !== null && p.cmdline.some((arg) => arg.includes(marker)));
+}
+
+/** Direct children of a process on the host. */
+export function childrenOf(parent: number): HostProcess[] {
+  return procPids()
+    .map(describeProcess)
+    .filter((p): p is HostProcess => p !== null && p.ppid === parent);
+}
+
+export function fdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll `check` every `everyMs` until it returns true or `timeoutMs` passes. Returns whether it did. */
+export async function waitFor(check: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (check()) return true;
+    if (performance.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+}
+
+/** A TCP listener on the host that counts the connections it accepts. */
+export interface CountingListener {
+  port: number;
+  hits(): number;
+  stop(): void;
+}
+
+export function countingListener(hostname = "127.0.0.1"): CountingListener {
+  let hits = 0;
+  const listener = Bun.listen({
+    hostname,
+    port: 0,
+    socket: {
+      open: () => void hits++,
+      data: () => {},
+    },
+  });
+  return { port: listener.port, hits: () => hits, stop: () => listener.stop(true) };
+}
+
+/** Capture a thrown error (sync or async). */
+export async function caught(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected the call to throw, it returned");
+}
+
+/** A compact description of a result, for assertion messages. */
+export function describeResult(r: RunResult): string {
+  return JSON.stringify({
+    outcome: r.outcome,
+    limitHit: r.limitHit,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    durationMs: r.durationMs,
+    stdout: r.stdout.slice(0, 2000),
+    stderr: r.stderr.slice(0, 2000),
+    error: r.error,
+    downgrades: r.sandbox?.downgrades,
+  });
+}
+
+/** `key=value` lines of a probe's output. */
+export function parseKv(output: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of output.split("\n")) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
