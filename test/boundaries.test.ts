@@ -96,9 +96,16 @@ describe("runner input", () => {
   });
 
   test("auto picks the first provider in the order that can run the policy, never unsafe under fail", async () => {
-    const c = new Cordon({ provider: "auto", providerOrder: ["unsafe", "bwrap"], runRoot: "/tmp/cordon-auto-test" }, { providers: builtinProviders(), runners: builtinRunners() });
-    const r = await c.run({ runner: "shell", script: { source: "echo picked" }, args: [] });
-    expect(r.sandbox?.provider.name).toBe("bwrap");
-    expect(r.stdout).toBe("picked\n");
+    const runRoot = mkdtempSync(join(tmpdir(), "cordon-auto-"));
+    chmodSync(runRoot, 0o711);
+    try {
+      const c = new Cordon({ provider: "auto", providerOrder: ["unsafe", "bwrap"], runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+      const r = await c.run({ runner: "shell", script: { source: "echo picked" }, args: [] });
+      expect(r.sandbox?.provider.name).toBe("bwrap");
+      expect(r.stdout).toBe("picked\n");
+      expect(readdirSync(runRoot)).toEqual([]);
+    } finally {
+      rmSync(runRoot, { recursive: true, force: true });
+    }
   });
 });
