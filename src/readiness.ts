@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { quote } from "shell-quote";
 import { DEFAULT_POLICY, mergePolicy, type Policy } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
 import type { RunResult } from "./result.ts";
@@ -35,16 +36,17 @@ const PROBE_OUTPUT_CAP = 4096;
 
 /** The hostile probe: tries what each layer must stop and prints what happened as key=value lines on stderr. */
 function probeScript(canaryFile: string, canaryDir: string, port: number, envToken: string): string {
+  const [file, dir, tokenArg] = [quote([canaryFile]), quote([canaryDir]), quote([envToken])];
   return `
 say() { printf '%s=%s\\n' "$1" "$2" >&2; }
-if cat '${canaryFile}' >/dev/null 2>&1; then say fs_canary visible; else say fs_canary hidden; fi
-w=blocked; for d in /usr /etc / '${canaryDir}'; do f="$d/.cordon-probe-${envToken}"; (: > "$f") 2>/dev/null && { rm -f "$f"; w="wrote:$d"; }; done; say fs_write "$w"
+if cat ${file} >/dev/null 2>&1; then say fs_canary visible; else say fs_canary hidden; fi
+w=blocked; for d in /usr /etc / ${dir}; do f="$d/.cordon-probe-"${tokenArg}; (: > "$f") 2>/dev/null && { rm -f "$f"; w="wrote:$d"; }; done; say fs_write "$w"
 (: > ./owner-probe) 2>/dev/null && say scratch_write ok || say scratch_write failed
 say net_ifaces "$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | grep -vx lo | tr '\\n' ',')"
 if (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null; then say net_loopback connected; else say net_loopback failed; fi
 say cap_eff "$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)"
 say no_new_privs "$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' /proc/self/status)"
-n=0; env | grep -q '${envToken}' && n=1; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q '${envToken}' && n=1; say env_leak "$n"
+n=0; env | grep -q ${tokenArg} && n=1; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q ${tokenArg} && n=1; say env_leak "$n"
 say lim_cpu "$(sed -n 's/^Max cpu time *\\([^ ]*\\).*/\\1/p' /proc/self/limits)"
 say lim_fsize "$(sed -n 's/^Max file size *\\([^ ]*\\).*/\\1/p' /proc/self/limits)"
 say lim_nproc "$(sed -n 's/^Max processes *\\([^ ]*\\).*/\\1/p' /proc/self/limits)"

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { CordonError } from "../errors.ts";
 import { resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
@@ -11,10 +12,13 @@ import type { SpawnPlan, Workspace } from "./spec.ts";
 const PIPE_GRACE_MS = 500;
 const decoder = new TextDecoder();
 
+/** What bwrap writes to --info-fd once its child (the pid namespace's init) exists. */
+const LauncherInfo = z.object({ "child-pid": z.number().int().positive() });
+
 function readChildPid(infoPath: string): number | null {
   try {
-    const info = JSON.parse(readFileSync(infoPath, "utf8")) as { "child-pid"?: number };
-    return typeof info["child-pid"] === "number" ? info["child-pid"] : null;
+    const info = LauncherInfo.safeParse(JSON.parse(readFileSync(infoPath, "utf8")));
+    return info.success ? info.data["child-pid"] : null;
   } catch {
     return null; // not written yet: the launcher has not started its child
   }

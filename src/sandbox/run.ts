@@ -28,6 +28,10 @@ export async function runInSandbox(
     inspect?.(workspace);
     return result;
   } finally {
-    await disposeWorkspace(workspace);
+    try {
+      await plan.cleanup?.();
+    } finally {
+      await disposeWorkspace(workspace);
+    }
   }
 }

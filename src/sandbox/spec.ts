@@ -149,6 +149,8 @@ export interface Launch {
   infoFd: boolean;
   /** The launcher's own error messages start with this (e.g. "bwrap: "): a failure to set up, not the script's. */
   launcherErrorPrefix?: string;
+  /** Provider resources to release after the run, whatever its outcome (helper processes, state outside the run dir). */
+  cleanup?: () => void | Promise<void>;
 }
 
 /** Everything the executor needs for one spawn. Produced by Provider.plan, pure. */
