@@ -8,7 +8,7 @@ export const CordonConfigSchema = z.strictObject({
   providerOrder: z.array(z.string().min(1)).min(1).default(["bwrap"]),
   /** Applied on top of the shipped default policy. */
   policy: PolicyOverrideSchema.default({}),
-  /** Where per-run directories are created (default: $TMPDIR/cordon-runs). */
+  /** Where per-run directories are created (default: $TMPDIR/cordon-runs-<uid>). */
   runRoot: AbsolutePath.optional(),
   maxScriptBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
 });

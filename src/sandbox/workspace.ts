@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
-/** Where run directories live unless configured: one tree per host, cleaned of dead supervisors' runs. */
+/** Where run directories live unless configured: one tree per supervisor uid, cleaned of dead supervisors' runs. */
 export function defaultRunRoot(): string {
-  return join(tmpdir(), "cordon-runs");
+  return join(tmpdir(), `cordon-runs-${process.getuid?.() ?? "user"}`);
 }
 
 const RUN_DIR = /^run-(\d+)-[0-9a-f]+$/;
