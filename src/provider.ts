@@ -7,6 +7,8 @@ export interface ProviderProbe {
   binary: string | null;
   version: string | null;
   features: Record<string, boolean>;
+  /** Absolute paths of helper binaries the provider found (resolved once, not per run). */
+  tools?: Record<string, string>;
   /** Why it is unavailable. */
   reason?: string;
 }

@@ -18,7 +18,7 @@ const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: tru
 const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
 const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, addressSpaceLimitSafe: true };
-const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true, prlimitInUsr: true } };
+const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
 const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
   new BwrapProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, bwrapProbe);
@@ -104,6 +104,19 @@ describe("bwrap plan (pure)", () => {
     const plan = planBwrap({ onUnavailable: "degrade" }, ROOT_HOST, { ...job, addressSpaceLimitSafe: false });
     expect(plan.argv.some((a) => a.startsWith("--as="))).toBe(false);
     expect(plan.report.layers.resources.controls.memory!.status).toBe("degraded");
+  });
+
+  test("without setpriv and prlimit on the host, the uid drop and every rlimit are degraded, not silently skipped", () => {
+    const bare = { ...bwrapProbe, tools: {} };
+    let err: unknown;
+    try {
+      new BwrapProvider().plan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, bare);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SandboxUnavailableError);
+    const controls = (err as SandboxUnavailableError).reasons.map((r) => r.split(":")[0]);
+    expect(controls).toEqual(["resources.cpu", "resources.fsize", "resources.nofile", "resources.processes", "resources.memory", "privilege.uid"]);
   });
 
   test("memory by RLIMIT_AS is labelled per-process, never as a tree cap", () => {

@@ -62,7 +62,9 @@ export class BwrapProvider implements Provider {
     const help = Bun.spawnSync([binary, "--help"], { env: {} });
     if (!version.success) return none(`${binary} --version failed: ${version.stderr.toString().trim()}`);
     const helpText = help.stdout.toString();
-    const prlimit = findExecutable("prlimit", "/usr/bin:/bin");
+    // prlimit runs inside the sandbox, so only one under the bound /usr will do.
+    const prlimit = findExecutable("prlimit", "/usr/bin");
+    const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
     return {
       available: true,
       binary,
@@ -70,8 +72,8 @@ export class BwrapProvider implements Provider {
       features: {
         disableUserns: helpText.includes("--disable-userns"),
         tmpfsSize: helpText.includes("--size"),
-        prlimitInUsr: prlimit?.startsWith("/usr/") ?? false,
       },
+      tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
     };
   }
 
@@ -82,9 +84,8 @@ export class BwrapProvider implements Provider {
   plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
     if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
     const bwrap = probe.binary;
-    // prlimit runs inside the sandbox, so it must come from the bound /usr.
-    const prlimit = probe.features.prlimitInUsr ? findExecutable("prlimit", "/usr/bin") : null;
-    const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
+    const prlimit = probe.tools?.prlimit ?? null;
+    const setpriv = probe.tools?.setpriv ?? null;
     const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
     return composePlan(input, {
       name: this.name,
