@@ -27,7 +27,7 @@ export async function processStdin(): Promise<Uint8Array | undefined> {
   return new Uint8Array(await Bun.stdin.arrayBuffer());
 }
 
-function readJsonFile(path: string, what: string): unknown {
+function readJsonFile(path: string, what: string, invalidCode: "invalid-policy" | "invalid-config"): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -37,12 +37,12 @@ function readJsonFile(path: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new CordonError(what === "policy file" ? "invalid-policy" : "invalid-config", `${what} ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new CordonError(invalidCode, `${what} ${path} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
 function makeCordon(cmd: { configFile?: string; provider?: string }, plugins: Plugins): Cordon {
-  const config = cmd.configFile ? (readJsonFile(cmd.configFile, "config file") as Record<string, unknown>) : {};
+  const config = cmd.configFile ? (readJsonFile(cmd.configFile, "config file", "invalid-config") as Record<string, unknown>) : {};
   return new Cordon(cmd.provider ? { ...config, provider: cmd.provider } : config, plugins);
 }
 
@@ -50,7 +50,7 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
   let result: RunResult;
   try {
     const cordon = makeCordon(cmd, plugins);
-    const policy: PolicyOverride | undefined = cmd.policyFile ? parsePolicyOverride(readJsonFile(cmd.policyFile, "policy file")) : undefined;
+    const policy: PolicyOverride | undefined = cmd.policyFile ? parsePolicyOverride(readJsonFile(cmd.policyFile, "policy file", "invalid-policy")) : undefined;
     const stdin = await io.readStdin();
     result = await cordon.run({
       script: { file: resolve(cmd.file) },
@@ -104,6 +104,6 @@ export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise
     return cmd.kind === "run" ? await runCommand(cmd, plugins, io) : await readinessCommand(cmd, plugins, io);
   } catch (e) {
     io.stderr(`cordon: ${e instanceof Error ? e.message : String(e)}\n`);
-    return e instanceof CordonError ? (e.code === "sandbox-unavailable" ? EXIT.refused : EXIT.invalidInput) : EXIT.internal;
+    return exitStatusOf(resultFromError(e)); // one mapping from error to status, shared with `run`
   }
 }

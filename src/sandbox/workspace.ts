@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { CordonError } from "../errors.ts";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { CordonError } from "../errors.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
 /** Where run directories live unless configured: one tree per supervisor uid, cleaned of dead supervisors' runs. */
