@@ -11,6 +11,26 @@ export const CordonConfigSchema = z.strictObject({
   /** Where per-run directories are created (default: $TMPDIR/cordon-runs-<uid>). */
   runRoot: AbsolutePath.optional(),
   maxScriptBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
+  /** Input files staged into scratch: refused before anything runs when over these caps. */
+  inputFiles: z
+    .strictObject({
+      maxCount: z.number().int().min(0).max(100_000).default(256),
+      maxTotalBytes: z.number().int().min(0).max(1024 * MiB).default(16 * MiB),
+    })
+    .default({ maxCount: 256, maxTotalBytes: 16 * MiB }),
+  /** Files created or changed under scratch, returned after the run. */
+  outputFiles: z
+    .strictObject({
+      /** false: return none (scratch is still removed). */
+      collect: z.boolean().default(true),
+      maxCount: z.number().int().min(0).max(100_000).default(256),
+      maxTotalBytes: z.number().int().min(0).max(1024 * MiB).default(16 * MiB),
+      maxDepth: z.number().int().min(1).max(64).default(16),
+      collectMs: z.number().int().min(10).max(60_000).default(2_000),
+    })
+    .default({ collect: true, maxCount: 256, maxTotalBytes: 16 * MiB, maxDepth: 16, collectMs: 2_000 }),
+  /** The structured result channel is read up to this many bytes; more is a resultError. */
+  maxResultBytes: z.number().int().min(64).max(16 * MiB).default(64 * 1024),
 });
 
 export type CordonConfig = z.output<typeof CordonConfigSchema>;

@@ -1,6 +1,6 @@
 import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
-import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
+import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
 import { hostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
@@ -8,9 +8,15 @@ import type { ReadinessReport } from "./readiness.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
+import { validateInputFiles, type InputFile } from "./files/input.ts";
+import { maskDeep, secretValues } from "./secrets.ts";
 import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
+  /** Variables whose values are masked as **** in everything the run returns. */
+  secretEnv?: Record<string, string>;
+  /** Files staged into scratch (the working directory) before the run. */
+  files?: readonly InputFile[];
   /** Runner name; inferred from the script file's extension when absent. */
   runner?: string;
   /** Provider name or "auto"; the config's when absent. */
@@ -73,17 +79,29 @@ export class Cordon {
   async run(request: RunRequest): Promise<RunResult> {
     const policy = mergePolicy(this.policy, request.policy);
     const runner = this.runnerFor(request);
-    const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, request);
+    const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
+    if (request.secretEnv) checkEnvNames(request.secretEnv);
+    // Secret variables reach the script like any other; only what comes back is masked.
+    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+    const secrets = secretValues(request.secretEnv);
+    const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
     if (!this.staleCleaned) {
       await cleanStaleWorkspaces(this.runRoot);
       this.staleCleaned = true;
     }
     const options = { maxScriptBytes: this.config.maxScriptBytes };
-    return runInSandbox(provider, probe, policy, (layout) => runner.prepare(request, layout, options), this.runRoot);
+    const { outputFiles } = this.config;
+    const result = await runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
+      inputFiles,
+      outputFiles: outputFiles.collect ? outputFiles : null,
+      maxResultBytes: this.config.maxResultBytes,
+      secrets,
+    });
+    return maskDeep(result, secrets);
   }
 
   /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */
-  private async choose(name: string, policy: Policy, runner: Runner, request: RunRequest): Promise<{ provider: Provider; probe: ProviderProbe }> {
+  private async choose(name: string, policy: Policy, runner: Runner, request: ScriptRequest): Promise<{ provider: Provider; probe: ProviderProbe }> {
     if (name !== "auto") {
       const provider = this.provider(name);
       const probe = await provider.probe();
@@ -115,6 +133,14 @@ export class Cordon {
   /** Real readiness probes for every registered provider, in parallel. */
   readiness(): Promise<ReadinessReport[]> {
     return Promise.all([...this.providers.values()].map((p) => p.readiness()));
+  }
+}
+
+/** Secret names become environment variable names: refuse what could not be one. */
+function checkEnvNames(env: Record<string, string>): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new JobInputError(`secret env name ${JSON.stringify(name)} is not a valid variable name`);
+    if (typeof value !== "string" || value.includes("\0")) throw new JobInputError(`secret env ${name} must be a string without NUL bytes`);
   }
 }
 

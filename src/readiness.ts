@@ -71,6 +71,7 @@ const probeJob = (script: string) => (layout: Layout): Job => ({
   files: [{ path: "probe.sh", content: script }],
   readOnlyBinds: [],
   env: {},
+  result: { exitCodeFallback: false },
   addressSpaceLimitSafe: true,
 });
 
@@ -154,9 +155,11 @@ export async function proveProvider(provider: Provider, runRoot = defaultRunRoot
     const policy = mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", resources: { maxOutputBytes: PROBE_OUTPUT_CAP } });
     let scratchOwner: number | null = null;
     const [run, wall] = await Promise.all([
-      runInSandbox(provider, probe, policy, probeJob(probeScript(canaryFile, canaryDir, listener.port, envToken)), runRoot, (ws) => {
-        const f = join(ws.scratchDir, "owner-probe");
-        if (existsSync(f)) scratchOwner = statSync(f).uid;
+      runInSandbox(provider, probe, policy, probeJob(probeScript(canaryFile, canaryDir, listener.port, envToken)), runRoot, {
+        inspect: (ws) => {
+          const f = join(ws.scratchDir, "owner-probe");
+          if (existsSync(f)) scratchOwner = statSync(f).uid;
+        },
       }),
       runInSandbox(provider, probe, mergePolicy(policy, { resources: { wallMs: 300 } }), probeJob("sleep 10"), runRoot),
     ]);

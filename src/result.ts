@@ -1,4 +1,6 @@
 import { CordonError } from "./errors.ts";
+import type { OmittedFile, OutputFile } from "./files/collect.ts";
+import type { StructuredResult } from "./result-channel.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 
 export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
@@ -22,6 +24,20 @@ export interface RunResult {
   sandbox: EffectiveSandboxReport | null;
   /** Set for `refused` and `error`. */
   error: { code: string; message: string; reasons?: readonly string[] } | null;
+  /** The script's structured result (from the result channel, or its exit code Nagios-style). */
+  result: StructuredResult | null;
+  resultSource: "channel" | "exit-code" | null;
+  /** Why a reported result was not taken (oversized, not JSON, invalid). */
+  resultError: string | null;
+  /** Files the script created or changed under scratch. */
+  files: OutputFile[];
+  /** What was found but not returned, and why (symlinks, FIFOs, caps). */
+  filesOmitted: OmittedFile[];
+}
+
+/** The result fields of a run that produced no structured result and no files. */
+export function noExtras(): Pick<RunResult, "result" | "resultSource" | "resultError" | "files" | "filesOmitted"> {
+  return { result: null, resultSource: null, resultError: null, files: [], filesOmitted: [] };
 }
 
 const EMPTY = new Uint8Array(0);
@@ -47,6 +63,7 @@ export function resultFromError(err: unknown, sandbox: EffectiveSandboxReport | 
     durationMs: 0,
     sandbox,
     error,
+    ...noExtras(),
   };
 }
 
@@ -63,9 +80,13 @@ function isValidUtf8(bytes: Uint8Array): boolean {
 
 /** JSON form of a result: text streams, plus base64 of the exact bytes when they are not valid UTF-8. */
 export function runResultToJson(result: RunResult): Record<string, unknown> {
-  const { stdoutBytes, stderrBytes, ...rest } = result;
+  const { stdoutBytes, stderrBytes, files, ...rest } = result;
   return {
     ...rest,
+    files: files.map(({ content, ...file }) => ({
+      ...file,
+      ...(isValidUtf8(content) ? { content: new TextDecoder().decode(content) } : { contentBase64: Buffer.from(content).toString("base64") }),
+    })),
     ...(isValidUtf8(stdoutBytes) ? {} : { stdoutBase64: Buffer.from(stdoutBytes).toString("base64") }),
     ...(isValidUtf8(stderrBytes) ? {} : { stderrBase64: Buffer.from(stderrBytes).toString("base64") }),
   };

@@ -17,16 +17,42 @@ import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
 const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true };
 const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
-const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, addressSpaceLimitSafe: true };
+const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true };
 const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
-const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
+const planBwrapRaw = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
   new BwrapProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, bwrapProbe);
+
+/** bwrap's effective command line: the `--args 5` file spliced in where bwrap reads it. */
+const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) => {
+  const plan = planBwrapRaw(override, host, j);
+  const at = plan.argv.indexOf("--args");
+  return { ...plan, argv: [...plan.argv.slice(0, at), ...(plan.launcherArgs ?? []), ...plan.argv.slice(at + 2)] };
+};
 
 /** Pairs of consecutive argv words, to check option + value. */
 const pairs = (argv: string[]) => argv.slice(0, -1).map((a, i) => `${a} ${argv[i + 1]}`);
 
 describe("bwrap plan (pure)", () => {
+  test("mounts and env values go through --args 5, never into the process table", () => {
+    const plan = planBwrapRaw({ env: { set: { TOKEN: "s3cret-value" } } });
+    expect(plan.argv.slice(5, 8)).toEqual(["/usr/bin/bwrap", "--args", "5"]);
+    expect(plan.argv.join(" ")).not.toContain("s3cret-value");
+    expect(plan.argv).not.toContain("--setenv");
+    expect(plan.launcherArgs).toContain("s3cret-value");
+  });
+
+  test("secret values are masked in the report's argv", () => {
+    const plan = new BwrapProvider().plan(
+      { policy: DEFAULT_POLICY, job: { ...job, env: { API_KEY: "hunter2-secret" } }, host: ROOT_HOST, workspace, secrets: ["hunter2-secret"] },
+      bwrapProbe,
+    );
+    expect(plan.launcherArgs).toContain("hunter2-secret");
+    expect(plan.report.argv.join(" ")).not.toContain("hunter2-secret");
+    expect(plan.report.argv).toContain("API_KEY");
+    expect(plan.report.argv).toContain("****");
+  });
+
   test("root supervisor: setpriv drops to the policy uid BEFORE bwrap; bwrap gets an empty environment", () => {
     const plan = planBwrap();
     expect(plan.argv.slice(0, 5)).toEqual(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"]);
@@ -66,7 +92,8 @@ describe("bwrap plan (pure)", () => {
       { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace },
       bwrapProbe,
     );
-    const setenv = plan.argv.flatMap((a, i) => (a === "--setenv" ? [plan.argv[i + 1]] : []));
+    const args = plan.launcherArgs ?? [];
+    const setenv = args.flatMap((a, i) => (a === "--setenv" ? [args[i + 1]] : []));
     expect(setenv.sort()).toEqual(["A", "B", "HOME", "LANG", "PATH", "TMPDIR"]);
   });
 

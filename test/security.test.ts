@@ -280,7 +280,7 @@ dd if='${file}' bs=1 count=64 2>&1
     expect(kv.own_env_seen).toBe("1");
     const envBlock = stdout.slice(stdout.indexOf("BEGIN_ENV\n") + 10, stdout.indexOf("END_ENV"));
     const names = parseKv(envBlock);
-    expect(Object.keys(names).sort()).toEqual(["CORDON_TEST_FIXED", "CORDON_TEST_PASSME", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]);
+    expect(Object.keys(names).sort()).toEqual(["CORDON_RESULT_FD", "CORDON_TEST_FIXED", "CORDON_TEST_PASSME", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]);
     expect(names.CORDON_TEST_PASSME).toBe(pass);
     expect(names.CORDON_TEST_FIXED).toBe("fixed");
     expect(stdout).not.toContain(canary);

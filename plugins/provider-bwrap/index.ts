@@ -1,6 +1,7 @@
 import {
   composePlan,
   findExecutable,
+  LAUNCHER_ARGS_FD,
   proveProvider,
   type Capabilities,
   type HostFacts,
@@ -93,17 +94,22 @@ export class BwrapProvider implements Provider {
       capabilities: capabilities(probe, input.host, prlimit, setpriv),
       layout: this.layout(input.workspace),
       render: (spec: SandboxSpec): Launch => ({
+        // Everything but the command goes through `--args 5`: mounts and env values stay
+        // out of `ps` on the host and out of /proc/1/cmdline inside the sandbox.
         argv: [
           ...privilegeDropArgs(spec.privilege, setpriv ?? "setpriv"),
           bwrap,
+          "--args", String(LAUNCHER_ARGS_FD),
+          "--",
+          ...rlimitArgs(prlimit ?? "prlimit", spec.resources.rlimits),
+          ...spec.command,
+        ],
+        launcherArgs: [
           ...namespaceArgs(spec, features),
           ...spec.filesystem.mounts.flatMap(mountArgs),
           "--chdir", spec.filesystem.cwd,
           ...envArgs(spec.env.vars),
           "--info-fd", "3",
-          "--",
-          ...rlimitArgs(prlimit ?? "prlimit", spec.resources.rlimits),
-          ...spec.command,
         ],
         env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
         cwd: "/",

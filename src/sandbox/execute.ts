@@ -1,8 +1,9 @@
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { CordonError } from "../errors.ts";
-import { resultFromError, type RunResult } from "../result.ts";
+import { RESULT_FD, type ChannelBytes } from "../result-channel.ts";
+import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
 import { classifyOutcome } from "./outcome.ts";
 import { readCapped } from "./output.ts";
@@ -56,22 +57,58 @@ function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null)
   killQuietly(launcherPid);
 }
 
+/** The fd the launcher reads its own arguments from (NUL-separated), out of the process table. */
+export const LAUNCHER_ARGS_FD = 5;
+
+/** Launcher arguments go in a 0600 file in the (root-only) run dir, opened for the child as fd 5. */
+function openLauncherArgs(plan: SpawnPlan, workspace: Workspace): number | null {
+  if (!plan.launcherArgs) return null;
+  const path = join(workspace.root, "launcher-args");
+  writeFileSync(path, plan.launcherArgs.map((a) => `${a}\0`).join(""), { mode: 0o600 });
+  return openSync(path, "r");
+}
+
+export interface ExecuteOptions {
+  stdin?: Uint8Array;
+  /** Read at most this many bytes of the structured result channel (fd 4). */
+  maxResultBytes: number;
+}
+
+export interface ExecutedRun {
+  run: RunResult;
+  channel: ChannelBytes;
+}
+
+/** Drain the result channel under its cap; a flood is discarded, never fatal to the run or the supervisor. */
+async function readChannel(fd: number, cap: number, stop: AbortSignal): Promise<ChannelBytes> {
+  try {
+    return await readCapped(Bun.file(fd).stream(), cap, () => {}, stop);
+  } finally {
+    closeSync(fd); // Bun does not close an extra stdio fd for us
+  }
+}
+
 /** Spawn the plan's ONE argv, stream output under caps, enforce the wall clock, kill the tree. */
-export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: Uint8Array | undefined): Promise<RunResult> {
+export async function executePlan(plan: SpawnPlan, workspace: Workspace, options: ExecuteOptions): Promise<ExecutedRun> {
   const infoPath = plan.infoFd ? join(workspace.root, "launcher-info.json") : null;
   const infoFd = infoPath ? openSync(infoPath, "w", 0o600) : null;
+  const argsFd = openLauncherArgs(plan, workspace);
   const started = performance.now();
   let proc: ReturnType<typeof Bun.spawn>;
   try {
-    const input = stdin && stdin.length > 0 ? stdin : "ignore";
+    const input = options.stdin && options.stdin.length > 0 ? options.stdin : "ignore";
+    // fd 3: launcher info; fd 4: the result channel; fd 5: launcher arguments.
     proc = Bun.spawn(plan.argv, {
       env: plan.env,
       cwd: plan.cwd,
-      stdio: infoFd !== null ? [input, "pipe", "pipe", infoFd] : [input, "pipe", "pipe"],
+      stdio: [input, "pipe", "pipe", infoFd ?? "ignore", "pipe", argsFd ?? "ignore"],
     });
   } finally {
     if (infoFd !== null) closeSync(infoFd); // the child holds its own copy
+    if (argsFd !== null) closeSync(argsFd);
   }
+  const channelFd = proc.stdio[RESULT_FD];
+  if (typeof channelFd !== "number") throw new Error("the result channel pipe was not created");
 
   const events = { timedOut: false, outputOverflow: false };
   let killed = false;
@@ -92,6 +129,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: 
   const cutPipes = new AbortController();
   const stdoutP = readCapped(proc.stdout as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
   const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
+  const channelP = readChannel(channelFd, options.maxResultBytes, cutPipes.signal);
 
   await proc.exited;
   clearTimeout(wallTimer);
@@ -100,7 +138,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: 
   // group anyway (unsafe provider) and do not let an escaped holder of the pipes hang us.
   if (plan.treeKill === "process-group") killQuietly(-proc.pid);
   const grace = setTimeout(() => cutPipes.abort(), PIPE_GRACE_MS);
-  const [out, err] = await Promise.all([stdoutP, stderrP]);
+  const [out, err, channel] = await Promise.all([stdoutP, stderrP, channelP]);
   clearTimeout(grace);
 
   const sig = proc.signalCode;
@@ -109,9 +147,10 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: 
   const stderr = decoder.decode(err.bytes);
   if (outcome === "exit-nonzero" && plan.launcherErrorPrefix && out.bytes.length === 0 && stderr.startsWith(plan.launcherErrorPrefix)) {
     // The sandbox never started the script: report the launcher's failure, not a script failure.
-    return { ...resultFromError(new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`), plan.report), durationMs, stderr, stderrBytes: err.bytes };
+    const failed = new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`);
+    return { run: { ...resultFromError(failed, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
   }
-  return {
+  const run: RunResult = {
     outcome,
     limitHit,
     exitCode: exit.exitCode,
@@ -125,5 +164,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, stdin: 
     durationMs,
     sandbox: plan.report,
     error: null,
+    ...noExtras(),
   };
+  return { run, channel };
 }

@@ -1,4 +1,5 @@
 import { SandboxUnavailableError } from "../errors.ts";
+import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";
 import { layerReport, listDowngrades, type EffectiveSandboxReport, type LayerName, type LayerReport } from "./report.ts";
 import type { Capabilities, Launch, Layout, PlanInput, SandboxSpec, SpawnPlan, StagedFile } from "./spec.ts";
@@ -59,7 +60,8 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     layers,
     downgrades,
     host,
-    argv: launch.argv,
+    // The whole command line, launcher arguments included, with secret values masked.
+    argv: maskDeep([...launch.argv, ...(launch.launcherArgs ? ["<fd 5:", ...launch.launcherArgs, ">"] : [])], input.secrets ?? []),
   };
   return {
     ...launch,

@@ -1,14 +1,33 @@
+import { collectOutputFiles, type OutputLimits } from "../files/collect.ts";
+import type { StagedInput } from "../files/input.ts";
+import { stageInputFiles } from "../files/stage.ts";
 import { hostFacts } from "../host.ts";
 import type { Policy } from "../policy/index.ts";
 import type { Provider, ProviderProbe } from "../provider.ts";
+import { decodeResult } from "../result-channel.ts";
 import type { RunResult } from "../result.ts";
 import { executePlan } from "./execute.ts";
 import type { Job, Layout, Workspace } from "./spec.ts";
 import { allocateWorkspace, disposeWorkspace, materializeWorkspace } from "./workspace.ts";
 
+export interface SandboxRunOptions {
+  /** Validated input files, staged into scratch before the spawn. */
+  inputFiles?: readonly StagedInput[];
+  /** Return files created or changed under scratch, under these caps; null: return none. */
+  outputFiles?: OutputLimits | null;
+  maxResultBytes?: number;
+  /** Secret values, masked in the plan's report. */
+  secrets?: readonly string[];
+  /** Look at the run directory after the run, before it is removed (readiness probes). */
+  inspect?: (workspace: Workspace) => void;
+}
+
+const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
+
 /**
  * One sandboxed run, start to end: plan (may refuse: nothing is created), create the
- * run directory, spawn, and remove the run directory whatever happens.
+ * run directory and stage inputs, spawn, read the result channel and output files,
+ * and remove the run directory whatever happens.
  */
 export async function runInSandbox(
   provider: Provider,
@@ -16,17 +35,21 @@ export async function runInSandbox(
   policy: Policy,
   makeJob: (layout: Layout) => Job,
   runRoot: string,
-  /** Look at the run directory after the run, before it is removed (readiness probes). */
-  inspect?: (workspace: Workspace) => void,
+  options: SandboxRunOptions = {},
 ): Promise<RunResult> {
   const workspace = allocateWorkspace(runRoot);
   const job = makeJob(provider.layout(workspace));
-  const plan = provider.plan({ policy, job, host: hostFacts(), workspace }, probe);
+  const plan = provider.plan({ policy, job, host: hostFacts(), workspace, secrets: options.secrets ?? [] }, probe);
+  const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
   try {
     await materializeWorkspace(workspace, plan);
-    const result = await executePlan(plan, workspace, job.stdin);
-    inspect?.(workspace);
-    return result;
+    const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
+    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes });
+    options.inspect?.(workspace);
+    if (run.outcome === "error") return run; // the sandbox never ran the script
+    const decoded = decodeResult(channel, maxResultBytes, job.result, run);
+    const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged) : { files: [], omitted: [] };
+    return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted };
   } finally {
     try {
       await plan.cleanup?.();

@@ -5,6 +5,7 @@
  */
 import type { HostFacts } from "../host.ts";
 import type { Policy, ReadOnlyBind } from "../policy/index.ts";
+import type { ResultDecoding } from "../result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
 
 /** A file a runner stages read-only next to the job (path relative to the job dir). */
@@ -26,6 +27,8 @@ export interface Job {
   /** Variables the runner itself sets. */
   env: Record<string, string>;
   stdin?: Uint8Array;
+  /** How the structured result channel is read. */
+  result: ResultDecoding;
   /** The interpreter tolerates RLIMIT_AS (sh, Python do; Bun reserves huge virtual memory and does not). */
   addressSpaceLimitSafe: boolean;
 }
@@ -149,6 +152,11 @@ export interface Launch {
   infoFd: boolean;
   /** The launcher's own error messages start with this (e.g. "bwrap: "): a failure to set up, not the script's. */
   launcherErrorPrefix?: string;
+  /**
+   * Arguments the launcher reads from fd 5 (NUL-separated, e.g. bwrap's `--args 5`), so
+   * mounts and environment values stay out of the host process table and /proc/1/cmdline.
+   */
+  launcherArgs?: string[];
   /** Provider resources to release after the run, whatever its outcome (helper processes, state outside the run dir). */
   cleanup?: () => void | Promise<void>;
 }
@@ -167,4 +175,6 @@ export interface PlanInput {
   job: Job;
   host: HostFacts;
   workspace: Workspace;
+  /** Values to show as **** wherever the plan is reported (secret env). */
+  secrets?: readonly string[];
 }
