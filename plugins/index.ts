@@ -3,13 +3,14 @@ import type { Provider, Runner } from "../src/index.ts";
 import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
 import { ShellRunner } from "./runner-shell/index.ts";
+import { PythonRunner } from "./runner-python/index.ts";
 
-export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner };
+export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner };
 
 export function builtinProviders(): Provider[] {
   return [new BwrapProvider(), new UnsafeNoIsolationProvider()];
 }
 
 export function builtinRunners(): Runner[] {
-  return [new ShellRunner()];
+  return [new ShellRunner(), new PythonRunner()];
 }

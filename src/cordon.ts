@@ -6,7 +6,7 @@ import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from ".
 import type { Provider, ProviderProbe } from "./provider.ts";
 import type { ReadinessReport } from "./readiness.ts";
 import type { RunResult } from "./result.ts";
-import type { Runner, ScriptRequest } from "./runner.ts";
+import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
 import { maskDeep, secretValues } from "./secrets.ts";
@@ -89,7 +89,7 @@ export class Cordon {
       await cleanStaleWorkspaces(this.runRoot);
       this.staleCleaned = true;
     }
-    const options = { maxScriptBytes: this.config.maxScriptBytes };
+    const options = this.runnerOptions(policy);
     const { outputFiles } = this.config;
     const result = await runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
       inputFiles,
@@ -119,7 +119,7 @@ export class Cordon {
       try {
         // A dry plan: pure, creates nothing. Refusal means this provider cannot run the policy.
         const workspace = allocateWorkspace(this.runRoot);
-        const job = runner.prepare(request, provider.layout(workspace), { maxScriptBytes: this.config.maxScriptBytes });
+        const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
         provider.plan({ policy, job, host: hostFacts(), workspace }, probe);
         return { provider, probe };
       } catch (e) {
@@ -128,6 +128,11 @@ export class Cordon {
       }
     }
     throw new SandboxUnavailableError("auto", reasons);
+  }
+
+  private runnerOptions(policy: Policy): RunnerOptions {
+    const sandboxUser = hostFacts().isRoot ? { uid: policy.privilege.uid, gid: policy.privilege.gid } : null;
+    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser };
   }
 
   /** Real readiness probes for every registered provider, in parallel. */

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readlinkSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
 
 /** A top-level system path (/bin, /lib64 …) as it is on this host: merged-/usr symlink or real directory. */
@@ -49,4 +49,29 @@ export function hostFacts(): HostFacts {
 export function findExecutable(name: string, pathEnv = process.env.PATH ?? "/usr/bin:/bin"): string | null {
   if (name.includes("/")) return existsSync(name) ? name : null;
   return Bun.which(name, { PATH: pathEnv }) ?? null;
+}
+
+export interface SandboxUser {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The first directory on the way to `path` that `user` cannot search, or null when it can
+ * reach it. A bind source must pass: bwrap, once dropped to the sandbox uid, opens it as that uid.
+ */
+export function firstUnreachableAncestor(path: string, user: SandboxUser): string | null {
+  const parts = path.split("/").filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const dir = `/${parts.slice(0, i).join("/")}`;
+    let st;
+    try {
+      st = statSync(dir);
+    } catch {
+      return dir;
+    }
+    const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return dir;
+  }
+  return null;
 }

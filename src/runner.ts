@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { JobInputError } from "./errors.ts";
+import type { SandboxUser } from "./host.ts";
 import type { Job, Layout } from "./sandbox/spec.ts";
 
 export type ScriptSource = { file: string } | { source: string; name?: string };
@@ -11,10 +12,17 @@ export interface ScriptRequest {
   stdin?: Uint8Array;
   /** Variables the caller sets for this run (on top of the policy's). */
   env?: Record<string, string>;
+  /** Runner-specific options (e.g. the ESM form), validated by the runner. */
+  options?: unknown;
 }
 
 export interface RunnerOptions {
   maxScriptBytes: number;
+  /**
+   * The host uid/gid the sandbox runs as (root supervisor), or null when it runs as the
+   * supervisor's own uid. Runners check their interpreter's paths are reachable by it.
+   */
+  sandboxUser: SandboxUser | null;
 }
 
 /** A runner plugin turns a script into a Job: interpreter argv, staged files, binds, env. */

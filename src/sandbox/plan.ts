@@ -54,7 +54,7 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
   const launch = planner.render(spec, input);
   const report: EffectiveSandboxReport = {
     provider: { name: planner.name, version: planner.version, isolating: planner.capabilities.isolating },
-    runner: { name: job.runner, readOnlyBinds: job.readOnlyBinds.map((b) => (b.source === b.target ? b.source : `${b.source} -> ${b.target}`)) },
+    runner: { name: job.runner, readOnlyBinds: job.readOnlyBinds.map((b) => (b.source === b.target ? b.source : `${b.source} -> ${b.target}`)), notes: job.notes ?? [] },
     onUnavailable: policy.onUnavailable,
     requested: policy,
     layers,

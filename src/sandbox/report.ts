@@ -27,7 +27,7 @@ export interface LayerReport {
 /** What a run asked for, what was enforced, what degraded and why. */
 export interface EffectiveSandboxReport {
   provider: { name: string; version: string | null; isolating: boolean };
-  runner: { name: string; readOnlyBinds: string[] };
+  runner: { name: string; readOnlyBinds: string[]; notes: string[] };
   onUnavailable: Policy["onUnavailable"];
   requested: Policy;
   layers: Record<LayerName, LayerReport>;

@@ -29,6 +29,8 @@ export interface Job {
   stdin?: Uint8Array;
   /** How the structured result channel is read. */
   result: ResultDecoding;
+  /** What the runner chose and why (interpreter, skipped candidates), shown in the report. */
+  notes?: string[];
   /** The interpreter tolerates RLIMIT_AS (sh, Python do; Bun reserves huge virtual memory and does not). */
   addressSpaceLimitSafe: boolean;
 }

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
+import { firstUnreachableAncestor } from "../host.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
 /** Where run directories live unless configured: one tree per supervisor uid, cleaned of dead supervisors' runs. */
@@ -41,22 +42,11 @@ async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: numb
   if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
 }
 
-/** Can `owner` reach (search) every directory from / down to `dir`? bwrap, once dropped to that uid, must. */
-function firstUnreachableAncestor(dir: string, owner: { uid: number; gid: number }): string | null {
-  const parts = dir.split("/").filter(Boolean);
-  for (let i = 0; i <= parts.length; i++) {
-    const path = `/${parts.slice(0, i).join("/")}`;
-    const st = statSync(path);
-    const bit = st.uid === owner.uid ? 0o100 : st.gid === owner.gid ? 0o010 : 0o001;
-    if ((st.mode & bit) === 0) return path;
-  }
-  return null;
-}
-
 /** Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid. */
 export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): Promise<void> {
   mkdirSync(dirname(ws.root), { recursive: true, mode: 0o711 });
-  const blocked = plan.scratch.owner && firstUnreachableAncestor(dirname(ws.root), plan.scratch.owner);
+  // dirname(root) itself must be searchable too, hence the "/." suffix.
+  const blocked = plan.scratch.owner && firstUnreachableAncestor(`${dirname(ws.root)}/.`, plan.scratch.owner);
   if (blocked) {
     throw new CordonError("invalid-config", `the run directory root ${dirname(ws.root)} is not reachable by the sandbox uid ${plan.scratch.owner!.uid}: ${blocked} lacks search (x) permission for it; choose a runRoot under a world-searchable directory (e.g. /tmp) or chmod o+x ${blocked}`);
   }

@@ -1,0 +1,85 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type ReadOnlyBind, type Runner, type RunnerOptions, type ScriptRequest, type SandboxUser } from "../../src/index.ts";
+import { resolvePython, type PythonInstall } from "./interpreter.ts";
+
+const BOOT = readFileSync(new URL("./boot.py", import.meta.url));
+const HELPER = readFileSync(new URL("./lib/cordon.py", import.meta.url));
+
+export interface PythonRunnerOptions {
+  /** A name on PATH or an absolute path; resolved to the real interpreter. Default "python3". */
+  interpreter?: string;
+  /** Read-only package directories or zip files put on sys.path (e.g. a pre-built bundle). */
+  packagePaths?: string[];
+}
+
+/** Where package paths appear inside the sandbox. */
+const PACKAGES_DIR = "/cordon/packages";
+
+function packageBinds(paths: readonly string[]): ReadOnlyBind[] {
+  return paths.map((source, i) => {
+    if (!source.startsWith("/")) throw new JobInputError(`python package path ${source} must be absolute`);
+    if (!existsSync(source)) throw new JobInputError(`python package path ${source} does not exist`);
+    const st = statSync(source);
+    if (!st.isDirectory() && !st.isFile()) throw new JobInputError(`python package path ${source} is neither a directory nor a zip file`);
+    return { source, target: `${PACKAGES_DIR}/${i}-${basename(source)}` };
+  });
+}
+
+/** Python scripts, isolated from the host's site-packages and environment (-I), no bytecode writes (-B). */
+export class PythonRunner implements Runner {
+  readonly name = "python";
+  readonly description = "Python 3 script (python3 -I -B), cwd = scratch, `import cordon` for structured results";
+  readonly extensions = [".py"] as const;
+  private readonly resolved = new Map<string, PythonInstall & { skipped: string[] }>();
+
+  constructor(private readonly options: PythonRunnerOptions = {}) {}
+
+  /** Resolved once per sandbox user: asking the interpreter costs a spawn. */
+  interpreter(user: SandboxUser | null): PythonInstall & { skipped: string[] } {
+    const key = user ? `${user.uid}:${user.gid}` : "self";
+    let install = this.resolved.get(key);
+    if (!install) {
+      install = resolvePython(this.options.interpreter ?? "python3", user);
+      this.resolved.set(key, install);
+    }
+    return install;
+  }
+
+  prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
+    const python = this.interpreter(options.sandboxUser);
+    const script = loadScript(request.script, options.maxScriptBytes);
+    const packages = packageBinds(this.options.packagePaths ?? []);
+    return {
+      runner: this.name,
+      argv: [python.executable, "-I", "-B", `${layout.jobDir}/boot.py`, `${layout.jobDir}/main/${scriptFileName(script.name)}`, ...request.args],
+      files: [
+        { path: "boot.py", content: BOOT },
+        { path: "lib/cordon.py", content: HELPER },
+        // Alone in its directory: sys.path[0] is the script's dir, so nothing of cordon's shadows an import.
+        { path: `main/${scriptFileName(script.name)}`, content: script.content },
+      ],
+      readOnlyBinds: [...python.prefixes.map((p) => ({ source: p, target: p })), ...packages],
+      env: {
+        [RESULT_FD_ENV]: String(RESULT_FD),
+        PYTHONDONTWRITEBYTECODE: "1",
+        PYTHONUNBUFFERED: "1",
+        ...(packages.length ? { CORDON_PYTHON_PACKAGES: packages.map((p) => p.target).join(":") } : {}),
+        ...request.env,
+      },
+      ...(request.stdin ? { stdin: request.stdin } : {}),
+      result: { exitCodeFallback: true },
+      addressSpaceLimitSafe: true,
+      notes: [
+        `interpreter ${python.executable} (Python ${python.version}, asked for ${python.requested})`,
+        ...python.skipped.map((s) => `skipped: ${s}`),
+      ],
+    };
+  }
+}
+
+/** Keep the user's file name (tracebacks name it) but never a path, and always .py. */
+function scriptFileName(name: string): string {
+  const safe = basename(name).replace(/[^A-Za-z0-9._-]/g, "_") || "script";
+  return safe.endsWith(".py") ? safe : `${safe}.py`;
+}
