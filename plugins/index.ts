@@ -4,13 +4,14 @@ import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
 import { ShellRunner } from "./runner-shell/index.ts";
 import { PythonRunner } from "./runner-python/index.ts";
+import { EsmRunner } from "./runner-esm/index.ts";
 
-export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner };
+export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
 
 export function builtinProviders(): Provider[] {
   return [new BwrapProvider(), new UnsafeNoIsolationProvider()];
 }
 
 export function builtinRunners(): Runner[] {
-  return [new ShellRunner(), new PythonRunner()];
+  return [new ShellRunner(), new PythonRunner(), new EsmRunner()];
 }

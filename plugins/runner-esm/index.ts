@@ -1,0 +1,98 @@
+import { readFileSync, realpathSync } from "node:fs";
+import { basename, extname } from "node:path";
+import { z } from "zod";
+import {
+  firstUnreachableAncestor,
+  JobInputError,
+  loadScript,
+  RESULT_FD,
+  RESULT_FD_ENV,
+  zodIssues,
+  type Job,
+  type Layout,
+  type Runner,
+  type RunnerOptions,
+  type SandboxUser,
+  type ScriptRequest,
+} from "../../src/index.ts";
+import { normalizeEsmPayload } from "./result.ts";
+
+const HARNESS = readFileSync(new URL("./harness.mjs", import.meta.url));
+
+export interface EsmRunnerOptions {
+  /** The Bun binary run inside the sandbox; default: the one running cordon. */
+  bun?: string;
+}
+
+/**
+ * module: the script's default export is `(ctx) => result | Promise<result>`.
+ * inline: the script is a function body (checkstack style: `return { success: true, message, value }`).
+ */
+export const EsmRequestOptions = z.strictObject({ form: z.enum(["module", "inline"]).default("module") }).default({ form: "module" });
+
+const MODULE_EXTENSIONS = [".ts", ".mts", ".js", ".mjs"];
+
+/** The user's code as a module file: kept as is, or an inline body wrapped into a default export. */
+function userModule(name: string, content: Uint8Array, form: "module" | "inline"): { file: string; content: Uint8Array | string } {
+  if (form === "inline") {
+    const body = new TextDecoder().decode(content);
+    return { file: "check.ts", content: `export default async function check(ctx: { args: string[]; env: Record<string, string | undefined> }) {\n${body}\n}\n` };
+  }
+  const ext = extname(name);
+  const stem = basename(name, ext).replace(/[^A-Za-z0-9._-]/g, "_") || "script";
+  return { file: `${stem}${MODULE_EXTENSIONS.includes(ext) ? ext : ".ts"}`, content };
+}
+
+function resolveBun(requested: string | undefined, user: SandboxUser | null): string {
+  const candidate = requested ?? process.execPath;
+  let bun: string;
+  try {
+    bun = realpathSync(candidate);
+  } catch {
+    throw new JobInputError(`bun interpreter ${candidate} not found`);
+  }
+  const blocked = user && firstUnreachableAncestor(bun, user);
+  if (blocked) throw new JobInputError(`bun interpreter ${bun} is not reachable by the sandbox uid ${user.uid} (${blocked} is not searchable for it); install Bun under a world-searchable directory such as /usr/local`);
+  return bun;
+}
+
+/** JavaScript/TypeScript ES modules run by Bun inside the sandbox; the return value is the result. */
+export class EsmRunner implements Runner {
+  readonly name = "esm";
+  readonly description = "JavaScript/TypeScript ES module run by Bun; its default export's return value is the result";
+  readonly extensions = MODULE_EXTENSIONS;
+
+  constructor(private readonly options: EsmRunnerOptions = {}) {}
+
+  prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
+    const parsed = EsmRequestOptions.safeParse(request.options);
+    if (!parsed.success) throw new JobInputError(`invalid esm runner options: ${zodIssues(parsed.error).map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
+    const bun = resolveBun(this.options.bun, options.sandboxUser);
+    const script = loadScript(request.script, options.maxScriptBytes);
+    const module = userModule(script.name, script.content, parsed.data.form);
+    const inUsr = bun.startsWith("/usr/");
+    return {
+      runner: this.name,
+      // --no-install: an import of a missing package must fail, not try to download it.
+      argv: [bun, "--no-install", `${layout.jobDir}/harness.mjs`, `${layout.jobDir}/main/${module.file}`, ...request.args],
+      files: [
+        { path: "harness.mjs", content: HARNESS },
+        { path: `main/${module.file}`, content: module.content },
+      ],
+      readOnlyBinds: inUsr ? [] : [{ source: bun, target: bun }],
+      env: {
+        [RESULT_FD_ENV]: String(RESULT_FD),
+        // No transpiler cache writes, no telemetry attempts.
+        BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
+        DO_NOT_TRACK: "1",
+        ...request.env,
+      },
+      ...(request.stdin ? { stdin: request.stdin } : {}),
+      result: { exitCodeFallback: false, normalize: normalizeEsmPayload },
+      // Bun reserves tens of GiB of address space at start and ignores heap-size flags:
+      // its memory can only be capped by a cgroup, never reported as a heap cap.
+      addressSpaceLimitSafe: false,
+      notes: [`bun ${bun} (${parsed.data.form} form)`],
+    };
+  }
+}

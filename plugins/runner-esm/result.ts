@@ -1,0 +1,32 @@
+/**
+ * What the harness writes, and how it becomes a structured result. Runs in the
+ * supervisor: the harness's output is untrusted and is validated here.
+ */
+import { z } from "zod";
+
+const Envelope = z.discriminatedUnion("cordon", [
+  z.object({ cordon: z.literal("return"), value: z.unknown() }),
+  z.object({ cordon: z.literal("exception"), name: z.string(), message: z.string(), stack: z.string() }),
+]);
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * A returned value becomes a result: `{ status, ... }` as it is; checkstack's
+ * `{ success, message, value }` maps success to ok/crit; anything else is `ok` with `value`.
+ * An exception is `crit` with the error's message and stack.
+ */
+export function normalizeEsmPayload(payload: unknown): unknown {
+  const envelope = Envelope.parse(payload);
+  if (envelope.cordon === "exception") {
+    const { name, message, stack } = envelope;
+    return { status: "crit", message: `${name}: ${message}`, error: { name, message, stack } };
+  }
+  const value = envelope.value;
+  if (isRecord(value) && "status" in value) return value;
+  if (isRecord(value) && typeof value.success === "boolean") {
+    const { success, ...rest } = value;
+    return { ...rest, status: success ? "ok" : "crit", success };
+  }
+  return value === null ? { status: "ok" } : { status: "ok", value };
+}
