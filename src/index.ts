@@ -20,3 +20,4 @@ export { decodeExit, signalName } from "./sandbox/exit.ts";
 export { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot, disposeWorkspace } from "./sandbox/workspace.ts";
 export * from "./config.ts";
 export * from "./cordon.ts";
+export * from "./collector/index.ts";

@@ -1,0 +1,2 @@
+export * from "./detect.ts";
+export * from "./run-cgroup.ts";
