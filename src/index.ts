@@ -20,4 +20,5 @@ export { decodeExit, signalName } from "./sandbox/exit.ts";
 export { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot, disposeWorkspace } from "./sandbox/workspace.ts";
 export * from "./config.ts";
 export * from "./cordon.ts";
+export { readInputDirectory, writeOutputFiles, type WrittenOutput } from "./files/directory.ts";
 export * from "./collector/index.ts";

@@ -8,11 +8,14 @@ export class UsageError extends CordonError {
 }
 
 export const USAGE = `usage:
-  cordon run [--runner NAME] [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--json] [--report] FILE [-- ARGS...]
+  cordon run [--runner NAME] [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--files DIR] [--out DIR] [--inline] [--json] [--report] FILE [-- ARGS...]
+    --inline     FILE is a function body, not a module (esm runner: \`return { success, message }\`)
+    --files DIR  stage DIR's regular files (subdirectories kept, no symlinks) into scratch before the run
+    --out DIR    write the files the script created or changed under scratch into DIR
   cordon readiness [--provider NAME] [--config FILE.json] [--json]`;
 
 export type Command =
-  | { kind: "run"; file: string; args: string[]; runner?: string; provider?: string; policyFile?: string; configFile?: string; json: boolean; report: boolean }
+  | { kind: "run"; file: string; args: string[]; runner?: string; provider?: string; policyFile?: string; configFile?: string; filesDir?: string; outDir?: string; inline: boolean; json: boolean; report: boolean }
   | { kind: "readiness"; provider?: string; configFile?: string; json: boolean }
   | { kind: "help" };
 
@@ -21,10 +24,18 @@ const OPTIONS = {
   provider: { type: "string" },
   policy: { type: "string" },
   config: { type: "string" },
+  files: { type: "string" },
+  out: { type: "string" },
   json: { type: "boolean", default: false },
+  inline: { type: "boolean", default: false },
   report: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
+
+function nonEmpty(option: string, value: string): string {
+  if (value === "") throw new UsageError(`${option} needs a directory`);
+  return value;
+}
 
 export function parseCommand(argv: string[]): Command {
   const [verb, ...rest] = argv;
@@ -40,6 +51,8 @@ export function parseCommand(argv: string[]): Command {
   const opt = <K extends "runner" | "provider" | "policy" | "config">(k: K) => (values[k] === undefined ? {} : { [k]: values[k] });
 
   if (verb === "readiness") {
+    if (values.inline) throw new UsageError("--inline is an option of run, not readiness");
+    for (const runOnly of ["files", "out"] as const) if (values[runOnly] !== undefined) throw new UsageError(`--${runOnly} is an option of run, not readiness`);
     if (positionals.length) throw new UsageError(`readiness takes no arguments (got ${positionals.join(" ")})`);
     return { kind: "readiness", json: values.json, ...opt("provider"), ...(values.config ? { configFile: values.config } : {}) };
   }
@@ -56,11 +69,14 @@ export function parseCommand(argv: string[]): Command {
       file,
       args: after,
       json: values.json,
+      inline: values.inline,
       report: values.report,
       ...opt("runner"),
       ...opt("provider"),
       ...(values.policy ? { policyFile: values.policy } : {}),
       ...(values.config ? { configFile: values.config } : {}),
+      ...(values.files !== undefined ? { filesDir: nonEmpty("--files", values.files) } : {}),
+      ...(values.out !== undefined ? { outDir: nonEmpty("--out", values.out) } : {}),
     };
   }
   throw new UsageError(`unknown command "${verb}"`);

@@ -1,7 +1,8 @@
-import { fstatSync, readFileSync } from "node:fs";
+import { fstatSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { CordonError } from "../errors.ts";
+import { CordonError, JobInputError } from "../errors.ts";
 import { Cordon, type Plugins } from "../cordon.ts";
+import { readInputDirectory, writeOutputFiles } from "../files/directory.ts";
 import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
 import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
 import { formatReport, summarizeReport } from "../sandbox/report.ts";
@@ -51,26 +52,55 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
   try {
     const cordon = makeCordon(cmd, plugins);
     const policy: PolicyOverride | undefined = cmd.policyFile ? parsePolicyOverride(readJsonFile(cmd.policyFile, "policy file", "invalid-policy")) : undefined;
+    if (cmd.outDir) checkOutDir(cmd.outDir);
+    const files = cmd.filesDir ? readInputDirectory(cmd.filesDir, cordon.config.inputFiles) : undefined;
     const stdin = await io.readStdin();
     result = await cordon.run({
       script: { file: resolve(cmd.file) },
       args: cmd.args,
       ...(cmd.runner ? { runner: cmd.runner } : {}),
+      ...(cmd.inline ? { options: { form: "inline" } } : {}),
       ...(policy ? { policy } : {}),
+      ...(files ? { files } : {}),
       ...(stdin ? { stdin } : {}),
     });
   } catch (e) {
     result = resultFromError(e);
   }
+  const ran = result.outcome !== "error" && result.outcome !== "refused";
+  const notes: string[] = [];
+  let status = exitStatusOf(result);
+  if (cmd.outDir && ran) {
+    try {
+      const { skipped } = writeOutputFiles(cmd.outDir, result.files);
+      for (const s of skipped) notes.push(`cordon: not written: ${s.path} (${s.reason})`);
+    } catch (e) {
+      notes.push(`cordon: --out ${cmd.outDir}: ${e instanceof Error ? e.message : String(e)}`);
+      status = EXIT.internal; // the run's files were not delivered
+    }
+  }
   if (cmd.json) {
     io.stdout(`${JSON.stringify(runResultToJson(result))}\n`);
   } else {
-    io.stdout(result.stdoutBytes);
+    io.stdout(result.stdoutBytes); // the exact bytes, not the decoded text
     io.stderr(result.stderrBytes);
+    if (cmd.outDir) notes.unshift(...result.filesOmitted.map((o) => `cordon: not returned: ${o.path} (${o.reason})`));
     if (cmd.report && result.sandbox) io.stderr(`${formatReport(result.sandbox)}\n`);
-    io.stderr(`${describeRun(result)}\n`);
   }
-  return exitStatusOf(result);
+  for (const note of notes) io.stderr(`${note}\n`);
+  if (!cmd.json) io.stderr(`${describeRun(result)}\n`);
+  return status;
+}
+
+/** --out must be a directory or not exist yet (it is created after the run): refuse before running. */
+function checkOutDir(dir: string): void {
+  let st;
+  try {
+    st = statSync(dir, { throwIfNoEntry: false });
+  } catch (e) {
+    throw new JobInputError(`cannot use --out ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  if (st && !st.isDirectory()) throw new JobInputError(`--out ${dir} exists and is not a directory`);
 }
 
 /** The one-line summary the CLI prints on stderr after a run. */
@@ -80,7 +110,9 @@ export function describeRun(r: RunResult): string {
     .concat(r.stdoutTruncated || r.stderrTruncated ? ["output truncated"] : [])
     .filter(Boolean)
     .join(" ");
-  return `${r.sandbox ? summarizeReport(r.sandbox) : "cordon:"} | ${how}`;
+  const result = r.result ? ` | result=${r.result.status}${r.result.message ? `: ${r.result.message.split("\n")[0]}` : ""}` : "";
+  const resultError = r.resultError ? ` | resultError: ${r.resultError}` : "";
+  return `${r.sandbox ? summarizeReport(r.sandbox) : "cordon:"} | ${how}${result}${resultError}`;
 }
 
 async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, plugins: Plugins, io: CliIO): Promise<number> {

@@ -52,13 +52,18 @@ class Collector {
     if (this.omitted.length < MAX_OMITTED) this.omitted.push({ path, reason });
   }
 
-  /** A reason to stop walking, recorded once. */
-  private checkBudget(): boolean {
+  /** Record, once, why the walk stops; false from then on. */
+  private stop(reason: string): false {
+    if (!this.stopped) {
+      this.stopped = reason;
+      this.omit("*", reason);
+    }
+    return false;
+  }
+
+  private inTime(): boolean {
     if (this.stopped) return false;
-    if (performance.now() > this.deadline) this.stopped = `collection stopped after ${this.limits.collectMs} ms; the rest of scratch was not read`;
-    else if (this.files.length >= this.limits.maxCount) this.stopped = `more than ${this.limits.maxCount} output files; the rest were not read`;
-    if (this.stopped) this.omit("*", this.stopped);
-    return this.stopped === null;
+    return performance.now() <= this.deadline || this.stop(`collection stopped after ${this.limits.collectMs} ms; the rest of scratch was not read`);
   }
 
   walk(dir: string, rel: string, depth: number): void {
@@ -71,7 +76,7 @@ class Collector {
     }
     try {
       let entry: Dirent | null;
-      while (this.checkBudget() && (entry = handle.readSync()) !== null) {
+      while (this.inTime() && (entry = handle.readSync()) !== null) {
         const relPath = rel ? `${rel}/${entry.name}` : entry.name;
         this.visit(join(dir, entry.name), relPath, depth);
       }
@@ -81,7 +86,12 @@ class Collector {
   }
 
   private visit(path: string, rel: string, depth: number): void {
-    const st = lstatSync(path, { throwIfNoEntry: false });
+    let st;
+    try {
+      st = lstatSync(path, { throwIfNoEntry: false });
+    } catch (e) {
+      return this.omit(rel, `cannot stat: ${(e as NodeJS.ErrnoException).code}`); // e.g. a dir the script made unsearchable
+    }
     if (!st) return;
     if (st.isSymbolicLink()) return this.omit(rel, "symlink (never followed)");
     if (st.isDirectory()) {
@@ -89,7 +99,12 @@ class Collector {
       return this.walk(path, rel, depth + 1);
     }
     if (!st.isFile()) return this.omit(rel, "not a regular file (FIFO, socket or device)");
-    if (this.unchanged.get(rel) === fingerprint(path)) return; // an input file the script left alone
+    if (this.unchanged.has(rel) && this.unchanged.get(rel) === fingerprint(path)) return; // an input file the script left alone
+    // Only now is this a file to return: the count cap counts returned files, not entries seen.
+    if (this.files.length >= this.limits.maxCount) {
+      this.stop(`more than ${this.limits.maxCount} output files; the rest were not read`);
+      return;
+    }
     if (st.size > this.limits.maxTotalBytes - this.bytes) {
       return this.omit(rel, `${st.size} bytes would exceed the ${this.limits.maxTotalBytes}-byte output cap`);
     }
