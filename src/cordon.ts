@@ -9,7 +9,7 @@ import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
-import { maskDeep, secretValues } from "./secrets.ts";
+import { maskDeep, maskText, secretValues } from "./secrets.ts";
 import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
@@ -77,13 +77,24 @@ export class Cordon {
    * input (policy, provider, runner, script) and for refusals under `onUnavailable: fail`.
    */
   async run(request: RunRequest): Promise<RunResult> {
+    const secrets = secretValues(request.secretEnv);
+    try {
+      return maskDeep(await this.runUnmasked(request, secrets), secrets);
+    } catch (e) {
+      // Thrown errors leave too (a path or value in a message): mask them like results.
+      if (e instanceof Error) e.message = maskText(e.message, secrets);
+      if (e instanceof SandboxUnavailableError) (e as { reasons: readonly string[] }).reasons = e.reasons.map((r) => maskText(r, secrets));
+      throw e;
+    }
+  }
+
+  private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
     const policy = mergePolicy(this.policy, request.policy);
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
     if (request.secretEnv) checkEnvNames(request.secretEnv);
     // Secret variables reach the script like any other; only what comes back is masked.
     const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
-    const secrets = secretValues(request.secretEnv);
     const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
     if (!this.staleCleaned) {
       await cleanStaleWorkspaces(this.runRoot);
@@ -91,13 +102,12 @@ export class Cordon {
     }
     const options = this.runnerOptions(policy);
     const { outputFiles } = this.config;
-    const result = await runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
+    return runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
       inputFiles,
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes: this.config.maxResultBytes,
       secrets,
     });
-    return maskDeep(result, secrets);
   }
 
   /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */

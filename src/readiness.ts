@@ -35,12 +35,14 @@ export interface ReadinessReport {
 const PROBE_OUTPUT_CAP = 4096;
 
 /** The hostile probe: tries what each layer must stop and prints what happened as key=value lines on stderr. */
-function probeScript(canaryFile: string, canaryDir: string, port: number, envToken: string): string {
+function probeScript(canaryFile: string, canaryDir: string, port: number, envToken: string, isolating: boolean): string {
   const [file, dir, tokenArg] = [quote([canaryFile]), quote([canaryDir]), quote([envToken])];
+  // Without isolation the probe runs on the host itself: it may only try the canary dir, never /usr, /etc or /.
+  const writeTargets = isolating ? `/usr /etc / ${dir}` : dir;
   return `
 say() { printf '%s=%s\\n' "$1" "$2" >&2; }
 if cat ${file} >/dev/null 2>&1; then say fs_canary visible; else say fs_canary hidden; fi
-w=blocked; for d in /usr /etc / ${dir}; do f="$d/.cordon-probe-"${tokenArg}; (: > "$f") 2>/dev/null && { rm -f "$f"; w="wrote:$d"; }; done; say fs_write "$w"
+w=blocked; for d in ${writeTargets}; do f="$d/.cordon-probe-"${tokenArg}; (: > "$f") 2>/dev/null && { rm -f "$f"; w="wrote:$d"; }; done; say fs_write "$w"
 (: > ./owner-probe) 2>/dev/null && say scratch_write ok || say scratch_write failed
 say net_ifaces "$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | grep -vx lo | tr '\\n' ',')"
 if (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null; then say net_loopback connected; else say net_loopback failed; fi
@@ -155,7 +157,7 @@ export async function proveProvider(provider: Provider, runRoot = defaultRunRoot
     const policy = mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", resources: { maxOutputBytes: PROBE_OUTPUT_CAP } });
     let scratchOwner: number | null = null;
     const [run, wall] = await Promise.all([
-      runInSandbox(provider, probe, policy, probeJob(probeScript(canaryFile, canaryDir, listener.port, envToken)), runRoot, {
+      runInSandbox(provider, probe, policy, probeJob(probeScript(canaryFile, canaryDir, listener.port, envToken, provider.isolating)), runRoot, {
         inspect: (ws) => {
           const f = join(ws.scratchDir, "owner-probe");
           if (existsSync(f)) scratchOwner = statSync(f).uid;

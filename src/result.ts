@@ -6,6 +6,17 @@ import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
 export type LimitHit = "wall" | "cpu" | "memory" | "pids" | "fsize" | "output";
 
+/** Tree-wide statistics of a run (from its cgroup); null where the host cannot measure them. */
+export interface RunStats {
+  wallMs: number;
+  peakMemoryBytes: number | null;
+  cpuUserMs: number | null;
+  cpuSystemMs: number | null;
+  peakProcesses: number | null;
+  /** The run tried to exceed pids.max (fork or clone failed). */
+  pidsLimitHit: boolean | null;
+}
+
 export interface RunResult {
   outcome: Outcome;
   limitHit: LimitHit | null;

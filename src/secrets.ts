@@ -40,7 +40,8 @@ export function maskDeep<T>(value: T, secrets: readonly string[]): T {
   if (Array.isArray(value)) return value.map((v) => maskDeep(v, secrets)) as T;
   if (value instanceof Uint8Array) return maskBytes(value, secrets) as T;
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, secrets)])) as T;
+    // Keys too: a script can put a secret into a metric name or a free-JSON key.
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [maskText(k, secrets), maskDeep(v, secrets)])) as T;
   }
   return value;
 }

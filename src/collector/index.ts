@@ -2,3 +2,4 @@
 export * from "./versioned.ts";
 export * from "./aggregate.ts";
 export * from "./strategy.ts";
+export * from "./client.ts";

@@ -1,0 +1,118 @@
+/**
+ * One run of a script collector as stored: the script's verdict plus what the
+ * sandbox did. Built from a RunResult, masked and size-capped, because results
+ * are kept per run and shown to people who must not see the secrets.
+ */
+import { z } from "zod";
+import { LAYER_NAMES, maskText, RESULT_STATUSES, Versioned, type ResultStatus, type RunResult } from "../../src/index.ts";
+
+/** Stored stdout and message are capped: a result is kept for every run. */
+export const OUTPUT_CAP_BYTES = 4 * 1024;
+
+export const ScriptResultSchema = z.strictObject({
+  status: z.enum(RESULT_STATUSES),
+  message: z.string().optional(),
+  metrics: z.record(z.string(), z.number()).optional(),
+  exitCode: z.number().int().nullable(),
+  executionTimeMs: z.number().nonnegative(),
+  timedOut: z.boolean(),
+  /** The sandbox truncated stdout, or it was cut to OUTPUT_CAP_BYTES here. */
+  outputTruncated: z.boolean(),
+  output: z.string().optional(),
+  /** Why the script's structured result was not taken (oversized, not JSON, invalid). */
+  resultError: z.string().optional(),
+  /** null when nothing ran (bad input, or a refusal before planning). */
+  sandbox: z
+    .strictObject({
+      provider: z.string(),
+      /** Layers whose every requested control was enforced. */
+      enforced: z.array(z.string()),
+      downgrades: z.array(z.string()),
+    })
+    .nullable(),
+});
+export type ScriptResult = z.output<typeof ScriptResultSchema>;
+
+export const scriptResult = new Versioned<ScriptResult>({ version: 1, schema: ScriptResultSchema });
+
+/** What a backend's health check sees: ok healthy, warn degraded, crit and unknown unhealthy. */
+export function healthStatus(result: Pick<ScriptResult, "status">): "healthy" | "degraded" | "unhealthy" {
+  return result.status === "ok" ? "healthy" : result.status === "warn" ? "degraded" : "unhealthy";
+}
+
+/** Mask first, then cut: cutting first could leave a secret's prefix unmasked. */
+export function capText(text: string, secrets: readonly string[]): { text: string; cut: boolean } {
+  const masked = maskText(text, secrets);
+  const bytes = Buffer.from(masked);
+  if (bytes.length <= OUTPUT_CAP_BYTES) return { text: masked, cut: false };
+  // Drop a partial UTF-8 sequence at the cut rather than emit a replacement character.
+  return { text: new TextDecoder().decode(bytes.subarray(0, OUTPUT_CAP_BYTES)).replace(/\uFFFD$/, ""), cut: true };
+}
+
+function sandboxSummary(run: RunResult): ScriptResult["sandbox"] {
+  if (!run.sandbox) return null;
+  const { provider, layers, downgrades } = run.sandbox;
+  return { provider: provider.name, enforced: LAYER_NAMES.filter((l) => layers[l].status === "enforced"), downgrades: [...downgrades] };
+}
+
+type Verdict = Pick<ScriptResult, "status" | "message" | "metrics">;
+
+/** The supervisor's verdict when it ended the run or never started it; null when the script's own result stands. */
+function supervisorVerdict(run: RunResult): Verdict | null {
+  switch (run.outcome) {
+    case "timeout":
+      // A hung check is a failed check (Nagios' default timeout state is critical).
+      return { status: "crit", message: `timed out after ${run.durationMs} ms; the process tree was killed` };
+    case "limit":
+      return { status: "crit", message: `killed: ${run.limitHit ?? "resource"} limit exceeded` };
+    case "killed":
+      // Every runner alike (shell's exit-code fallback would say unknown): a report the script made before stands.
+      return run.resultSource === "channel" ? null : { status: "crit", message: `killed by ${run.signal ?? "a signal"}` };
+    case "refused":
+    case "error":
+      return { status: "unknown", message: `${run.outcome}: ${run.error?.message ?? "no reason given"}` };
+    default:
+      return null;
+  }
+}
+
+/** The script's own verdict; a script that reported nothing is judged by how it ended. */
+function scriptVerdict(run: RunResult): Verdict {
+  if (run.result) {
+    const { status, message, metrics } = run.result;
+    return { status, message, metrics: withValueMetric(metrics, run.result.value) };
+  }
+  return { status: run.outcome === "ok" ? "unknown" : "crit", message: `the script exited with code ${run.exitCode} and reported no result` };
+}
+
+/** checkstack's inline contract returns `{ success, message, value }`: a numeric value is charted as metrics.value. */
+function withValueMetric(metrics: Record<string, number> | undefined, value: unknown): Record<string, number> | undefined {
+  if (typeof value !== "number" || !Number.isFinite(value) || metrics?.value !== undefined) return metrics;
+  return { ...metrics, value };
+}
+
+/** maskDeep masks values only; a metric name is script-chosen text too. */
+function maskKeys(record: Record<string, number>, secrets: readonly string[]): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [maskText(k, secrets), v]));
+}
+
+/** A RunResult as a stored collector result, every string masked with `secrets`. */
+export function toScriptResult(run: RunResult, secrets: readonly string[]): ScriptResult {
+  const verdict = supervisorVerdict(run) ?? scriptVerdict(run);
+  const message = verdict.message === undefined ? undefined : capText(verdict.message, secrets).text;
+  const output = capText(run.stdout, secrets);
+  const metrics = verdict.metrics && maskKeys(verdict.metrics, secrets);
+  const result: ScriptResult = {
+    status: verdict.status,
+    ...(message ? { message } : {}),
+    ...(metrics && Object.keys(metrics).length ? { metrics } : {}),
+    exitCode: run.exitCode,
+    executionTimeMs: run.durationMs,
+    timedOut: run.outcome === "timeout",
+    outputTruncated: run.stdoutTruncated || output.cut,
+    ...(output.text ? { output: output.text } : {}),
+    ...(run.resultError ? { resultError: maskText(run.resultError, secrets) } : {}),
+    sandbox: sandboxSummary(run),
+  };
+  return result;
+}

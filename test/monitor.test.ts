@@ -1,0 +1,130 @@
+/**
+ * The example monitoring backend as a real child process: it validates and
+ * migrates its checks, runs them in bwrap on their intervals, serves /health
+ * and /checks, and on SIGTERM exits leaving no run directory behind.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { CheckState, Health } from "../examples/monitor/scheduler.ts";
+import { freshRunRoot, removeTempDirs, runRootEntries, sleep, tempDir } from "./support.ts";
+
+const SERVER = resolve(import.meta.dir, "../examples/monitor/server.ts");
+const INTERVAL_MS = 700;
+afterAll(removeTempDirs);
+
+/** A config dir with the example's check scripts copied in, so relative paths are resolved against the config. */
+function writeConfig(checks: unknown[], extra: Record<string, unknown> = {}): { path: string; runRoot: string } {
+  const dir = tempDir("monitor");
+  cpSync(resolve(import.meta.dir, "../examples/monitor/checks"), join(dir, "checks"), { recursive: true });
+  const runRoot = freshRunRoot("monitor-runs");
+  const path = join(dir, "monitor.json");
+  writeFileSync(path, JSON.stringify({ provider: "bwrap", port: 0, runRoot, checks, ...extra }, null, 2));
+  return { path, runRoot };
+}
+
+const check = (id: string, collector: string, config: { version: number; data: unknown }) => ({ id, collector, intervalMs: INTERVAL_MS, config });
+
+const CHECKS = [
+  check("disk", "shell", { version: 2, data: { file: "checks/disk.sh", args: ["/scratch", "90", "95"], timeoutMs: 5000 } }),
+  check("http", "python", { version: 2, data: { file: "checks/http_check.py", timeoutMs: 5000 } }),
+  check("compute", "esm", { version: 2, data: { script: "return { success: true, message: 'fine', value: 1 };", policy: { onUnavailable: "degrade" } } }),
+  check("lukewarm", "python", { version: 2, data: { script: "import cordon\ncordon.result('warn', 'meh')" } }),
+  check("down", "shell", { version: 2, data: { script: 'cordon-result crit "down"' } }),
+  check("legacy", "shell", { version: 1, data: { script: 'cordon-result ok "v1"', timeoutSeconds: 5 } }),
+];
+
+const EXPECTED: Record<string, { status: Health; rate: number }> = {
+  disk: { status: "healthy", rate: 100 },
+  http: { status: "healthy", rate: 100 },
+  compute: { status: "healthy", rate: 100 },
+  "lukewarm": { status: "degraded", rate: 0 },
+  down: { status: "unhealthy", rate: 0 },
+  legacy: { status: "healthy", rate: 100 },
+};
+
+function start(configPath: string, env: Record<string, string> = {}) {
+  return Bun.spawn([process.execPath, SERVER, configPath], { stdout: "pipe", stderr: "pipe", env: { ...process.env, PORT: "", ...env } });
+}
+
+/** The first stdout line, which the server promises is `listening URL`. */
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return text.split("\n")[0]!;
+}
+
+async function getChecks(url: string): Promise<CheckState[]> {
+  return ((await (await fetch(`${url}/checks`)).json()) as { checks: CheckState[] }).checks;
+}
+
+describe("examples/monitor", () => {
+  test("runs every check on its interval, aggregates, serves /checks and /health, exits clean", async () => {
+    const { path, runRoot } = writeConfig(CHECKS);
+    const server = start(path);
+    const stderr = new Response(server.stderr).text();
+    try {
+      const line = await firstLine(server.stdout);
+      expect(line).toMatch(/^listening http:\/\/127\.0\.0\.1:\d+$/);
+      const url = line.slice("listening ".length);
+
+      // At least two intervals: every check must have run twice.
+      const deadline = performance.now() + 30_000;
+      let checks = await getChecks(url);
+      while (checks.some((c) => c.runs < 2) && performance.now() < deadline) {
+        await sleep(INTERVAL_MS / 2);
+        checks = await getChecks(url);
+      }
+      for (const c of checks) {
+        const want = EXPECTED[c.id]!;
+        expect({ id: c.id, runs: c.runs >= 2 }).toEqual({ id: c.id, runs: true });
+        expect({ id: c.id, status: c.last?.status }).toEqual({ id: c.id, status: want.status });
+        expect(c.aggregate!.successRate.rate).toBe(want.rate);
+        expect(c.aggregate!.successRate._total).toBeGreaterThanOrEqual(2);
+        expect(c.aggregate!.avgExecutionTimeMs.avg).toBeGreaterThan(0);
+        expect(c.aggregate!.timeoutCount.count).toBe(0);
+      }
+      expect(checks.find((c) => c.id === "compute")!.aggregate!.sandboxDowngradedCount.count).toBeGreaterThanOrEqual(2);
+      expect(checks.find((c) => c.id === "disk")!.last!.result.metrics).toMatchObject({ used_percent: expect.any(Number) });
+
+      const health = await fetch(`${url}/health`);
+      expect(health.status).toBe(503);
+      const body = (await health.json()) as { status: string; checks: Record<string, string>; readiness: { provider: string; providers: { provider: string; runsDefaultPolicy: boolean }[] } };
+      expect(body.status).toBe("unhealthy");
+      expect(body.checks).toEqual(Object.fromEntries(Object.entries(EXPECTED).map(([id, e]) => [id, e.status])));
+      expect(body.readiness.provider).toBe("bwrap");
+      expect(body.readiness.providers.find((p) => p.provider === "bwrap")?.runsDefaultPolicy).toBe(true);
+      expect((await fetch(`${url}/nope`)).status).toBe(404);
+    } finally {
+      server.kill("SIGTERM");
+    }
+    const code = await Promise.race([server.exited, sleep(15_000).then(() => "still running")]);
+    expect(code).toBe(0);
+    expect(await stderr).toContain("monitor: SIGTERM");
+    expect(runRootEntries(runRoot)).toEqual([]);
+  });
+
+  test("an unknown provider stops the monitor at startup with a clear error", async () => {
+    const { path } = writeConfig([CHECKS[0]], { provider: "nsjail" });
+    const server = start(path);
+    const [stdout, stderr, code] = await Promise.all([new Response(server.stdout).text(), new Response(server.stderr).text(), server.exited]);
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr).toContain('"provider": "nsjail": unknown provider "nsjail" (known: bwrap, unsafe)');
+  });
+
+  test("an invalid check config stops the monitor at startup naming the check", async () => {
+    const bad = check("both", "shell", { version: 2, data: { script: "true", file: "checks/disk.sh" } });
+    const { path } = writeConfig([CHECKS[0], bad]);
+    const server = start(path);
+    const [stderr, code] = await Promise.all([new Response(server.stderr).text(), server.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('check "both" (cordon.shell): invalid v2 data: (root): set exactly one of "script" (inline source) or "file"');
+  });
+});
