@@ -77,7 +77,10 @@ export function decodeResult(
       ? { result: fromExitCode(exit.exitCode, exit.signal), resultSource: "exit-code", resultError }
       : { result: null, resultSource: null, resultError };
   if (channel.truncated) return fallback(`the structured result is larger than ${maxBytes} bytes; it was discarded`);
-  if (channel.bytes.length === 0) return fallback(null);
+  if (channel.bytes.length === 0) {
+    // A runner without a fallback (esm) that reported nothing ended before its harness could.
+    return fallback(decoding.exitCodeFallback ? null : "no structured result was reported (the script ended before reporting one)");
+  }
 
   let payload: unknown;
   try {

@@ -1,8 +1,8 @@
 import { constants } from "node:os";
 
-const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(constants.signals).map(([name, num]) => [num, name]),
-);
+/** Number → name, the first (canonical) name winning over later aliases (SIGABRT, not SIGIOT). */
+const SIGNAL_NAMES: Record<number, string> = {};
+for (const [name, num] of Object.entries(constants.signals)) SIGNAL_NAMES[num] ??= name;
 
 export function signalName(num: number): string {
   return SIGNAL_NAMES[num] ?? `SIG${num}`;
