@@ -147,7 +147,7 @@ export class Cordon {
 
   /** Real readiness probes for every registered provider, in parallel. */
   readiness(): Promise<ReadinessReport[]> {
-    return Promise.all([...this.providers.values()].map((p) => p.readiness()));
+    return Promise.all([...this.providers.values()].map((p) => p.readiness(this.runRoot)));
   }
 }
 

@@ -29,5 +29,6 @@ export interface Provider {
   /** Pure: policy + job + host facts → ONE spawn plan. Throws SandboxUnavailableError under `fail`. */
   plan(input: PlanInput, probe: ProviderProbe): SpawnPlan;
   /** Real probes on this host: which layers this provider proves it enforces. */
-  readiness(): Promise<ReadinessReport>;
+  /** `runRoot`: where the probe runs are made (the caller's, so the probes test the same directory real runs use). */
+  readiness(runRoot?: string): Promise<ReadinessReport>;
 }

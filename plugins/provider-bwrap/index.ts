@@ -121,7 +121,7 @@ export class BwrapProvider implements Provider {
     });
   }
 
-  readiness() {
-    return proveProvider(this);
+  readiness(runRoot?: string) {
+    return proveProvider(this, runRoot);
   }
 }

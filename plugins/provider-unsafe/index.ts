@@ -56,7 +56,7 @@ export class UnsafeNoIsolationProvider implements Provider {
     });
   }
 
-  readiness() {
-    return proveProvider(this);
+  readiness(runRoot?: string) {
+    return proveProvider(this, runRoot);
   }
 }
