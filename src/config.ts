@@ -8,6 +8,10 @@ export const CordonConfigSchema = z.strictObject({
   providerOrder: z.array(z.string().min(1)).min(1).default(["bwrap"]),
   /** Applied on top of the shipped default policy. */
   policy: PolicyOverrideSchema.default({}),
+  /** auto: per-run cgroups where the host allows them; off: never (memory falls back to per-process rlimits, reported). */
+  cgroups: z.enum(["auto", "off"]).default("auto"),
+  /** The cgroup (relative to each hierarchy's mount) per-run cgroups are created under. */
+  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, "a relative cgroup path such as cordon or system.slice/cordon").default("cordon"),
   /** Where per-run directories are created (default: $TMPDIR/cordon-runs-<uid>). */
   runRoot: AbsolutePath.optional(),
   maxScriptBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),

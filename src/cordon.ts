@@ -1,13 +1,14 @@
 import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
 import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
-import { hostFacts } from "./host.ts";
+import { hostFacts, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
 import type { ReadinessReport } from "./readiness.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
+import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
 import { maskDeep, maskText, secretValues } from "./secrets.ts";
 import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
@@ -98,6 +99,7 @@ export class Cordon {
     const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
     if (!this.staleCleaned) {
       await cleanStaleWorkspaces(this.runRoot);
+      await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
       this.staleCleaned = true;
     }
     const options = this.runnerOptions(policy);
@@ -106,6 +108,8 @@ export class Cordon {
       inputFiles,
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes: this.config.maxResultBytes,
+      cgroupParent: this.config.cgroupParent,
+      host: this.host(),
       secrets,
     });
   }
@@ -130,7 +134,7 @@ export class Cordon {
         // A dry plan: pure, creates nothing. Refusal means this provider cannot run the policy.
         const workspace = allocateWorkspace(this.runRoot);
         const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
-        provider.plan({ policy, job, host: hostFacts(), workspace }, probe);
+        provider.plan({ policy, job, host: this.host(), workspace }, probe);
         return { provider, probe };
       } catch (e) {
         if (!(e instanceof SandboxUnavailableError)) throw e;
@@ -138,6 +142,13 @@ export class Cordon {
       }
     }
     throw new SandboxUnavailableError("auto", reasons);
+  }
+
+  /** The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable. */
+  host(): HostFacts {
+    const host = hostFacts();
+    if (this.config.cgroups === "auto") return host;
+    return { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
   }
 
   private runnerOptions(policy: Policy): RunnerOptions {

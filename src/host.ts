@@ -1,5 +1,6 @@
 import { existsSync, lstatSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
+import { detectCgroups, type CgroupFacts } from "./cgroup/detect.ts";
 
 /** A top-level system path (/bin, /lib64 …) as it is on this host: merged-/usr symlink or real directory. */
 export type SystemPath = { path: string; kind: "symlink"; target: string } | { path: string; kind: "dir" };
@@ -12,6 +13,8 @@ export interface HostFacts {
   kernel: string;
   systemPaths: SystemPath[];
   hasLdSoCache: boolean;
+  /** The host's cgroup setup and whether this supervisor may create run cgroups. */
+  cgroups: CgroupFacts;
 }
 
 const TOP_LEVEL_SYSTEM_PATHS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -36,6 +39,7 @@ export function detectHostFacts(): HostFacts {
     kernel: release(),
     systemPaths: TOP_LEVEL_SYSTEM_PATHS.map(describeSystemPath).filter((p): p is SystemPath => p !== null),
     hasLdSoCache: existsSync("/etc/ld.so.cache"),
+    cgroups: detectCgroups(),
   };
 }
 

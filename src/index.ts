@@ -22,3 +22,5 @@ export * from "./config.ts";
 export * from "./cordon.ts";
 export { readInputDirectory, writeOutputFiles, type WrittenOutput } from "./files/directory.ts";
 export * from "./collector/index.ts";
+export * from "./cgroup/index.ts";
+export { cleanStaleCgroups, joinCgroupArgv, refineWithCgroup } from "./sandbox/cgroup-run.ts";

@@ -100,7 +100,9 @@ function judge(obs: Observations, policy: Policy): Record<LayerName, ReadinessVe
     ["nproc", p.lim_nproc, String(r.maxProcesses)],
     ["nofile", p.lim_nofile, String(r.maxOpenFiles)],
   ];
-  const wrongLimits = limits.filter(([, got, want]) => got !== want).map(([n, got]) => `${n}=${got ?? "?"}`);
+  // With a run cgroup, the process cap is pids.max, not RLIMIT_NPROC: the run must have really been in one.
+  const inCgroup = obs.run.stats?.peakProcesses != null && (obs.run.sandbox?.layers.resources.controls.processes?.mechanism ?? "").includes("cgroup");
+  const wrongLimits = limits.filter(([n, got, want]) => got !== want && !(n === "nproc" && inCgroup)).map(([n, got]) => `${n}=${got ?? "?"}`);
   const wallOk = obs.wall.outcome === "timeout" && obs.wall.durationMs < 300 + 1000;
   const outputOk = obs.run.stdoutTruncated || obs.run.stderrTruncated;
   const ifaces = (p.net_ifaces ?? "").replace(/,$/, "");
@@ -117,7 +119,9 @@ function judge(obs: Observations, policy: Policy): Record<LayerName, ReadinessVe
     ),
     resources: verdict(
       wrongLimits.length === 0 && wallOk && outputOk,
-      "rlimits applied (cpu, fsize, nproc, nofile), wall clock kills the tree, output capped",
+      inCgroup
+        ? "rlimits applied (cpu, fsize, nofile), run inside its own cgroup (memory and pids caps), wall clock kills the tree, output capped"
+        : "rlimits applied (cpu, fsize, nproc, nofile), wall clock kills the tree, output capped",
       [wrongLimits.length ? `rlimits not applied: ${wrongLimits.join(", ")}` : "", wallOk ? "" : `wall run ended ${obs.wall.outcome} in ${obs.wall.durationMs} ms`, outputOk ? "" : "output not capped"].filter(Boolean).join("; "),
     ),
     privilege: verdict(

@@ -44,11 +44,13 @@ export interface RunResult {
   files: OutputFile[];
   /** What was found but not returned, and why (symlinks, FIFOs, caps). */
   filesOmitted: OmittedFile[];
+  /** Tree-wide statistics; null when the run never started. */
+  stats: RunStats | null;
 }
 
 /** The result fields of a run that produced no structured result and no files. */
-export function noExtras(): Pick<RunResult, "result" | "resultSource" | "resultError" | "files" | "filesOmitted"> {
-  return { result: null, resultSource: null, resultError: null, files: [], filesOmitted: [] };
+export function noExtras(): Pick<RunResult, "result" | "resultSource" | "resultError" | "files" | "filesOmitted" | "stats"> {
+  return { result: null, resultSource: null, resultError: null, files: [], filesOmitted: [], stats: null };
 }
 
 const EMPTY = new Uint8Array(0);

@@ -4,6 +4,7 @@
  * and /checks, and on SIGTERM exits leaving no run directory behind.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { hostFacts } from "../src/index.ts";
 import { cpSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { CheckState, Health } from "../examples/monitor/scheduler.ts";
@@ -90,7 +91,9 @@ describe("examples/monitor", () => {
         expect(c.aggregate!.avgExecutionTimeMs.avg).toBeGreaterThan(0);
         expect(c.aggregate!.timeoutCount.count).toBe(0);
       }
-      expect(checks.find((c) => c.id === "compute")!.aggregate!.sandboxDowngradedCount.count).toBeGreaterThanOrEqual(2);
+      // The esm check opts into degrade; it is downgraded only where no cgroup can cap Bun's memory.
+      const compute = checks.find((c) => c.id === "compute")!;
+      expect(compute.aggregate!.sandboxDowngradedCount.count).toBe(hostFacts().cgroups.problem === null ? 0 : compute.runs);
       expect(checks.find((c) => c.id === "disk")!.last!.result.metrics).toMatchObject({ used_percent: expect.any(Number) });
 
       const health = await fetch(`${url}/health`);

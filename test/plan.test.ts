@@ -14,7 +14,15 @@ import {
 } from "../src/index.ts";
 import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
 
-const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true };
+/** A root host without usable cgroups: the rlimit path (what non-delegated hosts get). */
+const NO_CGROUPS: HostFacts["cgroups"] = { layout: "none", controllers: {}, writable: false, problem: "no cgroup filesystem is mounted" };
+const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true, cgroups: NO_CGROUPS };
+const v1 = (c: string) => ({ version: 1 as const, mount: `/sys/fs/cgroup/${c}` });
+/** The hybrid layout of these Debian machines: memory and pids through v1. */
+const CGROUP_HOST: HostFacts = {
+  ...ROOT_HOST,
+  cgroups: { layout: "hybrid", controllers: { memory: v1("memory"), pids: v1("pids"), cpu: v1("cpu"), cpuacct: v1("cpuacct"), freezer: v1("freezer") }, writable: true, problem: null },
+};
 const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
 const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true };
@@ -146,6 +154,25 @@ describe("bwrap plan (pure)", () => {
     expect(controls).toEqual(["resources.cpu", "resources.fsize", "resources.nofile", "resources.processes", "resources.memory", "privilege.uid"]);
   });
 
+  test("with cgroups: memory and pids are tree-wide cgroup caps, no RLIMIT_AS or RLIMIT_NPROC; Bun runs under fail", () => {
+    const plan = planBwrap({ resources: { memoryBytes: 128 << 20, maxProcesses: 9 } }, CGROUP_HOST, { ...job, addressSpaceLimitSafe: false });
+    expect(plan.cgroup).toEqual({ memoryBytes: 128 << 20, pidsMax: 9, cpuPercent: null });
+    expect(plan.argv.some((a) => a.startsWith("--as=") || a.startsWith("--nproc="))).toBe(false);
+    const controls = plan.report.layers.resources.controls;
+    expect(controls.memory).toMatchObject({ status: "enforced" });
+    expect(controls.memory!.mechanism).toContain("cgroup v1 memory controller");
+    expect(controls.memory!.mechanism).toContain("whole tree");
+    expect(controls.processes!.mechanism).toContain("cgroup v1 pids controller");
+  });
+
+  test("without cgroups there is no cgroup in the plan, and the degraded reason says why and how to fix it", () => {
+    const plan = planBwrap({ onUnavailable: "degrade" }, ROOT_HOST, { ...job, addressSpaceLimitSafe: false });
+    expect(plan.cgroup).toBeNull();
+    const memory = plan.report.layers.resources.controls.memory!;
+    expect(memory.reason).toContain("no cgroup filesystem is mounted");
+    expect(memory.fix).toContain("Delegate=yes");
+  });
+
   test("memory by RLIMIT_AS is labelled per-process, never as a tree cap", () => {
     expect(planBwrap().report.layers.resources.controls.memory!.mechanism).toContain("per-process");
   });
@@ -178,7 +205,7 @@ describe("composePlan", () => {
     isolating: true,
     filesystem: { view: true },
     network: { deny: true, allowlist: false, unrestricted: true, metadataBlock: false },
-    resources: { treeKill: "t", rlimits: true, processCap: "p", memoryTreeCap: null, tmpfsSize: true, scratchQuota: true },
+    resources: { treeKill: "t", rlimits: true, processCap: "p", memoryTreeCap: null, tmpfsSize: true, scratchQuota: true, cgroups: false },
     privilege: { hostUidDrop: true, capabilityDrop: true, noNewPrivs: true },
     env: { cleanEnvironment: true },
   };

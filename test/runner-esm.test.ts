@@ -6,6 +6,7 @@
  * Every run here opts into `degrade` (except the refusal test), and the report must say
  * that memory is degraded, never that a heap or address-space cap holds Bun.
  */
+import { hostFacts } from "../src/index.ts";
 import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
@@ -111,7 +112,7 @@ function expectOkChannel(r: RunResult): void {
 describe("policy: Bun cannot be memory-capped without cgroups", () => {
   test("under the default fail policy an ESM run is refused: typed error naming resources.memory, nothing spawned", async () => {
     const runRoot = freshRunRoot("esm");
-    const cordon = makeEsmCordon(runRoot);
+    const cordon = makeEsmCordon(runRoot, { cgroups: "off" });
     const spawn = spyOn(Bun, "spawn");
     let err: unknown;
     try {
@@ -136,7 +137,7 @@ describe("policy: Bun cannot be memory-capped without cgroups", () => {
 
   test("the effective report: runner esm, a note with the bun path, memory degraded (no heap cap claimed)", async () => {
     const runRoot = freshRunRoot("esm");
-    const r = await runEsm(makeEsmCordon(runRoot), "export default () => ({ status: 'ok' })");
+    const r = await runEsm(makeEsmCordon(runRoot, { cgroups: "off" }), "export default () => ({ status: 'ok' })");
     expectOkChannel(r);
     const report = r.sandbox!;
     expect(report.runner.name).toBe("esm");
@@ -156,6 +157,21 @@ describe("policy: Bun cannot be memory-capped without cgroups", () => {
 
 // ---------------------------------------------------------------------------------------
 
+describe("with a cgroup memory cap (root, cgroups usable), Bun runs under the default fail policy", () => {
+  test.skipIf(hostFacts().cgroups.problem !== null)("the default policy runs ESM with memory enforced for the whole tree", async () => {
+    const runRoot = freshRunRoot("esm");
+    const r = await makeEsmCordon(runRoot).run({ runner: "esm", script: { source: "export default () => ({ status: 'ok', message: 'capped' })" }, args: [] });
+    expectOkChannel(r);
+    const memory = r.sandbox!.layers.resources.controls.memory!;
+    expect(memory.status).toBe("enforced");
+    expect(memory.mechanism).toContain("cgroup");
+    expect(memory.mechanism).toContain("whole tree");
+    expect(r.sandbox!.downgrades).toEqual([]);
+    expect(r.stats?.peakMemoryBytes).toBeGreaterThan(0);
+    expectClean(runRoot);
+  });
+});
+
 describe("module form", () => {
   test("the default export's return value is the result, as returned", async () => {
     const runRoot = freshRunRoot("esm");
@@ -163,7 +179,6 @@ describe("module form", () => {
     expectOkChannel(r);
     expect(r.result).toEqual({ status: "warn", message: "m", metrics: { x: 1 } });
     expect(r.stdout).toBe("");
-    expectMemoryDegraded(r);
     expectClean(runRoot);
   });
 
@@ -604,6 +619,7 @@ export default async (ctx) => {
     expect(summary.firstError).toBe("EAGAIN");
     // Contained either way: the check returned, or Bun aborted (SIGABRT) when it could not start a thread.
     if (r.outcome === "ok") expect(r.result).toEqual({ status: "ok", message: `spawned ${summary.spawned}` });
+    else if (r.outcome === "limit") expect([r.limitHit, r.exitCode], describeResult(r)).toEqual(["pids", 134]); // cgroup pids.max saw it
     else expect([r.outcome, r.exitCode], describeResult(r)).toEqual(["killed", 134]);
     // Seen from the host: the children really ran, as the sandbox uid, never as root.
     expect(seenCount).toBeGreaterThan(0);

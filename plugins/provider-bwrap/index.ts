@@ -23,7 +23,14 @@ export interface BwrapOptions {
 
 const LAYOUT_BASE = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 
+/** "cgroup v1 memory" etc.: which hierarchy a cap is enforced by, for the report. */
+function cgroupMechanism(host: HostFacts, controller: "memory" | "pids"): string | null {
+  const site = host.cgroups.controllers[controller];
+  return host.cgroups.problem === null && site ? `cgroup v${site.version} ${controller} controller` : null;
+}
+
 function capabilities(probe: ProviderProbe, host: HostFacts, prlimit: string | null, setpriv: string | null): Capabilities {
+  const pidsCgroup = cgroupMechanism(host, "pids");
   return {
     isolating: true,
     filesystem: { view: true },
@@ -31,10 +38,15 @@ function capabilities(probe: ProviderProbe, host: HostFacts, prlimit: string | n
     resources: {
       treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
       rlimits: prlimit !== null,
-      processCap: prlimit !== null ? "RLIMIT_NPROC counted in the sandbox's own user namespace" : null,
-      memoryTreeCap: null,
+      processCap: pidsCgroup
+        ? `${pidsCgroup} (pids.max for the whole tree)`
+        : prlimit !== null
+          ? "RLIMIT_NPROC counted in the sandbox's own user namespace"
+          : null,
+      memoryTreeCap: cgroupMechanism(host, "memory"),
       tmpfsSize: probe.features.tmpfsSize === true,
       scratchQuota: host.isRoot,
+      cgroups: host.cgroups.problem === null,
     },
     privilege: { hostUidDrop: host.isRoot && setpriv !== null, capabilityDrop: true, noNewPrivs: true },
     env: { cleanEnvironment: true },

@@ -15,7 +15,7 @@ const UNSAFE_CAPABILITIES: Capabilities = {
   isolating: false,
   filesystem: { view: false },
   network: { deny: false, allowlist: false, unrestricted: true, metadataBlock: false },
-  resources: { treeKill: null, rlimits: false, processCap: null, memoryTreeCap: null, tmpfsSize: false, scratchQuota: false },
+  resources: { treeKill: null, rlimits: false, processCap: null, memoryTreeCap: null, tmpfsSize: false, scratchQuota: false, cgroups: false },
   privilege: { hostUidDrop: false, capabilityDrop: false, noNewPrivs: false },
   env: { cleanEnvironment: true },
 };

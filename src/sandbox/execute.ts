@@ -2,7 +2,9 @@ import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { CordonError } from "../errors.ts";
+import type { RunCgroup } from "../cgroup/index.ts";
 import { RESULT_FD, type ChannelBytes } from "../result-channel.ts";
+import { CGROUP_JOIN_ERROR_PREFIX, joinCgroupArgv, refineWithCgroup, runStats } from "./cgroup-run.ts";
 import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
 import { classifyOutcome } from "./outcome.ts";
@@ -47,7 +49,8 @@ function killQuietly(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
  * kernel kill all the namespace's processes before init is reaped, so once the
  * launcher exits nothing of the run survives (setsid and double forks included).
  */
-function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null): void {
+function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null, cgroup: RunCgroup | null): void {
+  cgroup?.killAll(); // every task of the run, wherever it went
   if (plan.treeKill === "pid-namespace" && infoPath) {
     const init = readChildPid(infoPath);
     if (init !== null && parentOf(init) === launcherPid) killQuietly(init);
@@ -72,7 +75,12 @@ export interface ExecuteOptions {
   stdin?: Uint8Array;
   /** Read at most this many bytes of the structured result channel (fd 4). */
   maxResultBytes: number;
+  /** The run's cgroup, already created: the launcher joins it before exec'ing the sandbox. */
+  cgroup?: RunCgroup | null;
 }
+
+/** How often the run's cgroup is checked for an OOM kill (v1 has no oom.group: the supervisor kills the tree). */
+const OOM_POLL_MS = 50;
 
 export interface ExecutedRun {
   run: RunResult;
@@ -93,12 +101,14 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const infoPath = plan.infoFd ? join(workspace.root, "launcher-info.json") : null;
   const infoFd = infoPath ? openSync(infoPath, "w", 0o600) : null;
   const argsFd = openLauncherArgs(plan, workspace);
+  const cgroup = options.cgroup ?? null;
   const started = performance.now();
   let proc: ReturnType<typeof Bun.spawn>;
   try {
     const input = options.stdin && options.stdin.length > 0 ? options.stdin : "ignore";
     // fd 3: launcher info; fd 4: the result channel; fd 5: launcher arguments.
-    proc = Bun.spawn(plan.argv, {
+    const argv = cgroup ? joinCgroupArgv(cgroup.procsFiles, plan.argv) : plan.argv;
+    proc = Bun.spawn(argv, {
       env: plan.env,
       cwd: plan.cwd,
       stdio: [input, "pipe", "pipe", infoFd ?? "ignore", "pipe", argsFd ?? "ignore"],
@@ -110,13 +120,20 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const channelFd = proc.stdio[RESULT_FD];
   if (typeof channelFd !== "number") throw new Error("the result channel pipe was not created");
 
-  const events = { timedOut: false, outputOverflow: false };
+  const events = { timedOut: false, outputOverflow: false, oomKilled: false };
   let killed = false;
   const stopTree = () => {
     if (killed) return;
     killed = true;
-    killTree(plan, proc.pid, infoPath);
+    killTree(plan, proc.pid, infoPath, cgroup);
   };
+  const oomWatch = cgroup
+    ? setInterval(() => {
+        if (!cgroup.events().oomKilled) return;
+        events.oomKilled = true;
+        stopTree();
+      }, OOM_POLL_MS)
+    : null;
   const wallTimer = setTimeout(() => {
     events.timedOut = true;
     stopTree();
@@ -133,6 +150,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
 
   await proc.exited;
   clearTimeout(wallTimer);
+  if (oomWatch) clearInterval(oomWatch);
   const durationMs = Math.round(performance.now() - started);
   // The launcher is gone; with a pid namespace so is every process of the run. Kill the
   // group anyway (unsafe provider) and do not let an escaped holder of the pipes hang us.
@@ -143,9 +161,13 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
 
   const sig = proc.signalCode;
   const exit = decodeExit(proc.exitCode, typeof sig === "number" ? signalName(sig) : sig, plan.exitEncoding);
-  const { outcome, limitHit } = classifyOutcome(events, exit);
+  const cgEvents = cgroup?.events() ?? null;
+  const cgStats = cgroup?.stats() ?? null;
+  const classified = classifyOutcome(events, exit);
+  const { outcome, limitHit } = cgEvents && cgStats ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   const stderr = decoder.decode(err.bytes);
-  if (outcome === "exit-nonzero" && plan.launcherErrorPrefix && out.bytes.length === 0 && stderr.startsWith(plan.launcherErrorPrefix)) {
+  const launcherFailed = [plan.launcherErrorPrefix, cgroup ? CGROUP_JOIN_ERROR_PREFIX : undefined].some((p) => p && stderr.startsWith(p));
+  if (outcome === "exit-nonzero" && launcherFailed && out.bytes.length === 0) {
     // The sandbox never started the script: report the launcher's failure, not a script failure.
     const failed = new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`);
     return { run: { ...resultFromError(failed, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
@@ -165,6 +187,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     sandbox: plan.report,
     error: null,
     ...noExtras(),
+    stats: runStats(durationMs, cgStats, cgEvents),
   };
   return { run, channel };
 }

@@ -4,6 +4,8 @@ import type { DecodedExit } from "./exit.ts";
 export interface RunEvents {
   timedOut: boolean;
   outputOverflow: boolean;
+  /** The run's cgroup reported an OOM kill while it ran (the supervisor then killed the tree). */
+  oomKilled: boolean;
 }
 
 /** Signals the kernel sends when an rlimit is crossed. */
@@ -13,6 +15,7 @@ const LIMIT_SIGNALS: Record<string, LimitHit> = { SIGXCPU: "cpu", SIGXFSZ: "fsiz
 export function classifyOutcome(events: RunEvents, exit: DecodedExit): { outcome: Outcome; limitHit: LimitHit | null } {
   if (events.timedOut) return { outcome: "timeout", limitHit: "wall" };
   if (events.outputOverflow) return { outcome: "limit", limitHit: "output" };
+  if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
   if (exit.signal) {
     const limit = LIMIT_SIGNALS[exit.signal];
     return limit ? { outcome: "limit", limitHit: limit } : { outcome: "killed", limitHit: null };

@@ -68,6 +68,7 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     stage: [...filesystem.spec.stage, ...jobStage(input)],
     scratch: { quotaBytes: resources.spec.scratchQuotaBytes, owner: privilege.spec.hostDrop },
     wallMs: resources.spec.wallMs,
+    cgroup: resources.spec.cgroup,
     maxOutputBytes: resources.spec.maxOutputBytes,
     report,
   };

@@ -1,7 +1,9 @@
+import { basename } from "node:path";
+import { createRunCgroup, type RunCgroup } from "../cgroup/index.ts";
 import { collectOutputFiles, type OutputLimits } from "../files/collect.ts";
 import type { StagedInput } from "../files/input.ts";
 import { stageInputFiles } from "../files/stage.ts";
-import { hostFacts } from "../host.ts";
+import { hostFacts, type HostFacts } from "../host.ts";
 import type { Policy } from "../policy/index.ts";
 import type { Provider, ProviderProbe } from "../provider.ts";
 import { decodeResult } from "../result-channel.ts";
@@ -16,6 +18,10 @@ export interface SandboxRunOptions {
   /** Return files created or changed under scratch, under these caps; null: return none. */
   outputFiles?: OutputLimits | null;
   maxResultBytes?: number;
+  /** Host facts to plan with (default: detected); the facade narrows them by config (cgroups off). */
+  host?: HostFacts;
+  /** The cgroup runs are created under (default "cordon"). */
+  cgroupParent?: string;
   /** Secret values, masked in the plan's report. */
   secrets?: readonly string[];
   /** Look at the run directory after the run, before it is removed (readiness probes). */
@@ -23,6 +29,7 @@ export interface SandboxRunOptions {
 }
 
 const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
+export const DEFAULT_CGROUP_PARENT = "cordon";
 
 /**
  * One sandboxed run, start to end: plan (may refuse: nothing is created), create the
@@ -39,12 +46,16 @@ export async function runInSandbox(
 ): Promise<RunResult> {
   const workspace = allocateWorkspace(runRoot);
   const job = makeJob(provider.layout(workspace));
-  const plan = provider.plan({ policy, job, host: hostFacts(), workspace, secrets: options.secrets ?? [] }, probe);
+  const host = options.host ?? hostFacts();
+  const plan = provider.plan({ policy, job, host, workspace, secrets: options.secrets ?? [] }, probe);
   const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+  let cgroup: RunCgroup | null = null;
   try {
     await materializeWorkspace(workspace, plan);
     const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
-    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes });
+    // Named like the run dir, so a crashed supervisor's cgroups are found by the same pid rule.
+    if (plan.cgroup) cgroup = await createRunCgroup(host.cgroups, options.cgroupParent ?? DEFAULT_CGROUP_PARENT, basename(workspace.root), plan.cgroup);
+    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes, cgroup });
     options.inspect?.(workspace);
     if (run.outcome === "error") return run; // the sandbox never ran the script
     const decoded = decodeResult(channel, maxResultBytes, job.result, run);
@@ -53,6 +64,7 @@ export async function runInSandbox(
   } finally {
     try {
       await plan.cleanup?.();
+      await cgroup?.remove();
     } finally {
       await disposeWorkspace(workspace);
     }

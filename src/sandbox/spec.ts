@@ -5,6 +5,7 @@
  */
 import type { HostFacts } from "../host.ts";
 import type { Policy, ReadOnlyBind } from "../policy/index.ts";
+import type { CgroupLimits } from "../cgroup/run-cgroup.ts";
 import type { ResultDecoding } from "../result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
 
@@ -69,6 +70,11 @@ export interface Capabilities {
     tmpfsSize: boolean;
     /** Scratch is a size-capped mount (needs a root supervisor). */
     scratchQuota: boolean;
+    /**
+     * The supervisor places the launcher in a per-run cgroup before anything untrusted runs
+     * (tree-wide memory and pids caps, OOM detection, tree statistics).
+     */
+    cgroups: boolean;
   };
   privilege: {
     /** The sandboxed process runs as the policy uid/gid on the host. */
@@ -115,6 +121,8 @@ export interface ResourcesSpec {
   maxOutputBytes: number;
   rlimits: Partial<Record<RlimitName, number>>;
   scratchQuotaBytes: number | null;
+  /** Caps for the run's cgroup, or null when the run gets none. */
+  cgroup: CgroupLimits | null;
 }
 
 export interface PrivilegeSpec {
@@ -169,6 +177,7 @@ export interface SpawnPlan extends Launch {
   scratch: { quotaBytes: number | null; owner: { uid: number; gid: number } | null };
   wallMs: number;
   maxOutputBytes: number;
+  cgroup: CgroupLimits | null;
   report: EffectiveSandboxReport;
 }
 

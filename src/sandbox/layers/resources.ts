@@ -30,24 +30,30 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     for (const name of ["cpu", "fsize", "nofile"]) controls[name] = NO_RLIMITS;
   }
 
-  if (rc.processCap) {
+  // With a run cgroup, pids.max and the memory cap hold the whole tree; rlimits would only add per-process noise.
+  const cgroup = rc.cgroups && rc.memoryTreeCap && rc.processCap ? { memoryBytes: r.memoryBytes, pidsMax: r.maxProcesses, cpuPercent: null } : null;
+  const noCgroupWhy = host.cgroups.problem ?? "this provider does not place runs in a cgroup";
+
+  if (cgroup) {
+    controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses} processes and threads`);
+  } else if (rc.processCap) {
     rlimits.nproc = r.maxProcesses;
     controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses}`);
   } else {
     controls.processes = degraded("no process-count cap on this provider", "use an isolating provider (bwrap)");
   }
 
-  if (rc.memoryTreeCap) {
-    controls.memory = enforced(`${rc.memoryTreeCap}: ${r.memoryBytes} bytes for the whole tree`);
+  if (cgroup) {
+    controls.memory = enforced(`${rc.memoryTreeCap}: ${r.memoryBytes} bytes for the whole tree, swap off; OOM kills the run`);
   } else if (rc.rlimits && job.addressSpaceLimitSafe) {
     rlimits.as = r.memoryBytes;
-    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${r.memoryBytes} bytes each), not a cap on the whole tree`);
+    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${r.memoryBytes} bytes each), not a cap on the whole tree (no cgroup: ${noCgroupWhy})`);
   } else {
     controls.memory = degraded(
       rc.rlimits
-        ? `no tree-wide memory cap here, and the ${job.runner} runner's interpreter does not tolerate RLIMIT_AS`
+        ? `no tree-wide memory cap (${noCgroupWhy}), and the ${job.runner} runner's interpreter does not tolerate RLIMIT_AS`
         : "this provider applies no memory limit",
-      rc.rlimits ? "a cgroup memory cap (run as root with cgroups)" : "use an isolating provider (bwrap)",
+      rc.rlimits ? "run the supervisor as root, or delegate a cgroup v2 subtree with the memory and pids controllers (systemd Delegate=yes)" : "use an isolating provider (bwrap)",
     );
   }
 
@@ -57,5 +63,5 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     : degraded("scratch is a plain host directory without a size cap", host.isRoot ? "use an isolating provider" : "run the supervisor as root (it mounts a size-capped tmpfs)");
   controls.tmp = rc.tmpfsSize ? enforced(`/tmp is a tmpfs of ${r.scratchBytes} bytes`) : degraded("no private size-capped /tmp on this provider", "use an isolating provider (bwrap)");
 
-  return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, rlimits, scratchQuotaBytes: scratchQuota } };
+  return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, rlimits, scratchQuotaBytes: scratchQuota, cgroup } };
 }

@@ -1,0 +1,72 @@
+/**
+ * The glue between a run and its cgroup: the launcher that joins it before anything
+ * untrusted exists, and what the cgroup's counters say about how the run ended.
+ */
+import { listRunCgroups, removeStaleCgroup, type CgroupEvents, type CgroupFacts, type CgroupStats } from "../cgroup/index.ts";
+import type { LimitHit, Outcome, RunStats } from "../result.ts";
+
+/** The join launcher's own error lines start with this (a setup failure, not the script's). */
+export const CGROUP_JOIN_ERROR_PREFIX = "cordon-cgroup: ";
+
+/**
+ * /bin/sh, still the supervisor's uid, writes its own pid into every cgroup.procs and
+ * then execs the sandbox: the untrusted program starts inside, never outside.
+ */
+export function joinCgroupArgv(procsFiles: readonly string[], argv: readonly string[]): string[] {
+  const script = `while [ "$1" != -- ]; do echo $$ > "$1" 2>/dev/null || { echo "${CGROUP_JOIN_ERROR_PREFIX}cannot join $1" >&2; exit 125; }; shift; done; shift; exec "$@"`;
+  return ["/bin/sh", "-c", script, "cordon-cgroup", ...procsFiles, "--", ...argv];
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Remove run cgroups (run-<pid>-<hex>) whose supervisor is dead: kill what is left inside, rmdir. */
+export async function cleanStaleCgroups(facts: CgroupFacts, parent: string): Promise<number> {
+  if (facts.problem !== null) return 0;
+  let removed = 0;
+  for (const { name, dirs } of listRunCgroups(facts, parent)) {
+    const pid = Number(/^run-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pidAlive(pid)) continue;
+    await removeStaleCgroup(dirs);
+    removed++;
+  }
+  return removed;
+}
+
+export function runStats(wallMs: number, stats: CgroupStats | null, events: CgroupEvents | null): RunStats {
+  return {
+    wallMs,
+    peakMemoryBytes: stats?.peakMemoryBytes ?? null,
+    cpuUserMs: stats?.cpuUserMs ?? null,
+    cpuSystemMs: stats?.cpuSystemMs ?? null,
+    peakProcesses: stats?.peakProcesses ?? null,
+    pidsLimitHit: events?.pidsLimitHit ?? null,
+  };
+}
+
+/**
+ * What the cgroup adds to the outcome the executor saw. The supervisor's own reasons
+ * (wall, output, memory it acted on) stand; an OOM kill the executor did not see is a
+ * memory limit; a SIGKILL after the tree used its CPU budget is the RLIMIT_CPU hard cap;
+ * a failed run that hit pids.max ran out of processes.
+ */
+export function refineWithCgroup(
+  run: { outcome: Outcome; limitHit: LimitHit | null; signal: string | null },
+  events: CgroupEvents,
+  stats: CgroupStats,
+  cpuSeconds: number,
+): { outcome: Outcome; limitHit: LimitHit | null } {
+  const current = { outcome: run.outcome, limitHit: run.limitHit };
+  if (run.limitHit || run.outcome === "ok" || run.outcome === "refused" || run.outcome === "error") return current;
+  if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
+  const cpuMs = (stats.cpuUserMs ?? 0) + (stats.cpuSystemMs ?? 0);
+  if (run.signal === "SIGKILL" && cpuMs >= cpuSeconds * 1000) return { outcome: "limit", limitHit: "cpu" };
+  if (events.pidsLimitHit) return { outcome: "limit", limitHit: "pids" };
+  return current;
+}
