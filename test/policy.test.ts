@@ -23,6 +23,7 @@ describe("default policy", () => {
       maxOpenFiles: 256,
       maxOutputBytes: 1 * MiB,
       scratchBytes: 64 * MiB,
+      cpuPercent: null,
     });
     expect(DEFAULT_POLICY.network).toEqual({ mode: "deny", allow: [], blockMetadata: true });
     expect(DEFAULT_POLICY.privilege).toMatchObject({ uid: 65534, gid: 65534, noNewPrivs: true, dropCapabilities: true });

@@ -34,6 +34,7 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
     maxOpenFiles: 256,
     maxOutputBytes: 1 * MiB,
     scratchBytes: 64 * MiB,
+    cpuPercent: null,
   },
   filesystem: { mode: "scratch", readOnlyBinds: [] },
   network: { mode: "deny", allow: [], blockMetadata: true },

@@ -38,6 +38,8 @@ export const ResourcesSchema = z.strictObject({
   maxOutputBytes: int(1, GiB, "bytes"),
   /** Size of the writable scratch directory, and of /tmp. */
   scratchBytes: int(64 * KiB, 64 * GiB, "bytes"),
+  /** CPU bandwidth for the whole tree in percent of one CPU (cgroup quota), or null for none. */
+  cpuPercent: z.number().int().min(1).max(6400).nullable(),
 });
 
 /** Paths the sandbox owns: a policy bind may not shadow them. */

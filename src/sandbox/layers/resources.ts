@@ -31,7 +31,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   }
 
   // With a run cgroup, pids.max and the memory cap hold the whole tree; rlimits would only add per-process noise.
-  const cgroup = rc.cgroups && rc.memoryTreeCap && rc.processCap ? { memoryBytes: r.memoryBytes, pidsMax: r.maxProcesses, cpuPercent: null } : null;
+  const cgroup = rc.cgroups && rc.memoryTreeCap && rc.processCap ? { memoryBytes: r.memoryBytes, pidsMax: r.maxProcesses, cpuPercent: r.cpuPercent } : null;
   const noCgroupWhy = host.cgroups.problem ?? "this provider does not place runs in a cgroup";
 
   if (cgroup) {
@@ -55,6 +55,12 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
         : "this provider applies no memory limit",
       rc.rlimits ? "run the supervisor as root, or delegate a cgroup v2 subtree with the memory and pids controllers (systemd Delegate=yes)" : "use an isolating provider (bwrap)",
     );
+  }
+
+  if (r.cpuPercent !== null) {
+    controls.cpuQuota = cgroup
+      ? enforced(`cgroup cpu quota: ${r.cpuPercent}% of one CPU for the whole tree`)
+      : degraded(`no cgroup to hold a CPU quota (${noCgroupWhy})`, "run the supervisor as root, or delegate a cgroup v2 subtree with the cpu controller");
   }
 
   const scratchQuota = rc.scratchQuota ? r.scratchBytes : null;
