@@ -3,11 +3,14 @@
  * same run: median wall time of N runs of /bin/true and `python3 -c pass`.
  *   bun bench/overhead.ts [N]
  */
-import { Cordon, findExecutable } from "../src/index.ts";
+import { Cordon, findExecutable, hostFacts } from "../src/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 
 const N = Number(process.argv[2] ?? 30);
-const cordon = new Cordon({}, { providers: builtinProviders(), runners: builtinRunners() });
+const plugins = { providers: builtinProviders(), runners: builtinRunners() };
+const cordon = new Cordon({}, plugins);
+// The same runs without the cgroup layer (cgroups off; memory then falls back to RLIMIT_AS).
+const withoutCgroups = new Cordon({ cgroups: "off" }, plugins);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -30,8 +33,8 @@ async function bare(argv: string[]) {
   await Promise.all([new Response(p.stdout).arrayBuffer(), new Response(p.stderr).arrayBuffer(), p.exited]);
 }
 
-async function sandboxed(source: string) {
-  const r = await cordon.run({ runner: "shell", script: { source }, args: [] });
+async function sandboxed(source: string, c: Cordon = cordon) {
+  const r = await c.run({ runner: "shell", script: { source }, args: [] });
   if (r.outcome !== "ok") throw new Error(`sandboxed run failed: ${r.outcome} ${r.stderr}`);
 }
 
@@ -48,4 +51,18 @@ for (const [label, argv, source] of cases) {
   const b = median(await time(() => bare(argv)));
   const s = median(await time(() => sandboxed(source)));
   console.log(`| \`${label}\` | ${b.toFixed(2)} | ${s.toFixed(2)} | ${(s / b).toFixed(1)}x | +${(s - b).toFixed(1)} ms |`);
+}
+
+// Cost of the cgroup layer per run: create, join, read, remove — against the same run without it.
+if (hostFacts().cgroups.problem === null) {
+  const source = "exec /bin/true";
+  const off = median(await time(() => sandboxed(source, withoutCgroups)));
+  const on = median(await time(() => sandboxed(source)));
+  console.log("");
+  console.log(`cgroup layer (${hostFacts().cgroups.layout}), /bin/true under bwrap, median wall ms`);
+  console.log("| without cgroup | with cgroup | ratio | added |");
+  console.log("| --- | --- | --- | --- |");
+  console.log(`| ${off.toFixed(2)} | ${on.toFixed(2)} | ${(on / off).toFixed(2)}x | +${(on - off).toFixed(1)} ms |`);
+} else {
+  console.log(`\ncgroup layer not measured: ${hostFacts().cgroups.problem}`);
 }
