@@ -39,7 +39,7 @@ export interface DecodedResult {
 const NAGIOS: Record<number, ResultStatus> = { 0: "ok", 1: "warn", 2: "crit" };
 
 function fromExitCode(exitCode: number | null, signal: string | null): StructuredResult {
-  if (exitCode === null) return { status: "unknown", message: `no structured result; the script was killed${signal ? ` by ${signal}` : ""}` };
+  if (exitCode === null || signal) return { status: "unknown", message: `no structured result; the script was killed${signal ? ` by ${signal}` : ""}` };
   const status = NAGIOS[exitCode] ?? "unknown";
   return { status, message: `no structured result; exit code ${exitCode} maps to ${status}` };
 }

@@ -24,8 +24,8 @@ def _main():
         traceback.print_exc()
         import cordon
 
-        if not cordon._reported:
-            cordon._report_exception(exc)
+        # Reported or not, the script crashed: the exception is the last word.
+        cordon._report_exception(exc)
         sys.exit(1)
 
 

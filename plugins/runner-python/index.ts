@@ -64,6 +64,9 @@ export class PythonRunner implements Runner {
         [RESULT_FD_ENV]: String(RESULT_FD),
         PYTHONDONTWRITEBYTECODE: "1",
         PYTHONUNBUFFERED: "1",
+        // glibc reserves 64 MiB of address space per malloc arena: under a per-process
+        // RLIMIT_AS (no cgroup) a thread pool would otherwise fail after a handful of threads.
+        MALLOC_ARENA_MAX: "2",
         ...(packages.length ? { CORDON_PYTHON_PACKAGES: packages.map((p) => p.target).join(":") } : {}),
         ...request.env,
       },

@@ -21,7 +21,12 @@ const ASK = "import json, sys; print(json.dumps({'executable': sys.executable, '
 
 /** Run the candidate on the host (trusted config, not the untrusted script) and ask where it lives. */
 function ask(candidate: string): PythonInstall | string {
-  const r = Bun.spawnSync([candidate, "-I", "-c", ASK], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/" }, stdin: "ignore" });
+  let r;
+  try {
+    r = Bun.spawnSync([candidate, "-I", "-c", ASK], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/" }, stdin: "ignore" });
+  } catch (e) {
+    return `${candidate} cannot be run: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+  }
   if (!r.success) return `${candidate} did not run: ${r.stderr.toString().trim().split("\n").at(-1) ?? `exit ${r.exitCode}`}`;
   try {
     const info = JSON.parse(r.stdout.toString()) as { executable: string; prefix: string; base_prefix: string; version: string };

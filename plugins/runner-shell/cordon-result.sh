@@ -26,7 +26,7 @@ if [ $# -ge 1 ]; then
     name=${pair%%=*}
     value=${pair#*=}
     [ "$name" != "$pair" ] && [ -n "$name" ] || { echo "cordon-result: metric '$pair' is not NAME=NUMBER" >&2; exit 64; }
-    printf '%s\n' "$value" | grep -Eq '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$' ||
+    printf '%s\n' "$value" | grep -Eq '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$' ||
       { echo "cordon-result: metric $name: '$value' is not a number" >&2; exit 64; }
     metrics="$metrics${metrics:+,}\"$(json_string "$name")\":$value"
   done
