@@ -11,7 +11,7 @@ export * from "./sandbox/spec.ts";
 export { composePlan, type ProviderPlanner } from "./sandbox/plan.ts";
 export * from "./sandbox/layers/index.ts";
 export { runInSandbox, type SandboxRunOptions } from "./sandbox/run.ts";
-export { executePlan, LAUNCHER_ARGS_FD, type ExecuteOptions, type ExecutedRun } from "./sandbox/execute.ts";
+export { BLOCK_FD, executePlan, LAUNCHER_ARGS_FD, type ExecuteOptions, type ExecutedRun } from "./sandbox/execute.ts";
 export * from "./result-channel.ts";
 export * from "./secrets.ts";
 export * from "./files/input.ts";
@@ -24,3 +24,4 @@ export { readInputDirectory, writeOutputFiles, type WrittenOutput } from "./file
 export * from "./collector/index.ts";
 export * from "./cgroup/index.ts";
 export { cleanStaleCgroups, joinCgroupArgv, refineWithCgroup } from "./sandbox/cgroup-run.ts";
+export { bwrapCapabilities, probeBwrap, renderBwrap } from "./launchers/bwrap.ts";

@@ -110,7 +110,7 @@ export function describeRun(r: RunResult): string {
     .concat(r.stdoutTruncated || r.stderrTruncated ? ["output truncated"] : [])
     .filter(Boolean)
     .join(" ");
-  const result = r.result ? ` | result=${r.result.status}${r.result.message ? `: ${r.result.message.split("\n")[0]}` : ""}` : "";
+  const result = r.result && r.resultSource === "channel" ? ` | result=${r.result.status}${r.result.message ? `: ${r.result.message.split("\n")[0]}` : ""}` : "";
   const resultError = r.resultError ? ` | resultError: ${r.resultError}` : "";
   return `${r.sandbox ? summarizeReport(r.sandbox) : "cordon:"} | ${how}${result}${resultError}`;
 }

@@ -1,7 +1,7 @@
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { CordonError } from "../errors.ts";
+import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { RunCgroup } from "../cgroup/index.ts";
 import { RESULT_FD, type ChannelBytes } from "../result-channel.ts";
 import { CGROUP_JOIN_ERROR_PREFIX, joinCgroupArgv, refineWithCgroup, runStats } from "./cgroup-run.ts";
@@ -60,6 +60,24 @@ function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null,
   killQuietly(launcherPid);
 }
 
+/** The fd a blocking launcher waits on until the supervisor releases it (bwrap --block-fd). */
+export const BLOCK_FD = 6;
+
+/** The launcher's child pid from its info fd, once written; fails if the launcher exits first. */
+async function waitForChildPid(infoPath: string | null, exited: Promise<number>, timeoutMs = 10_000): Promise<number> {
+  if (!infoPath) throw new Error("a blocking launcher needs an info fd");
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pid = readChildPid(infoPath);
+    if (pid !== null) return pid;
+    if (gone) throw new Error("the launcher exited before it started its child");
+    if (performance.now() > deadline) throw new Error(`the launcher did not report its child within ${timeoutMs} ms`);
+    await Bun.sleep(2);
+  }
+}
+
 /** The fd the launcher reads its own arguments from (NUL-separated), out of the process table. */
 export const LAUNCHER_ARGS_FD = 5;
 
@@ -111,7 +129,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     proc = Bun.spawn(argv, {
       env: plan.env,
       cwd: plan.cwd,
-      stdio: [input, "pipe", "pipe", infoFd ?? "ignore", "pipe", argsFd ?? "ignore"],
+      stdio: [input, "pipe", "pipe", infoFd ?? "ignore", "pipe", argsFd ?? "ignore", plan.blockFd ? "pipe" : "ignore"],
     });
   } finally {
     if (infoFd !== null) closeSync(infoFd); // the child holds its own copy
@@ -148,7 +166,21 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
   const channelP = readChannel(channelFd, options.maxResultBytes, cutPipes.signal);
 
+  let setupError: string | null = null;
+  const blockFd = plan.blockFd ? proc.stdio[BLOCK_FD] : null;
+  if (typeof blockFd === "number") {
+    try {
+      const childPid = await waitForChildPid(infoPath, proc.exited);
+      await plan.beforeRelease?.(childPid);
+      writeSync(blockFd, "1"); // the command starts only now, with everything in place
+    } catch (e) {
+      setupError = e instanceof Error ? e.message : String(e);
+      stopTree(); // before the block fd closes: bwrap treats EOF as a release too
+    }
+  }
+
   await proc.exited;
+  if (typeof blockFd === "number") closeSync(blockFd);
   clearTimeout(wallTimer);
   if (oomWatch) clearInterval(oomWatch);
   const durationMs = Math.round(performance.now() - started);
@@ -166,6 +198,10 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const classified = classifyOutcome(events, exit);
   const { outcome, limitHit } = cgEvents && cgStats ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   const stderr = decoder.decode(err.bytes);
+  if (setupError !== null) {
+    const refused = new SandboxUnavailableError("launch", [`sandbox setup failed before the script started: ${setupError}`]);
+    return { run: { ...resultFromError(refused, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
+  }
   const launcherFailed = [plan.launcherErrorPrefix, cgroup ? CGROUP_JOIN_ERROR_PREFIX : undefined].some((p) => p && stderr.startsWith(p));
   if (outcome === "exit-nonzero" && launcherFailed && out.bytes.length === 0) {
     // The sandbox never started the script: report the launcher's failure, not a script failure.

@@ -167,6 +167,14 @@ export interface Launch {
    * mounts and environment values stay out of the host process table and /proc/1/cmdline.
    */
   launcherArgs?: string[];
+  /** The launcher holds the command until the supervisor writes to fd 6 (bwrap --block-fd). */
+  blockFd?: boolean;
+  /**
+   * Runs once the launcher has reported its child (info fd) and before the command is
+   * released: the race-free window to plumb networking and load firewall rules. A throw
+   * aborts the run before any untrusted instruction ran.
+   */
+  beforeRelease?: (childPid: number) => Promise<void>;
   /** Provider resources to release after the run, whatever its outcome (helper processes, state outside the run dir). */
   cleanup?: () => void | Promise<void>;
 }

@@ -1,0 +1,103 @@
+/**
+ * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
+ * finding it and its helpers, what it can enforce on this host, and rendering a spec.
+ */
+import type { HostFacts } from "../host.ts";
+import { findExecutable } from "../host.ts";
+import type { ProviderProbe } from "../provider.ts";
+import { BLOCK_FD, LAUNCHER_ARGS_FD } from "../sandbox/execute.ts";
+import type { Capabilities, Launch, SandboxSpec } from "../sandbox/spec.ts";
+import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./bwrap-argv.ts";
+
+/** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
+export function probeBwrap(binaryOption?: string): ProviderProbe {
+  const binary = findExecutable(binaryOption ?? "bwrap");
+  const none = (reason: string): ProviderProbe => ({ available: false, binary, version: null, features: {}, reason });
+  if (!binary) return none(`bwrap not found${binaryOption ? ` at ${binaryOption}` : " on PATH"} (Debian: apt-get install bubblewrap)`);
+  const version = Bun.spawnSync([binary, "--version"], { env: {} });
+  const help = Bun.spawnSync([binary, "--help"], { env: {} });
+  if (!version.success) return none(`${binary} --version failed: ${version.stderr.toString().trim()}`);
+  const helpText = help.stdout.toString();
+  // prlimit runs inside the sandbox, so only one under the bound /usr will do.
+  const prlimit = findExecutable("prlimit", "/usr/bin");
+  const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
+  return {
+    available: true,
+    binary,
+    version: version.stdout.toString().trim().replace(/^bubblewrap\s*/, ""),
+    features: {
+      disableUserns: helpText.includes("--disable-userns"),
+      tmpfsSize: helpText.includes("--size"),
+      blockFd: helpText.includes("--block-fd"),
+    },
+    tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
+  };
+}
+
+/** "cgroup v1 memory controller" etc.: which hierarchy a cap is enforced by, for the report. */
+function cgroupMechanism(host: HostFacts, controller: "memory" | "pids"): string | null {
+  const site = host.cgroups.controllers[controller];
+  return host.cgroups.problem === null && site ? `cgroup v${site.version} ${controller} controller` : null;
+}
+
+/** What bwrap enforces on this host; `network` is the provider's own (bwrap alone cannot filter egress). */
+export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network: Capabilities["network"]): Capabilities {
+  const prlimit = probe.tools?.prlimit ?? null;
+  const setpriv = probe.tools?.setpriv ?? null;
+  const pidsCgroup = cgroupMechanism(host, "pids");
+  return {
+    isolating: true,
+    filesystem: { view: true },
+    network,
+    resources: {
+      treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
+      rlimits: prlimit !== null,
+      processCap: pidsCgroup
+        ? `${pidsCgroup} (pids.max for the whole tree)`
+        : prlimit !== null
+          ? "RLIMIT_NPROC counted in the sandbox's own user namespace"
+          : null,
+      memoryTreeCap: cgroupMechanism(host, "memory"),
+      tmpfsSize: probe.features.tmpfsSize === true,
+      scratchQuota: host.isRoot,
+      cgroups: host.cgroups.problem === null,
+    },
+    privilege: { hostUidDrop: host.isRoot && setpriv !== null, capabilityDrop: true, noNewPrivs: true },
+    env: { cleanEnvironment: true },
+  };
+}
+
+/**
+ * ONE bwrap command line. Everything but the command goes through `--args 5`: mounts
+ * and env values stay out of `ps` on the host and out of /proc/1/cmdline inside.
+ * With `block`, bwrap holds the command until the supervisor writes to fd 6.
+ */
+export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { block?: boolean } = {}): Launch {
+  if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
+  const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
+  return {
+    argv: [
+      ...privilegeDropArgs(spec.privilege, probe.tools?.setpriv ?? "setpriv"),
+      probe.binary,
+      "--args", String(LAUNCHER_ARGS_FD),
+      "--",
+      ...rlimitArgs(probe.tools?.prlimit ?? "prlimit", spec.resources.rlimits),
+      ...spec.command,
+    ],
+    launcherArgs: [
+      ...namespaceArgs(spec, features),
+      ...spec.filesystem.mounts.flatMap(mountArgs),
+      "--chdir", spec.filesystem.cwd,
+      ...envArgs(spec.env.vars),
+      "--info-fd", "3",
+      ...(options.block ? ["--block-fd", String(BLOCK_FD)] : []),
+    ],
+    env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
+    cwd: "/",
+    treeKill: "pid-namespace",
+    exitEncoding: "shell-128",
+    infoFd: true,
+    launcherErrorPrefix: "bwrap: ",
+    ...(options.block ? { blockFd: true } : {}),
+  };
+}
