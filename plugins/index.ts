@@ -2,14 +2,15 @@
 import type { Provider, Runner } from "../src/index.ts";
 import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
+import { RootlessProvider } from "./provider-rootless/index.ts";
 import { ShellRunner } from "./runner-shell/index.ts";
 import { PythonRunner } from "./runner-python/index.ts";
 import { EsmRunner } from "./runner-esm/index.ts";
 
-export { BwrapProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
+export { BwrapProvider, RootlessProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
 
 export function builtinProviders(): Provider[] {
-  return [new BwrapProvider(), new UnsafeNoIsolationProvider()];
+  return [new BwrapProvider(), new RootlessProvider(), new UnsafeNoIsolationProvider()];
 }
 
 export function builtinRunners(): Runner[] {

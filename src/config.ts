@@ -5,9 +5,11 @@ import { AbsolutePath, MiB, PolicyOverrideSchema, zodIssues } from "./policy/ind
 export const CordonConfigSchema = z.strictObject({
   /** A provider name, or "auto": the first provider in providerOrder that is available and can run the policy. */
   provider: z.string().min(1).default("bwrap"),
-  providerOrder: z.array(z.string().min(1)).min(1).default(["bwrap"]),
+  providerOrder: z.array(z.string().min(1)).min(1).default(["bwrap", "rootless"]),
   /** Applied on top of the shipped default policy. */
   policy: PolicyOverrideSchema.default({}),
+  /** Fixed answers for allowlisted hostnames (name → addresses), consulted before DNS. */
+  staticHosts: z.record(z.string().min(1).max(253), z.array(z.union([z.ipv4(), z.ipv6()])).min(1)).default({}),
   /** auto: per-run cgroups where the host allows them; off: never (memory falls back to per-process rlimits, reported). */
   cgroups: z.enum(["auto", "off"]).default("auto"),
   /** The cgroup (relative to each hierarchy's mount) per-run cgroups are created under. */

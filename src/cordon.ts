@@ -8,6 +8,8 @@ import type { ReadinessReport } from "./readiness.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
+import { resolveAllowlist } from "./network/resolve.ts";
+import type { SpawnPlan } from "./sandbox/spec.ts";
 import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
 import { maskDeep, maskText, secretValues } from "./secrets.ts";
@@ -96,7 +98,10 @@ export class Cordon {
     if (request.secretEnv) checkEnvNames(request.secretEnv);
     // Secret variables reach the script like any other; only what comes back is masked.
     const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
-    const { provider, probe } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
+    const { provider, probe, dryPlan } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
+    // Hostnames are looked up only for a run that will really filter egress with them.
+    const filters = policy.network.mode === "allowlist" && dryPlan.report.layers.network.controls.egress?.status === "enforced";
+    const resolved = filters ? await resolveAllowlist(policy, this.config.staticHosts) : {};
     if (!this.staleCleaned) {
       await cleanStaleWorkspaces(this.runRoot);
       await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
@@ -110,35 +115,45 @@ export class Cordon {
       maxResultBytes: this.config.maxResultBytes,
       cgroupParent: this.config.cgroupParent,
       host: this.host(),
+      resolved,
       secrets,
     });
   }
 
   /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */
-  private async choose(name: string, policy: Policy, runner: Runner, request: ScriptRequest): Promise<{ provider: Provider; probe: ProviderProbe }> {
+  /** Pure and creates nothing; hostnames not resolved yet. Throws SandboxUnavailableError when refused. */
+  private dryPlan(provider: Provider, probe: ProviderProbe, policy: Policy, runner: Runner, request: ScriptRequest): SpawnPlan {
+    const workspace = allocateWorkspace(this.runRoot);
+    const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
+    return provider.plan({ policy, job, host: this.host(), workspace }, probe);
+  }
+
+  private async choose(name: string, policy: Policy, runner: Runner, request: ScriptRequest): Promise<{ provider: Provider; probe: ProviderProbe; dryPlan: SpawnPlan }> {
     if (name !== "auto") {
       const provider = this.provider(name);
       const probe = await provider.probe();
       if (!probe.available) throw new SandboxUnavailableError(name, [probe.reason ?? "provider unavailable"]);
-      return { provider, probe };
+      return { provider, probe, dryPlan: this.dryPlan(provider, probe, policy, runner, request) };
     }
+    // First choice: a provider that enforces everything asked (even under degrade, a full
+    // one beats a degraded one: an allowlist goes to rootless, not to bwrap's deny fallback).
+    const strict = { ...policy, onUnavailable: "fail" as const };
     const reasons: string[] = [];
-    for (const candidate of this.config.providerOrder) {
-      const provider = this.provider(candidate);
-      const probe = await provider.probe();
-      if (!probe.available) {
-        reasons.push(`${candidate}: ${probe.reason}`);
-        continue;
-      }
-      try {
-        // A dry plan: pure, creates nothing. Refusal means this provider cannot run the policy.
-        const workspace = allocateWorkspace(this.runRoot);
-        const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
-        provider.plan({ policy, job, host: this.host(), workspace }, probe);
-        return { provider, probe };
-      } catch (e) {
-        if (!(e instanceof SandboxUnavailableError)) throw e;
-        reasons.push(...e.reasons.map((r) => `${candidate}: ${r}`));
+    for (const attempt of policy.onUnavailable === "fail" ? [strict] : [strict, policy]) {
+      for (const candidate of this.config.providerOrder) {
+        const provider = this.provider(candidate);
+        const probe = await provider.probe();
+        if (!probe.available) {
+          if (attempt === strict) reasons.push(`${candidate}: ${probe.reason}`);
+          continue;
+        }
+        try {
+          // Refusal of a dry plan means this provider cannot run the policy.
+          return { provider, probe, dryPlan: this.dryPlan(provider, probe, attempt, runner, request) };
+        } catch (e) {
+          if (!(e instanceof SandboxUnavailableError)) throw e;
+          if (attempt === strict) reasons.push(...e.reasons.map((r) => `${candidate}: ${r}`));
+        }
       }
     }
     throw new SandboxUnavailableError("auto", reasons);

@@ -25,3 +25,4 @@ export * from "./collector/index.ts";
 export * from "./cgroup/index.ts";
 export { cleanStaleCgroups, joinCgroupArgv, refineWithCgroup } from "./sandbox/cgroup-run.ts";
 export { bwrapCapabilities, probeBwrap, renderBwrap } from "./launchers/bwrap.ts";
+export * from "./network/ruleset.ts";

@@ -119,7 +119,7 @@ describe("examples/monitor", () => {
     const [stdout, stderr, code] = await Promise.all([new Response(server.stdout).text(), new Response(server.stderr).text(), server.exited]);
     expect(code).toBe(1);
     expect(stdout).toBe("");
-    expect(stderr).toContain('"provider": "nsjail": unknown provider "nsjail" (known: bwrap, unsafe)');
+    expect(stderr).toContain('"provider": "nsjail": unknown provider "nsjail" (known: bwrap, rootless, unsafe)');
   });
 
   test("an invalid check config stops the monitor at startup naming the check", async () => {

@@ -1,5 +1,6 @@
 import { posix } from "node:path";
 import { z } from "zod";
+import { AllowEntrySchema } from "../network/allow.ts";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -62,8 +63,8 @@ export const FilesystemSchema = z.strictObject({
 export const NetworkSchema = z
   .strictObject({
     mode: z.enum(["deny", "allowlist", "unrestricted"]),
-    /** Egress entries for `allowlist` (syntax checked in depth by the network layer). */
-    allow: z.array(z.string().min(1).max(300).regex(/^\S+$/, { error: "must not contain whitespace" })).max(256),
+    /** Egress entries for `allowlist`: `[tcp://|udp://]TARGET[:PORT[-PORT]]` (src/network/allow.ts). */
+    allow: z.array(AllowEntrySchema).max(256),
     /** Block cloud metadata and link-local targets even when egress is open. */
     blockMetadata: z.boolean(),
   })

@@ -24,7 +24,7 @@ function jobStage(input: PlanInput): StagedFile[] {
  */
 export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv: Record<string, string | undefined> = process.env): SpawnPlan {
   const { policy, job, host } = input;
-  const ctx: LayerContext = { policy, job, host, caps: planner.capabilities, workspace: input.workspace, layout: planner.layout };
+  const ctx: LayerContext = { policy, job, host, caps: planner.capabilities, workspace: input.workspace, layout: planner.layout, resolved: input.resolved ?? null };
 
   const filesystem = filesystemLayer(ctx);
   const network = networkLayer(ctx);

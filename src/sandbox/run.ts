@@ -18,6 +18,8 @@ export interface SandboxRunOptions {
   /** Return files created or changed under scratch, under these caps; null: return none. */
   outputFiles?: OutputLimits | null;
   maxResultBytes?: number;
+  /** Addresses of allowlisted hostnames, resolved before planning. */
+  resolved?: Readonly<Record<string, readonly string[]>>;
   /** Host facts to plan with (default: detected); the facade narrows them by config (cgroups off). */
   host?: HostFacts;
   /** The cgroup runs are created under (default "cordon"). */
@@ -47,7 +49,7 @@ export async function runInSandbox(
   const workspace = allocateWorkspace(runRoot);
   const job = makeJob(provider.layout(workspace));
   const host = options.host ?? hostFacts();
-  const plan = provider.plan({ policy, job, host, workspace, secrets: options.secrets ?? [] }, probe);
+  const plan = provider.plan({ policy, job, host, workspace, secrets: options.secrets ?? [], resolved: options.resolved ?? {} }, probe);
   const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
   let cgroup: RunCgroup | null = null;
   try {

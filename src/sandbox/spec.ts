@@ -109,9 +109,29 @@ export interface FilesystemSpec {
   stage: StagedFile[];
 }
 
+/** One allowed destination, addresses only (hostnames were resolved and pinned). */
+export interface EgressRule {
+  family: 4 | 6;
+  address: string;
+  prefix: number;
+  protocols: ("tcp" | "udp")[];
+  ports: { from: number; to: number } | null;
+}
+
+/** Filtered egress out of a fresh namespace (a provider with a filter renders it). */
+export interface EgressSpec {
+  mode: "allowlist" | "unrestricted";
+  rules: EgressRule[];
+  /** Drop metadata and link-local/ULA ranges, and the host through the gateway. */
+  blockMetadata: boolean;
+  /** Hostnames pinned in the sandbox's /etc/hosts. */
+  hosts: { name: string; address: string }[];
+}
+
 export interface NetworkSpec {
-  /** fresh: new namespace with loopback only; host: the host's network. */
+  /** fresh: new namespace with loopback only (plus filtered egress when `egress`); host: the host's network. */
   namespace: "fresh" | "host";
+  egress: EgressSpec | null;
 }
 
 export type RlimitName = "cpu" | "fsize" | "nofile" | "nproc" | "as" | "core";
@@ -191,6 +211,8 @@ export interface SpawnPlan extends Launch {
 
 export interface PlanInput {
   policy: Policy;
+  /** Addresses of the hostnames in the policy's allowlist, resolved by the supervisor before planning. */
+  resolved?: Readonly<Record<string, readonly string[]>>;
   job: Job;
   host: HostFacts;
   workspace: Workspace;

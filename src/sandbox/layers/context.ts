@@ -11,6 +11,8 @@ export interface LayerContext {
   caps: Capabilities;
   workspace: Workspace;
   layout: Layout;
+  /** Hostname → addresses resolved by the supervisor; null in a dry plan (not looked up yet). */
+  resolved: Readonly<Record<string, readonly string[]>> | null;
 }
 
 /** A layer's verdicts (one per control) and what it contributes to the spawn. */

@@ -2,15 +2,17 @@ import { relative } from "node:path";
 import { degraded, enforced, off } from "../report.ts";
 import type { FilesystemSpec, Mount, StagedFile } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
+import { egressFor } from "./network.ts";
 
 const ETC_STAGE = "stage/etc";
 
-/** Stub /etc files: just enough for `id`, `whoami` and localhost, nothing of the host. */
-function etcStubs(uid: number, gid: number): StagedFile[] {
+/** Stub /etc files: just enough for `id`, `whoami`, localhost and the pinned allowlist hosts, nothing of the host. */
+function etcStubs(uid: number, gid: number, pinned: { name: string; address: string }[]): StagedFile[] {
+  const hosts = ["127.0.0.1 localhost", "::1 localhost", ...pinned.map((h) => `${h.address} ${h.name}`)].join("\n");
   return [
     { path: `${ETC_STAGE}/passwd`, content: `root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nsandbox:x:${uid}:${gid}:cordon sandbox:/scratch:/bin/sh\n`, mode: 0o644 },
     { path: `${ETC_STAGE}/group`, content: `root:x:0:\nsandbox:x:${gid}:\n`, mode: 0o644 },
-    { path: `${ETC_STAGE}/hosts`, content: "127.0.0.1 localhost\n::1 localhost\n", mode: 0o644 },
+    { path: `${ETC_STAGE}/hosts`, content: `${hosts}\n`, mode: 0o644 },
   ];
 }
 
@@ -49,7 +51,9 @@ function workMounts(ctx: LayerContext): Mount[] {
 
 export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> {
   const { policy, caps, workspace, layout } = ctx;
-  const stage = etcStubs(policy.privilege.uid, policy.privilege.gid);
+  // Hostnames of the allowlist resolve from /etc/hosts: the sandbox needs (and gets) no DNS.
+  const pinned = caps.network.allowlist && policy.network.mode === "allowlist" ? egressFor(ctx).spec.hosts : [];
+  const stage = etcStubs(policy.privilege.uid, policy.privilege.gid, pinned);
   const binds = ctx.job.readOnlyBinds.length ? ` + runner binds ${ctx.job.readOnlyBinds.map((b) => b.source).join(", ")}` : "";
 
   if (policy.filesystem.mode === "off") {

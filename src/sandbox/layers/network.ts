@@ -1,38 +1,83 @@
+import { isIPv4 } from "node:net";
+import { parseAllowEntry, type AllowRule } from "../../network/allow.ts";
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
-import type { NetworkSpec } from "../spec.ts";
+import type { EgressRule, EgressSpec, NetworkSpec } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
 
 const DENY_MECHANISM = "fresh network namespace with only loopback";
 const FALLBACK = "ran with no network (deny) instead: never open egress unfiltered";
+const FRESH: NetworkSpec = { namespace: "fresh", egress: null };
+
+/** A parsed entry as address rules: a hostname becomes one /32 or /128 rule per pinned address. */
+function toRules(rule: AllowRule, resolved: LayerContext["resolved"]): EgressRule[] | string {
+  const base = { protocols: rule.protocols, ports: rule.ports };
+  if (rule.target.kind === "net") return [{ ...base, family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix }];
+  if (resolved === null) return []; // a dry plan: looked up only once this provider is chosen
+  const addresses = resolved[rule.target.name];
+  if (!addresses?.length) return `${rule.target.name} was not resolved before planning`;
+  return addresses.map((address) => {
+    const family = isIPv4(address) ? 4 : 6;
+    return { ...base, family, address, prefix: family === 4 ? 32 : 128 };
+  });
+}
+
+/** The allowlist as address rules plus the hosts to pin, or the entries that could not be used. */
+export function egressFor(ctx: LayerContext): { spec: EgressSpec; problems: string[] } {
+  const { allow, blockMetadata, mode } = ctx.policy.network;
+  const rules: EgressRule[] = [];
+  const hosts: EgressSpec["hosts"] = [];
+  const problems: string[] = [];
+  for (const entry of mode === "allowlist" ? allow : []) {
+    const parsed = parseAllowEntry(entry);
+    const r = toRules(parsed, ctx.resolved);
+    if (typeof r === "string") {
+      problems.push(r);
+      continue;
+    }
+    rules.push(...r);
+    if (parsed.target.kind === "host") for (const rule of r) hosts.push({ name: parsed.target.name, address: rule.address });
+  }
+  return { spec: { mode: mode === "allowlist" ? "allowlist" : "unrestricted", rules, blockMetadata, hosts }, problems };
+}
+
+function describeEgress(e: EgressSpec): string {
+  const what = e.mode === "allowlist" ? `only ${e.rules.length} allowlisted destination(s)` : "any destination";
+  return `fresh network namespace; egress to ${what} through a user-mode stack, nftables policy drop${e.blockMetadata ? "; metadata, link-local and the host blocked" : ""}`;
+}
 
 export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
   const { policy, caps } = ctx;
   const { mode, blockMetadata } = policy.network;
-  const fresh: NetworkSpec = { namespace: "fresh" };
   const noNamespace = (): LayerResult<NetworkSpec> => ({
     controls: { egress: degraded("this provider has no network namespace: the script has the host's network", "use an isolating provider (bwrap)") },
-    spec: { namespace: "host" },
+    spec: { namespace: "host", egress: null },
   });
+  const filtered = (): LayerResult<NetworkSpec> => {
+    const { spec, problems } = egressFor(ctx);
+    if (problems.length) return { controls: { egress: degraded(`${problems.join("; ")}; ${FALLBACK}`) }, spec: FRESH };
+    return { controls: { egress: enforced(describeEgress(spec)) }, spec: { namespace: "fresh", egress: spec } };
+  };
 
   if (mode === "deny") {
-    return caps.network.deny ? { controls: { egress: enforced(DENY_MECHANISM) }, spec: fresh } : noNamespace();
+    return caps.network.deny ? { controls: { egress: enforced(DENY_MECHANISM) }, spec: FRESH } : noNamespace();
   }
   if (mode === "allowlist") {
-    if (caps.network.allowlist) return { controls: { egress: enforced("filtered egress (allowlist)") }, spec: fresh };
+    if (caps.network.allowlist) return filtered();
     if (!caps.network.deny) return noNamespace();
     return {
       controls: { egress: degraded(`this provider cannot filter egress; ${FALLBACK}`, "use the rootless provider for allowlists") },
-      spec: fresh,
+      spec: FRESH,
     };
   }
   // unrestricted
-  if (blockMetadata && !caps.network.metadataBlock) {
+  if (caps.network.metadataBlock) return filtered();
+  if (blockMetadata) {
     if (!caps.network.deny) return noNamespace();
     const verdict: ControlVerdict = degraded(
       `unrestricted egress with blockMetadata needs a filter this provider lacks; ${FALLBACK}`,
       "use the rootless provider, or set network.blockMetadata: false",
     );
-    return { controls: { egress: verdict }, spec: fresh };
+    return { controls: { egress: verdict }, spec: FRESH };
   }
-  return { controls: { egress: off("policy network.mode is unrestricted: the host's network is shared") }, spec: { namespace: "host" } };
+  return { controls: { egress: off("policy network.mode is unrestricted: the host's network is shared") }, spec: { namespace: "host", egress: null } };
 }

@@ -1,0 +1,94 @@
+/**
+ * The supervisor-side plumbing of one rootless run, done while bwrap holds the command:
+ * load the ruleset into the sandbox's network namespace, start slirp4netns, verify.
+ */
+import { closeSync } from "node:fs";
+
+const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+
+export interface Tools {
+  slirp4netns: string;
+  nft: string;
+  nsenter: string;
+}
+
+async function run(argv: string[], stdin?: string): Promise<{ ok: boolean; out: string; err: string }> {
+  const p = Bun.spawn(argv, { env: HELPER_ENV, stdin: stdin !== undefined ? new TextEncoder().encode(stdin) : "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { ok: code === 0, out, err: err.trim() };
+}
+
+/** Enter only the sandbox's net namespace: root in the initial user namespace may administer it. */
+const inNetns = (tools: Tools, pid: number, argv: string[]) => [tools.nsenter, `--target=${pid}`, "--net", "--", ...argv];
+
+/** Load the ruleset (from stdin: no file the script could touch) and check the table is there. */
+export async function loadRuleset(tools: Tools, pid: number, ruleset: string): Promise<void> {
+  const load = await run(inNetns(tools, pid, [tools.nft, "-f", "-"]), ruleset);
+  if (!load.ok) throw new Error(`nft could not load the egress ruleset: ${load.err}`);
+  const check = await run(inNetns(tools, pid, [tools.nft, "list", "table", "inet", "cordon"]));
+  if (!check.ok || !check.out.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.err || "no drop policy listed"}`);
+}
+
+export interface Slirp {
+  stop(): Promise<void>;
+}
+
+const SLIRP_READY_MS = 5_000;
+
+/**
+ * slirp4netns for the sandbox's namespace, entered by path: with --disable-userns the
+ * child sits in a nested user namespace that does not own the net namespace, so slirp's
+ * default (join the pid's user namespace, then its net namespace) fails with EPERM. --disable-host-loopback: 10.0.2.2 must not
+ * reach the host's 127.0.0.1. --exit-fd: it exits when the supervisor closes its end
+ * (or dies), so it never outlives the run.
+ */
+export async function startSlirp(tools: Tools, pid: number): Promise<Slirp> {
+  const proc = Bun.spawn(
+    [tools.slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--exit-fd=3", "--ready-fd=4", "--netns-type=path", `/proc/${pid}/ns/net`, "tap0"],
+    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
+  );
+  const exitFd = proc.stdio[3] as number;
+  const readyFd = proc.stdio[4] as number;
+  const stop = async () => {
+    try {
+      closeSync(exitFd);
+    } catch {
+      // closed already
+    }
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 1_000);
+    await proc.exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitReady(readyFd, proc.exited);
+  } catch (e) {
+    proc.kill("SIGKILL");
+    await stop();
+    const err = await new Response(proc.stderr as ReadableStream).text().catch(() => "");
+    throw new Error(`slirp4netns did not start: ${e instanceof Error ? e.message : String(e)}${err ? `: ${err.trim().split("\n").slice(-3).join(" / ")}` : ""}`);
+  } finally {
+    closeSync(readyFd);
+  }
+  void new Response(proc.stderr as ReadableStream).arrayBuffer().catch(() => {}); // drain its log
+  return { stop };
+}
+
+/** slirp4netns writes "1" (no newline) on --ready-fd once the tap device is configured. */
+async function waitReady(fd: number, exited: Promise<number>): Promise<void> {
+  const reader = Bun.file(fd).stream().getReader();
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not ready within ${SLIRP_READY_MS} ms`)), SLIRP_READY_MS);
+  });
+  const died = exited.then((code): never => {
+    throw new Error(`exited with status ${code}`);
+  });
+  died.catch(() => {}); // it exits on purpose at the end of the run
+  try {
+    const first = await Promise.race([reader.read(), timeout, died]);
+    if (first.done || !new TextDecoder().decode(first.value).startsWith("1")) throw new Error("closed its ready fd without signalling");
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+}

@@ -1,0 +1,110 @@
+import { accessSync, constants } from "node:fs";
+import {
+  bwrapCapabilities,
+  composePlan,
+  findExecutable,
+  hostFacts,
+  probeBwrap,
+  proveProvider,
+  renderBwrap,
+  renderRuleset,
+  type Launch,
+  type Layout,
+  type PlanInput,
+  type Provider,
+  type ProviderProbe,
+  type SandboxSpec,
+  type SpawnPlan,
+  type Workspace,
+} from "../../src/index.ts";
+import { loadRuleset, startSlirp, type Slirp, type Tools } from "./helpers.ts";
+
+const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
+const NETWORK = { deny: true, allowlist: true, unrestricted: true, metadataBlock: true };
+const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface RootlessOptions {
+  bwrap?: string;
+}
+
+function tunUsable(): boolean {
+  try {
+    accessSync("/dev/net/tun", constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * bwrap + slirp4netns: a fresh network namespace whose only way out is a user-mode
+ * TCP/IP stack, filtered by an nftables ruleset loaded before the script is released.
+ */
+export class RootlessProvider implements Provider {
+  readonly name = "rootless";
+  readonly description = "bubblewrap + slirp4netns: filtered egress (allowlist, metadata blocked) without a host network setup";
+  readonly isolating = true;
+  private probed?: Promise<ProviderProbe>;
+
+  constructor(private readonly options: RootlessOptions = {}) {}
+
+  probe(): Promise<ProviderProbe> {
+    this.probed ??= Promise.resolve(this.detect());
+    return this.probed;
+  }
+
+  private detect(): ProviderProbe {
+    const bwrap = probeBwrap(this.options.bwrap);
+    if (!bwrap.available) return bwrap;
+    const missing = (["slirp4netns", "nft", "nsenter"] as const).filter((t) => !findExecutable(t, SYSTEM_PATH));
+    const tools = Object.fromEntries(["slirp4netns", "nft", "nsenter"].map((t) => [t, findExecutable(t, SYSTEM_PATH) ?? ""]));
+    const reason = missing.length
+      ? `${missing.join(", ")} not found (Debian: apt-get install slirp4netns nftables util-linux)`
+      : !bwrap.features.blockFd
+        ? "this bwrap has no --block-fd: rules could not be loaded before the script starts"
+        : !hostFacts().isRoot
+          ? tunUsable()
+            ? "a non-root supervisor cannot yet enter bwrap's outer user namespace to load the ruleset (run the supervisor as root)"
+            : "/dev/net/tun is not usable by this user (mode 0600 root here) and the supervisor is not root"
+          : null;
+    return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools } };
+  }
+
+  layout(_workspace: Workspace): Layout {
+    return { ...LAYOUT };
+  }
+
+  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
+    const tools: Tools = { slirp4netns: probe.tools?.slirp4netns ?? "slirp4netns", nft: probe.tools?.nft ?? "nft", nsenter: probe.tools?.nsenter ?? "nsenter" };
+    return composePlan(input, {
+      name: this.name,
+      version: probe.version,
+      capabilities: bwrapCapabilities(probe, input.host, NETWORK),
+      layout: this.layout(input.workspace),
+      render: (spec: SandboxSpec) => withEgress(renderBwrap(spec, probe, { block: spec.network.egress !== null }), spec, tools),
+    });
+  }
+
+  readiness(runRoot?: string) {
+    return proveProvider(this, runRoot);
+  }
+}
+
+/** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
+function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools): Launch {
+  const egress = spec.network.egress;
+  if (!egress) return launch;
+  const ruleset = renderRuleset({ mode: egress.mode, rules: egress.rules, blockMetadata: egress.blockMetadata, blockGateway: egress.blockMetadata });
+  let slirp: Slirp | null = null;
+  return {
+    ...launch,
+    beforeRelease: async (childPid) => {
+      await loadRuleset(tools, childPid, ruleset); // rules first: there is no egress path without them
+      slirp = await startSlirp(tools, childPid);
+    },
+    cleanup: async () => {
+      await slirp?.stop();
+      await launch.cleanup?.();
+    },
+  };
+}
