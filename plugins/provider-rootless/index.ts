@@ -25,6 +25,10 @@ const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface RootlessOptions {
   bwrap?: string;
+  /** Paths of the helper binaries (default: found on the system PATH). */
+  slirp4netns?: string;
+  nft?: string;
+  nsenter?: string;
 }
 
 function tunUsable(): boolean {
@@ -56,8 +60,10 @@ export class RootlessProvider implements Provider {
   private detect(): ProviderProbe {
     const bwrap = probeBwrap(this.options.bwrap);
     if (!bwrap.available) return bwrap;
-    const missing = (["slirp4netns", "nft", "nsenter"] as const).filter((t) => !findExecutable(t, SYSTEM_PATH));
-    const tools = Object.fromEntries(["slirp4netns", "nft", "nsenter"].map((t) => [t, findExecutable(t, SYSTEM_PATH) ?? ""]));
+    const names = ["slirp4netns", "nft", "nsenter"] as const;
+    const found = names.map((t) => [t, findExecutable(this.options[t] ?? t, SYSTEM_PATH)] as const);
+    const missing = found.filter(([, path]) => !path).map(([t]) => this.options[t] ?? t);
+    const tools = Object.fromEntries(found.map(([t, path]) => [t, path ?? ""]));
     const reason = missing.length
       ? `${missing.join(", ")} not found (Debian: apt-get install slirp4netns nftables util-linux)`
       : !bwrap.features.blockFd
