@@ -66,3 +66,24 @@ if (hostFacts().cgroups.problem === null) {
 } else {
   console.log(`\ncgroup layer not measured: ${hostFacts().cgroups.problem}`);
 }
+
+// Cost of filtered egress: rootless with an allowlist (ruleset + slirp4netns per run)
+// against bwrap with deny, /bin/true in both; nothing is contacted.
+const rootless = await builtinProviders().find((p) => p.name === "rootless")!.probe();
+if (rootless.available) {
+  const allowlist = { network: { mode: "allowlist" as const, allow: ["192.0.2.10:443"] } };
+  const deny = median(await time(() => sandboxed("exec /bin/true")));
+  const filtered = median(
+    await time(async () => {
+      const r = await cordon.run({ runner: "shell", provider: "rootless", policy: allowlist, script: { source: "exec /bin/true" }, args: [] });
+      if (r.outcome !== "ok") throw new Error(`rootless run failed: ${r.outcome} ${r.error?.message ?? r.stderr}`);
+    }),
+  );
+  console.log("");
+  console.log("filtered egress, /bin/true, median wall ms");
+  console.log("| bwrap, deny | rootless, allowlist | ratio | added |");
+  console.log("| --- | --- | --- | --- |");
+  console.log(`| ${deny.toFixed(2)} | ${filtered.toFixed(2)} | ${(filtered / deny).toFixed(2)}x | +${(filtered - deny).toFixed(1)} ms |`);
+} else {
+  console.log(`\nrootless not measured: ${rootless.reason}`);
+}
