@@ -4,7 +4,7 @@ import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderErr
 import { hostFacts, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
-import type { ReadinessReport } from "./readiness.ts";
+import type { ReadinessCell, ReadinessReport } from "./readiness/index.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { runInSandbox } from "./sandbox/run.ts";
@@ -41,6 +41,7 @@ export class Cordon {
   private readonly providers = new Map<string, Provider>();
   private readonly runners = new Map<string, Runner>();
   private staleCleaned = false;
+  private readinessCache?: Promise<ReadinessReport[]>;
 
   constructor(config: CordonConfigInput | undefined, plugins: Plugins) {
     this.config = parseConfig(config);
@@ -147,6 +148,12 @@ export class Cordon {
           if (attempt === strict) reasons.push(`${candidate}: ${probe.reason}`);
           continue;
         }
+        // Where readiness has run, its proof counts, not the provider's claims.
+        const unproven = attempt === strict ? unprovenCells(policy, await this.provenReport(candidate)) : [];
+        if (unproven.length) {
+          reasons.push(`${candidate}: readiness did not prove ${unproven.join(", ")}`);
+          continue;
+        }
         try {
           // Refusal of a dry plan means this provider cannot run the policy.
           return { provider, probe, dryPlan: this.dryPlan(provider, probe, attempt, runner, request) };
@@ -171,10 +178,31 @@ export class Cordon {
     return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser };
   }
 
-  /** Real readiness probes for every registered provider, in parallel. */
-  readiness(): Promise<ReadinessReport[]> {
-    return Promise.all([...this.providers.values()].map((p) => p.readiness(this.runRoot)));
+  /**
+   * Real readiness probes for every registered provider, in parallel. Cached for this
+   * Cordon (its config cannot change); `refresh` probes again.
+   */
+  readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
+    if (options.refresh || !this.readinessCache) {
+      const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent };
+      this.readinessCache = Promise.all([...this.providers.values()].map((p) => p.readiness(prove)));
+    }
+    return this.readinessCache;
   }
+
+  /** The cached readiness of one provider, if probed. */
+  private async provenReport(name: string): Promise<ReadinessReport | undefined> {
+    return this.readinessCache ? (await this.readinessCache).find((r) => r.provider === name) : undefined;
+  }
+}
+
+/** Cells a policy relies on that a provider's readiness report did not prove (none without a report). */
+function unprovenCells(policy: Policy, report: ReadinessReport | undefined): string[] {
+  if (!report) return [];
+  const needed: ReadinessCell[] = ["memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"];
+  if (policy.filesystem.mode === "scratch") needed.push("filesystem");
+  if (policy.network.mode === "deny") needed.push("network");
+  return needed.filter((c) => report.cells[c].status !== "proven");
 }
 
 /** Secret names become environment variable names: refuse what could not be one. */

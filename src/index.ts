@@ -5,7 +5,7 @@ export * from "./host.ts";
 export * from "./provider.ts";
 export * from "./runner.ts";
 export * from "./result.ts";
-export * from "./readiness.ts";
+export * from "./readiness/index.ts";
 export * from "./sandbox/report.ts";
 export * from "./sandbox/spec.ts";
 export { composePlan, type ProviderPlanner } from "./sandbox/plan.ts";

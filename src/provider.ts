@@ -1,4 +1,4 @@
-import type { ReadinessReport } from "./readiness.ts";
+import type { ProveOptions, ReadinessReport } from "./readiness/index.ts";
 import type { Layout, PlanInput, SpawnPlan, Workspace } from "./sandbox/spec.ts";
 
 /** What a provider found on this host: its binary, version and optional features. */
@@ -30,5 +30,5 @@ export interface Provider {
   plan(input: PlanInput, probe: ProviderProbe): SpawnPlan;
   /** Real probes on this host: which layers this provider proves it enforces. */
   /** `runRoot`: where the probe runs are made (the caller's, so the probes test the same directory real runs use). */
-  readiness(runRoot?: string): Promise<ReadinessReport>;
+  readiness(options?: string | ProveOptions): Promise<ReadinessReport>;
 }

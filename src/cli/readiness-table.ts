@@ -1,4 +1,4 @@
-import type { ReadinessReport, ReadinessVerdict } from "../readiness.ts";
+import type { ReadinessReport, ReadinessVerdict } from "../readiness/index.ts";
 import { LAYER_NAMES } from "../sandbox/report.ts";
 
 const MARK = { proven: "✓", "not-enforced": "✗", unknown: "?" } as const;

@@ -116,6 +116,8 @@ export interface EgressRule {
   prefix: number;
   protocols: ("tcp" | "udp")[];
   ports: { from: number; to: number } | null;
+  /** The policy entry it came from (for error messages only; never rendered). */
+  entry?: string;
 }
 
 /** Filtered egress out of a fresh namespace (a provider with a filter renders it). */

@@ -10,7 +10,7 @@ const FRESH: NetworkSpec = { namespace: "fresh", egress: null };
 
 /** A parsed entry as address rules: a hostname becomes one /32 or /128 rule per pinned address. */
 function toRules(rule: AllowRule, resolved: LayerContext["resolved"]): EgressRule[] | string {
-  const base = { protocols: rule.protocols, ports: rule.ports };
+  const base = { protocols: rule.protocols, ports: rule.ports, entry: rule.entry };
   if (rule.target.kind === "net") return [{ ...base, family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix }];
   if (resolved === null) return []; // a dry plan: looked up only once this provider is chosen
   const addresses = resolved[rule.target.name];

@@ -1,0 +1,2 @@
+export * from "./types.ts";
+export { proveProvider, type ProveOptions } from "./prove.ts";

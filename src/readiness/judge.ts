@@ -1,0 +1,101 @@
+/** From what the probes observed to a verdict per cell: proven only when the attack failed. */
+import type { Policy } from "../policy/index.ts";
+import type { RunResult } from "../result.ts";
+import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
+import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS } from "./probes.ts";
+import { CELLS_OF_LAYER, READINESS_CELLS, type ReadinessCell, type ReadinessVerdict } from "./types.ts";
+
+export interface Observations {
+  probe: Record<string, string>;
+  main: RunResult;
+  wall: RunResult;
+  memory: { run: RunResult; probe: Record<string, string> };
+  pids: { run: RunResult; probe: Record<string, string> };
+  scratchOwner: number | null;
+  listenerHits: number;
+  canaryDirEntries: string[];
+}
+
+const proven = (detail: string): ReadinessVerdict => ({ status: "proven", detail });
+const notEnforced = (detail: string): ReadinessVerdict => ({ status: "not-enforced", detail });
+const verdict = (ok: boolean, good: string, bad: string) => (ok ? proven(good) : notEnforced(bad));
+
+/**
+ * The sandboxed process's uid on the host: the owner of a file it created, seen from the
+ * host. (/proc/self/uid_map is relative to the parent user namespace, which with nested
+ * namespaces is not the host.)
+ */
+const hostUid = (obs: Observations): number | null => obs.scratchOwner;
+
+function memoryCell(obs: Observations): ReadinessVerdict {
+  const { run, probe } = obs.memory;
+  const held = Number(probe.held ?? 0);
+  if (held >= MEMORY_ATTEMPT_BYTES) return notEnforced(`held ${held} bytes under a ${PROBE_LIMITS.memoryBytes}-byte cap`);
+  if (run.limitHit === "memory") return proven(`tree cap: the ${MEMORY_ATTEMPT_BYTES}-byte allocation was OOM-killed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "cgroup"})`);
+  if (run.outcome !== "ok") return proven(`the ${MEMORY_ATTEMPT_BYTES}-byte allocation failed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "rlimit"})`);
+  return notEnforced(`the allocation neither succeeded nor failed visibly (outcome ${run.outcome})`);
+}
+
+function pidsCell(obs: Observations): ReadinessVerdict {
+  const started = Number(obs.pids.probe.started ?? 0);
+  if (started >= PIDS_ATTEMPT) return notEnforced(`started ${started} processes under a cap of ${PROBE_LIMITS.maxProcesses}`);
+  if (started === 0) return { status: "unknown", detail: `the pids probe did not run (outcome ${obs.pids.run.outcome})` };
+  return proven(`fork failed after ${started} processes (cap ${PROBE_LIMITS.maxProcesses}: ${obs.pids.run.sandbox?.layers.resources.controls.processes?.mechanism ?? "?"})`);
+}
+
+export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessCell, ReadinessVerdict> {
+  const p = obs.probe;
+  const ifaces = (p.net_ifaces ?? "").replace(/,$/, "");
+  const uid = hostUid(obs);
+  const fsizeBytes = Number(p.fsize_bytes ?? 0);
+  return {
+    filesystem: verdict(
+      p.fs_canary === "hidden" && p.fs_write === "blocked" && obs.canaryDirEntries.length === 1 /* only the canary */ && p.scratch_write === "ok",
+      "host canary unreadable, /usr /etc / read-only, scratch writable",
+      `canary ${p.fs_canary}, write ${p.fs_write}, scratch ${p.scratch_write}`,
+    ),
+    network: verdict(
+      ifaces === "" && obs.listenerHits === 0 && p.net_loopback === "failed",
+      "only loopback; the host's loopback listener unreachable",
+      `interfaces [${ifaces}], host listener reached ${obs.listenerHits} time(s)`,
+    ),
+    memory: memoryCell(obs),
+    pids: pidsCell(obs),
+    cpu: verdict(p.lim_cpu === String(policy.resources.cpuSeconds), `RLIMIT_CPU ${p.lim_cpu} s in force`, `RLIMIT_CPU is ${p.lim_cpu ?? "?"}`),
+    wall: verdict(
+      obs.wall.outcome === "timeout" && obs.wall.durationMs < PROBE_LIMITS.wallMs + 1000,
+      `a ${PROBE_LIMITS.wallMs} ms wall limit killed the tree in ${obs.wall.durationMs} ms`,
+      `the wall run ended ${obs.wall.outcome} in ${obs.wall.durationMs} ms`,
+    ),
+    fsize: verdict(
+      p.fsize_rc !== "0" && fsizeBytes <= PROBE_LIMITS.maxFileSizeBytes,
+      `a write past ${PROBE_LIMITS.maxFileSizeBytes} bytes failed (file stopped at ${fsizeBytes})`,
+      `a ${PROBE_LIMITS.maxFileSizeBytes * 2}-byte file was written (${fsizeBytes} bytes)`,
+    ),
+    output: verdict(obs.main.stdoutTruncated || obs.main.stderrTruncated, "output capped while streaming", "output not capped"),
+    privilege: verdict(
+      uid === policy.privilege.uid && p.cap_eff === "0000000000000000" && p.no_new_privs === "1",
+      `host uid ${uid}, no capabilities, no_new_privs, seccomp mode ${p.seccomp ?? "?"}`,
+      `host uid ${uid ?? "?"}, CapEff ${p.cap_eff ?? "?"}, NoNewPrivs ${p.no_new_privs ?? "?"}`,
+    ),
+    env: verdict(p.env_leak === "0", "host environment canary invisible (env and /proc/*/environ)", "host environment canary visible inside"),
+  };
+}
+
+/** A layer is as good as its worst cell: unknown beats not-enforced beats proven. */
+export function summarizeLayers(cells: Record<ReadinessCell, ReadinessVerdict>): Record<LayerName, ReadinessVerdict> {
+  const rank = { proven: 0, "not-enforced": 1, unknown: 2 } as const;
+  return Object.fromEntries(
+    LAYER_NAMES.map((layer) => {
+      const mine = CELLS_OF_LAYER[layer].map((c) => [c, cells[c]] as const);
+      const worst = mine.reduce((w, [, v]) => (rank[v.status] > rank[w.status] ? v : w), mine[0]![1]);
+      const failing = mine.filter(([, v]) => v.status !== "proven");
+      const detail = failing.length ? failing.map(([c, v]) => (mine.length > 1 ? `${c}: ${v.detail}` : v.detail)).join("; ") : mine.map(([, v]) => v.detail).join("; ");
+      return [layer, { status: worst.status, detail }];
+    }),
+  ) as Record<LayerName, ReadinessVerdict>;
+}
+
+export function fillCells(status: ReadinessVerdict["status"], detail: string): Record<ReadinessCell, ReadinessVerdict> {
+  return Object.fromEntries(READINESS_CELLS.map((c) => [c, { status, detail }])) as Record<ReadinessCell, ReadinessVerdict>;
+}

@@ -1,0 +1,74 @@
+/**
+ * The hostile programs readiness runs inside the real sandbox. Each tries what a layer
+ * must stop and prints what happened as key=value lines on stderr.
+ */
+import { quote } from "shell-quote";
+import type { Job, Layout } from "../sandbox/spec.ts";
+
+export const PROBE_OUTPUT_CAP = 4096;
+/** The strict test policy's small caps: cheap to cross, so every probe ends in well under a second. */
+export const PROBE_LIMITS = { memoryBytes: 32 * 1024 * 1024, maxProcesses: 8, maxFileSizeBytes: 1024 * 1024, wallMs: 300 } as const;
+/** The memory probe tries to hold this much; the pids probe tries to start this many. */
+export const MEMORY_ATTEMPT_BYTES = 64 * 1024 * 1024;
+export const PIDS_ATTEMPT = 24;
+
+export interface MainProbeInput {
+  canaryFile: string;
+  canaryDir: string;
+  port: number;
+  envToken: string;
+  /** Without isolation the probe runs on the host itself: it may only try the canary dir. */
+  isolating: boolean;
+}
+
+/** Filesystem, network, privilege, env, rlimits, fsize and output, in one bash run. */
+export function mainProbe(input: MainProbeInput): string {
+  const [file, dir, token] = [quote([input.canaryFile]), quote([input.canaryDir]), quote([input.envToken])];
+  const writeTargets = input.isolating ? `/usr /etc / ${dir}` : dir;
+  return `
+say() { printf '%s=%s\\n' "$1" "$2" >&2; }
+status() { sed -n "s/^$1:[[:space:]]*//p" /proc/self/status; }
+limit() { sed -n "s/^$1 *\\([^ ]*\\).*/\\1/p" /proc/self/limits; }
+if cat ${file} >/dev/null 2>&1; then say fs_canary visible; else say fs_canary hidden; fi
+w=blocked; for d in ${writeTargets}; do f="$d/.cordon-probe-"${token}; (: > "$f") 2>/dev/null && { rm -f "$f"; w="wrote:$d"; }; done; say fs_write "$w"
+(: > ./owner-probe) 2>/dev/null && say scratch_write ok || say scratch_write failed
+say net_ifaces "$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | grep -vx lo | tr '\\n' ',')"
+if (exec 3<>/dev/tcp/127.0.0.1/${input.port}) 2>/dev/null; then say net_loopback connected; else say net_loopback failed; fi
+say cap_eff "$(status CapEff)"
+say no_new_privs "$(status NoNewPrivs)"
+say seccomp "$(status Seccomp)"
+n=0; env | grep -q ${token} && n=1; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q ${token} && n=1; say env_leak "$n"
+say lim_cpu "$(limit 'Max cpu time')"
+say lim_fsize "$(limit 'Max file size')"
+say lim_nofile "$(limit 'Max open files')"
+(head -c ${PROBE_LIMITS.maxFileSizeBytes * 2} /dev/zero > ./fsize-probe) 2>/dev/null; say fsize_rc "$?"; say fsize_bytes "$(stat -c %s ./fsize-probe 2>/dev/null || echo 0)"
+head -c ${PROBE_OUTPUT_CAP * 4} /dev/zero
+`;
+}
+
+/** Hold MEMORY_ATTEMPT_BYTES in a shell variable: a cap kills it or the allocation fails. */
+export const memoryProbe = `x=$(head -c ${MEMORY_ATTEMPT_BYTES} /dev/zero | tr '\\0' a); printf 'held=%s\\n' "\${#x}" >&2`;
+
+/** dash, not bash: bash retries a failed fork for seconds, dash gives up at once. */
+export const pidsProbe = `i=0; while [ $i -lt ${PIDS_ATTEMPT} ]; do sleep 1 & i=$((i+1)); printf 'started=%s\\n' $i >&2; done`;
+
+export const wallProbe = "sleep 10";
+
+export function parseProbe(output: string): Record<string, string> {
+  const kv: Record<string, string> = {};
+  for (const line of output.split("\n")) {
+    const m = /^([a-z_]+)=(.*)$/.exec(line);
+    if (m) kv[m[1]!] = m[2]!; // the last report of a key wins
+  }
+  return kv;
+}
+
+export const probeJob = (script: string, shell = "/bin/bash") => (layout: Layout): Job => ({
+  runner: "readiness-probe",
+  argv: [shell, `${layout.jobDir}/probe.sh`],
+  files: [{ path: "probe.sh", content: script }],
+  readOnlyBinds: [],
+  env: {},
+  result: { exitCodeFallback: false },
+  addressSpaceLimitSafe: true,
+});

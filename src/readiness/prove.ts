@@ -1,0 +1,133 @@
+/**
+ * Prove, with real runs on this host, which layers a provider enforces: hostile probes
+ * under a strict test policy (with `degrade`, so a missing layer is observed rather than
+ * refused), all in parallel.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SandboxUnavailableError } from "../errors.ts";
+import type { HostFacts } from "../host.ts";
+import { hostFacts } from "../host.ts";
+import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "../policy/index.ts";
+import type { Provider, ProviderProbe } from "../provider.ts";
+import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
+import { runInSandbox, type SandboxRunOptions } from "../sandbox/run.ts";
+import { allocateWorkspace, defaultRunRoot } from "../sandbox/workspace.ts";
+import { fillCells, judgeCells, summarizeLayers } from "./judge.ts";
+import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, wallProbe } from "./probes.ts";
+import type { PolicyFit, ReadinessCell, ReadinessReport, ReadinessVerdict } from "./types.ts";
+
+export interface ProveOptions {
+  runRoot?: string;
+  /** The host as the caller's runs see it (e.g. cgroups switched off by config). */
+  host?: HostFacts;
+  cgroupParent?: string;
+}
+
+/** Sample policies the report says this provider can or cannot run under `fail`, and the cells each relies on. */
+const SAMPLE_POLICIES: { name: string; override: PolicyOverride; needs: ReadinessCell[] }[] = [
+  { name: "default (network deny)", override: {}, needs: ["filesystem", "network", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
+  { name: "allowlist egress", override: { network: { mode: "allowlist", allow: ["192.0.2.10:443"] } }, needs: ["filesystem", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
+  { name: "unrestricted egress, metadata blocked", override: { network: { mode: "unrestricted", blockMetadata: true } }, needs: ["filesystem", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
+];
+
+/** Would this provider plan the sample policy under fail (pure), and were the cells it relies on proven? */
+function policyFits(provider: Provider, probe: ProviderProbe, host: HostFacts, runRoot: string, cells: Record<ReadinessCell, ReadinessVerdict>): PolicyFit[] {
+  return SAMPLE_POLICIES.map(({ name, override, needs }) => {
+    const policy = mergePolicy(DEFAULT_POLICY, override);
+    const reasons = needs.filter((c) => cells[c].status !== "proven").map((c) => `${c} not proven`);
+    try {
+      const workspace = allocateWorkspace(runRoot);
+      provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host, workspace, resolved: {} }, probe);
+    } catch (e) {
+      if (!(e instanceof SandboxUnavailableError)) throw e;
+      reasons.unshift(...e.reasons);
+    }
+    return { name, runsUnderFail: probe.available && reasons.length === 0, reasons };
+  });
+}
+
+function report(provider: Provider, probe: ProviderProbe, cells: Record<ReadinessCell, ReadinessVerdict>, policies: PolicyFit[], started: number): ReadinessReport {
+  const layers: Record<LayerName, ReadinessVerdict> = summarizeLayers(cells);
+  return {
+    provider: provider.name,
+    isolating: provider.isolating,
+    available: probe.available,
+    binary: probe.binary,
+    version: probe.version,
+    reason: probe.reason ?? null,
+    cells,
+    layers,
+    runsDefaultPolicy: probe.available && LAYER_NAMES.every((l) => layers[l].status === "proven"),
+    policies,
+    durationMs: Math.round(performance.now() - started),
+  };
+}
+
+export async function proveProvider(provider: Provider, runRootOrOptions: string | ProveOptions = {}): Promise<ReadinessReport> {
+  const options = typeof runRootOrOptions === "string" ? { runRoot: runRootOrOptions } : runRootOrOptions;
+  const runRoot = options.runRoot ?? defaultRunRoot();
+  const host = options.host ?? hostFacts();
+  const started = performance.now();
+  const probe: ProviderProbe = await provider.probe();
+  if (!probe.available) {
+    const cells = fillCells("not-enforced", probe.reason ?? "provider unavailable");
+    return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
+  }
+
+  const canaryDir = mkdtempSync(join(tmpdir(), "cordon-canary-"));
+  const canaryFile = join(canaryDir, "canary");
+  const envName = `CORDON_PROBE_${randomBytes(4).toString("hex").toUpperCase()}`;
+  const envToken = randomBytes(12).toString("hex");
+  let listenerHits = 0;
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => void listenerHits++, data: () => {} } });
+  process.env[envName] = envToken;
+  try {
+    writeFileSync(canaryFile, "cordon canary\n", { mode: 0o644 });
+    const strict: Policy = mergePolicy(DEFAULT_POLICY, {
+      onUnavailable: "degrade",
+      resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, memoryBytes: PROBE_LIMITS.memoryBytes, maxProcesses: PROBE_LIMITS.maxProcesses, wallMs: 5_000 },
+    });
+    const runOptions: SandboxRunOptions = { host, ...(options.cgroupParent ? { cgroupParent: options.cgroupParent } : {}) };
+    let scratchOwner: number | null = null;
+    const [main, wall, memory, pids] = await Promise.all([
+      runInSandbox(provider, probe, strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating })), runRoot, {
+        ...runOptions,
+        inspect: (ws) => {
+          const f = join(ws.scratchDir, "owner-probe");
+          if (existsSync(f)) scratchOwner = statSync(f).uid;
+        },
+      }),
+      runInSandbox(provider, probe, mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe), runRoot, runOptions),
+      runInSandbox(provider, probe, strict, probeJob(memoryProbe), runRoot, runOptions),
+      runInSandbox(provider, probe, strict, probeJob(pidsProbe, "/bin/sh"), runRoot, runOptions),
+    ]);
+    if (main.outcome === "error" || main.outcome === "refused" || main.stderr === "") {
+      const cells = fillCells("unknown", `probe did not run: ${main.error?.message ?? `outcome ${main.outcome}, exit ${main.exitCode}`}`);
+      return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
+    }
+    const cells = judgeCells(
+      {
+        probe: parseProbe(main.stderr),
+        main,
+        wall,
+        memory: { run: memory, probe: parseProbe(memory.stderr) },
+        pids: { run: pids, probe: parseProbe(pids.stderr) },
+        scratchOwner,
+        listenerHits,
+        canaryDirEntries: readdirSync(canaryDir),
+      },
+      strict,
+    );
+    return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
+  } catch (e) {
+    const cells = fillCells("unknown", `probe failed: ${e instanceof Error ? e.message : String(e)}`);
+    return report(provider, probe, cells, [], started);
+  } finally {
+    delete process.env[envName];
+    listener.stop(true);
+    rmSync(canaryDir, { recursive: true, force: true });
+  }
+}
