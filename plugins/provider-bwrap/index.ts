@@ -7,6 +7,7 @@ import {
   type Layout,
   type PlanInput,
   type Provider,
+  type ProveOptions,
   type ProviderProbe,
   type SandboxSpec,
   type SpawnPlan,
@@ -51,7 +52,7 @@ export class BwrapProvider implements Provider {
     });
   }
 
-  readiness(runRoot?: string) {
-    return proveProvider(this, runRoot);
+  readiness(options?: string | ProveOptions) {
+    return proveProvider(this, options);
   }
 }

@@ -12,6 +12,7 @@ import {
   type Layout,
   type PlanInput,
   type Provider,
+  type ProveOptions,
   type ProviderProbe,
   type SandboxSpec,
   type SpawnPlan,
@@ -91,8 +92,8 @@ export class RootlessProvider implements Provider {
     });
   }
 
-  readiness(runRoot?: string) {
-    return proveProvider(this, runRoot);
+  readiness(options?: string | ProveOptions) {
+    return proveProvider(this, options);
   }
 }
 

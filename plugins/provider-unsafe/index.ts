@@ -5,6 +5,7 @@ import {
   type Layout,
   type PlanInput,
   type Provider,
+  type ProveOptions,
   type ProviderProbe,
   type SpawnPlan,
   type Workspace,
@@ -56,7 +57,7 @@ export class UnsafeNoIsolationProvider implements Provider {
     });
   }
 
-  readiness(runRoot?: string) {
-    return proveProvider(this, runRoot);
+  readiness(options?: string | ProveOptions) {
+    return proveProvider(this, options);
   }
 }
