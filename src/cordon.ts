@@ -4,6 +4,7 @@ import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderErr
 import { hostFacts, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
+import { probeJob } from "./readiness/probes.ts";
 import type { ReadinessCell, ReadinessReport } from "./readiness/index.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
@@ -190,10 +191,46 @@ export class Cordon {
     return this.readinessCache;
   }
 
+  /**
+   * Can the configured provider (or, for auto, any in providerOrder) run this policy under
+   * `fail` on this host? Decided from the readiness proof and a dry plan; probes if needed.
+   */
+  async check(override?: PolicyOverride): Promise<PolicyCheck> {
+    const policy = { ...mergePolicy(this.policy, override), onUnavailable: "fail" as const };
+    const reports = await this.readiness();
+    const names = this.config.provider === "auto" ? this.config.providerOrder : [this.config.provider];
+    const reasons: string[] = [];
+    for (const name of names) {
+      const report = reports.find((r) => r.provider === name);
+      const mine = !report?.available ? [report?.reason ?? "not probed"] : unprovenCells(policy, report).map((c) => `${c}: ${report.cells[c as ReadinessCell].detail}`);
+      if (report?.available && mine.length === 0) {
+        try {
+          const provider = this.provider(name);
+          const workspace = allocateWorkspace(this.runRoot);
+          provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host: this.host(), workspace }, await provider.probe());
+          return { provider: name, ready: true, reasons: [] };
+        } catch (e) {
+          if (!(e instanceof SandboxUnavailableError)) throw e;
+          mine.push(...e.reasons);
+        }
+      }
+      reasons.push(...mine.map((r) => `${name}: ${r}`));
+    }
+    return { provider: names.length === 1 ? names[0]! : null, ready: false, reasons };
+  }
+
   /** The cached readiness of one provider, if probed. */
   private async provenReport(name: string): Promise<ReadinessReport | undefined> {
     return this.readinessCache ? (await this.readinessCache).find((r) => r.provider === name) : undefined;
   }
+}
+
+export interface PolicyCheck {
+  /** The provider that will run it (null: none under auto). */
+  provider: string | null;
+  ready: boolean;
+  /** Per provider: what is not proven or would be refused, with the fix where known. */
+  reasons: string[];
 }
 
 /** Cells a policy relies on that a provider's readiness report did not prove (none without a report). */

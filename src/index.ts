@@ -26,3 +26,4 @@ export * from "./cgroup/index.ts";
 export { cleanStaleCgroups, joinCgroupArgv, refineWithCgroup } from "./sandbox/cgroup-run.ts";
 export { bwrapCapabilities, probeBwrap, renderBwrap } from "./launchers/bwrap.ts";
 export * from "./network/ruleset.ts";
+export * from "./startup.ts";

@@ -118,10 +118,14 @@ export function describeRun(r: RunResult): string {
 async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, plugins: Plugins, io: CliIO): Promise<number> {
   const cordon = makeCordon(cmd, plugins);
   const reports = await cordon.readiness();
+  const check = await cordon.check();
   const configured = cordon.config.provider;
-  const ready = configured === "auto" ? reports.some((r) => r.runsDefaultPolicy && r.isolating) : reports.find((r) => r.provider === configured)?.runsDefaultPolicy === true;
-  if (cmd.json) io.stdout(`${JSON.stringify({ configuredProvider: configured, ready, providers: reports }, null, 2)}\n`);
-  else io.stdout(`${readinessTable(reports)}\n\nconfigured provider ${configured}: ${ready ? "ready" : "NOT ready: runs under onUnavailable=fail will be refused"}\n`);
+  const ready = check.ready;
+  if (cmd.json) io.stdout(`${JSON.stringify({ configuredProvider: configured, ready, check, providers: reports }, null, 2)}\n`);
+  else {
+    const verdict = ready ? `ready (${check.provider} runs the configured policy under onUnavailable=fail)` : `NOT ready: runs under onUnavailable=fail will be refused\n${check.reasons.map((r) => `  ${r}`).join("\n")}`;
+    io.stdout(`${readinessTable(reports)}\n\nconfigured provider ${configured}: ${verdict}\n`);
+  }
   return ready ? 0 : EXIT.notReady;
 }
 

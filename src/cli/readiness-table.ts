@@ -22,5 +22,14 @@ export function readinessTable(reports: readonly ReadinessReport[], cellWidth = 
   const details = reports.flatMap((r) =>
     LAYER_NAMES.filter((l) => r.layers[l].status !== "proven").map((l) => `  ${r.provider}.${l}: ${r.layers[l].status}: ${r.layers[l].detail}`),
   );
-  return [line(header), widths.map((w) => "-".repeat(w)).join("-+-"), ...rows.map(line), ...(details.length ? ["", "not proven:", ...details] : [])].join("\n");
+  const fits = reports.map((r) => `  ${r.provider}: ${r.policies.map((p) => `${p.runsUnderFail ? MARK.proven : MARK["not-enforced"]} ${p.name}`).join(", ")}`);
+  return [
+    line(header),
+    widths.map((w) => "-".repeat(w)).join("-+-"),
+    ...rows.map(line),
+    ...(details.length ? ["", "not proven:", ...details] : []),
+    "",
+    "policies this host runs under onUnavailable=fail:",
+    ...fits,
+  ].join("\n");
 }
