@@ -16,3 +16,5 @@ export function builtinProviders(): Provider[] {
 export function builtinRunners(): Runner[] {
   return [new ShellRunner(), new PythonRunner(), new EsmRunner()];
 }
+
+export { readinessClient, sandboxHealthCollector } from "./collector-sandbox-health/index.ts";

@@ -33,7 +33,7 @@ export const CORDON_PLUGIN_ID = "cordon";
 const DESCRIBE: Record<ScriptRunner, { displayName: string; description: string }> = {
   shell: { displayName: "Shell script (sandboxed)", description: "A /bin/sh check in a cordon sandbox; report with `cordon-result STATUS [MSG] [NAME=NUM...]` or the exit code (0 ok, 1 warn, 2 crit)." },
   python: { displayName: "Python script (sandboxed)", description: "A python3 check in a cordon sandbox; report with `import cordon; cordon.result(...)` or the exit code." },
-  esm: { displayName: "JavaScript/TypeScript (sandboxed)", description: "A Bun check in a cordon sandbox: an inline body returning `{ success, message, value }`, or a module's default export. Needs `policy.onUnavailable: \"degrade\"` until cgroup memory caps land." },
+  esm: { displayName: "JavaScript/TypeScript (sandboxed)", description: "A Bun check in a cordon sandbox: an inline body returning `{ success, message, value }`, or a module's default export. Without cgroups (non-root supervisor) Bun has no memory cap: give it `policy.onUnavailable: \"degrade\"` there." },
 };
 
 /** A result for a run that produced nothing usable; `error` is already masked. */

@@ -1,0 +1,105 @@
+/**
+ * `cordon.sandbox-health`: readiness as a health check. Healthy when the configured
+ * provider is proven to run the configured policy under `fail` on this host; degraded
+ * when it runs only because a fallback provider can; unhealthy otherwise, with reasons.
+ */
+import { z } from "zod";
+import {
+  mergeCounter,
+  mergeRate,
+  PolicyOverrideSchema,
+  rateStateSchema,
+  counterStateSchema,
+  Versioned,
+  type Cordon,
+  type CollectorResult,
+  type CollectorStrategy,
+  type HealthCheckRunForAggregation,
+  type PolicyCheck,
+  type PolicyOverride,
+  type ReadinessReport,
+  type TransportClient,
+} from "../../src/index.ts";
+
+export interface HealthCommand {
+  /** Probe again instead of using the cached proof. */
+  refresh: boolean;
+  policy?: PolicyOverride;
+}
+
+export interface HealthReading {
+  check: PolicyCheck;
+  reports: ReadinessReport[];
+}
+
+export type HealthClient = TransportClient<HealthCommand, HealthReading>;
+
+/** The transport for this collector: a Cordon's readiness and policy check. */
+export function readinessClient(cordon: Cordon): HealthClient {
+  return {
+    async exec(command) {
+      const reports = await cordon.readiness({ refresh: command.refresh });
+      return { check: await cordon.check(command.policy), reports };
+    },
+  };
+}
+
+export const SandboxHealthConfigSchema = z.strictObject({
+  /** Re-probe on every check (a few seconds) instead of trusting the startup proof. */
+  refresh: z.boolean().default(false),
+  /** The policy to check, on top of the configured one. */
+  policy: PolicyOverrideSchema.optional(),
+});
+export type SandboxHealthConfig = z.output<typeof SandboxHealthConfigSchema>;
+
+export const SandboxHealthResultSchema = z.strictObject({
+  status: z.enum(["ok", "warn", "crit"]),
+  message: z.string(),
+  ready: z.boolean(),
+  provider: z.string().nullable(),
+  reasons: z.array(z.string()),
+  /** provider → layer → proven | not-enforced | unknown */
+  layers: z.record(z.string(), z.record(z.string(), z.enum(["proven", "not-enforced", "unknown"]))),
+});
+export type SandboxHealthResult = z.output<typeof SandboxHealthResultSchema>;
+
+export const SandboxHealthAggregatedSchema = z.strictObject({ readyRate: rateStateSchema, notReadyCount: counterStateSchema });
+export type SandboxHealthAggregated = z.output<typeof SandboxHealthAggregatedSchema>;
+
+function toResult(reading: HealthReading, configured: string): SandboxHealthResult {
+  const { check, reports } = reading;
+  const layers = Object.fromEntries(reports.map((r) => [r.provider, Object.fromEntries(Object.entries(r.layers).map(([l, v]) => [l, v.status]))]));
+  const fallback = check.ready && configured !== "auto" && check.provider !== configured;
+  const status = !check.ready ? "crit" : fallback ? "warn" : "ok";
+  const message = check.ready
+    ? `${check.provider} is proven to run the configured policy under onUnavailable=fail`
+    : `the configured policy cannot be enforced here: ${check.reasons.join("; ")}`;
+  return { status, message, ready: check.ready, provider: check.provider, reasons: check.reasons, layers };
+}
+
+export function sandboxHealthCollector(configuredProvider: string): CollectorStrategy<HealthClient, SandboxHealthConfig, SandboxHealthResult, SandboxHealthAggregated> {
+  return {
+    id: "cordon.sandbox-health",
+    displayName: "Sandbox health (cordon readiness)",
+    description: "Proves on this host, with real hostile probes, that the configured sandbox policy is enforced.",
+    supportedPlugins: [{ pluginId: "cordon" }],
+    allowMultiple: false,
+    config: new Versioned({ version: 1, schema: SandboxHealthConfigSchema }),
+    result: new Versioned({ version: 1, schema: SandboxHealthResultSchema }),
+    aggregatedResult: new Versioned({ version: 1, schema: SandboxHealthAggregatedSchema }),
+    async execute({ config, client }): Promise<CollectorResult<SandboxHealthResult>> {
+      try {
+        const reading = await client.exec({ refresh: config.refresh, ...(config.policy ? { policy: config.policy } : {}) });
+        const result = toResult(reading, configuredProvider);
+        return result.ready ? { result } : { result, error: result.message };
+      } catch (e) {
+        const message = `readiness could not run: ${e instanceof Error ? e.message : String(e)}`;
+        return { result: { status: "crit", message, ready: false, provider: null, reasons: [message], layers: {} }, error: message };
+      }
+    },
+    mergeResult(existing: SandboxHealthAggregated | undefined, run: HealthCheckRunForAggregation<SandboxHealthResult>): SandboxHealthAggregated {
+      const ready = run.metadata?.ready ?? run.status === "healthy";
+      return { readyRate: mergeRate(existing?.readyRate, ready), notReadyCount: mergeCounter(existing?.notReadyCount, !ready) };
+    },
+  };
+}
