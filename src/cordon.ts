@@ -19,6 +19,8 @@ import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandb
 export interface RunRequest extends ScriptRequest {
   /** Variables whose values are masked as **** in everything the run returns. */
   secretEnv?: Record<string, string>;
+  /** Carry a receipt of what the sandboxed process itself saw: host uid, CapEff, NoNewPrivs, seccomp, interfaces, cgroup. */
+  verify?: boolean;
   /** Files staged into scratch (the working directory) before the run. */
   files?: readonly InputFile[];
   /** Runner name; inferred from the script file's extension when absent. */
@@ -119,6 +121,7 @@ export class Cordon {
       host: this.host(),
       resolved,
       secrets,
+      ...(request.verify ? { verify: true } : {}),
     });
   }
 

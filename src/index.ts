@@ -27,3 +27,4 @@ export { cleanStaleCgroups, joinCgroupArgv, refineWithCgroup } from "./sandbox/c
 export { bwrapCapabilities, probeBwrap, renderBwrap } from "./launchers/bwrap.ts";
 export * from "./network/ruleset.ts";
 export * from "./startup.ts";
+export type { Receipt } from "./sandbox/receipt.ts";

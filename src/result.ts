@@ -1,6 +1,7 @@
 import { CordonError } from "./errors.ts";
 import type { OmittedFile, OutputFile } from "./files/collect.ts";
 import type { StructuredResult } from "./result-channel.ts";
+import type { Receipt } from "./sandbox/receipt.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 
 export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
@@ -46,6 +47,8 @@ export interface RunResult {
   filesOmitted: OmittedFile[];
   /** Tree-wide statistics; null when the run never started. */
   stats: RunStats | null;
+  /** With `verify: true`: what the sandboxed process itself saw (null if it could not report). */
+  receipt?: Receipt | null;
 }
 
 /** The result fields of a run that produced no structured result and no files. */

@@ -8,14 +8,15 @@ export class UsageError extends CordonError {
 }
 
 export const USAGE = `usage:
-  cordon run [--runner NAME] [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--files DIR] [--out DIR] [--inline] [--json] [--report] FILE [-- ARGS...]
+  cordon run [--runner NAME] [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--files DIR] [--out DIR] [--inline] [--verify] [--json] [--report] FILE [-- ARGS...]
     --inline     FILE is a function body, not a module (esm runner: \`return { success, message }\`)
+    --verify     the result carries a receipt of what the sandboxed process itself saw (uid, caps, seccomp, network, cgroup)
     --files DIR  stage DIR's regular files (subdirectories kept, no symlinks) into scratch before the run
     --out DIR    write the files the script created or changed under scratch into DIR
   cordon readiness [--provider NAME] [--config FILE.json] [--json]`;
 
 export type Command =
-  | { kind: "run"; file: string; args: string[]; runner?: string; provider?: string; policyFile?: string; configFile?: string; filesDir?: string; outDir?: string; inline: boolean; json: boolean; report: boolean }
+  | { kind: "run"; file: string; args: string[]; runner?: string; provider?: string; policyFile?: string; configFile?: string; filesDir?: string; outDir?: string; inline: boolean; verify: boolean; json: boolean; report: boolean }
   | { kind: "readiness"; provider?: string; configFile?: string; json: boolean }
   | { kind: "help" };
 
@@ -28,6 +29,7 @@ const OPTIONS = {
   out: { type: "string" },
   json: { type: "boolean", default: false },
   inline: { type: "boolean", default: false },
+  verify: { type: "boolean", default: false },
   report: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -70,6 +72,7 @@ export function parseCommand(argv: string[]): Command {
       args: after,
       json: values.json,
       inline: values.inline,
+      verify: values.verify,
       report: values.report,
       ...opt("runner"),
       ...opt("provider"),

@@ -60,6 +60,7 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
       args: cmd.args,
       ...(cmd.runner ? { runner: cmd.runner } : {}),
       ...(cmd.inline ? { options: { form: "inline" } } : {}),
+      ...(cmd.verify ? { verify: true } : {}),
       ...(policy ? { policy } : {}),
       ...(files ? { files } : {}),
       ...(stdin ? { stdin } : {}),

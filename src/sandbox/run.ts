@@ -9,6 +9,7 @@ import type { Provider, ProviderProbe } from "../provider.ts";
 import { decodeResult } from "../result-channel.ts";
 import type { RunResult } from "../result.ts";
 import { executePlan } from "./execute.ts";
+import { takeReceipt, withReceipt } from "./receipt.ts";
 import type { Job, Layout, Workspace } from "./spec.ts";
 import { allocateWorkspace, disposeWorkspace, materializeWorkspace } from "./workspace.ts";
 
@@ -26,6 +27,8 @@ export interface SandboxRunOptions {
   cgroupParent?: string;
   /** Secret values, masked in the plan's report. */
   secrets?: readonly string[];
+  /** Carry a receipt of what the sandboxed process saw (RunResult.receipt). */
+  verify?: boolean;
   /** Look at the run directory after the run, before it is removed (readiness probes). */
   inspect?: (workspace: Workspace) => void;
 }
@@ -47,7 +50,9 @@ export async function runInSandbox(
   options: SandboxRunOptions = {},
 ): Promise<RunResult> {
   const workspace = allocateWorkspace(runRoot);
-  const job = makeJob(provider.layout(workspace));
+  const layout = provider.layout(workspace);
+  const prepared = makeJob(layout);
+  const { job, nonce } = options.verify ? withReceipt(prepared, layout) : { job: prepared, nonce: null };
   const host = options.host ?? hostFacts();
   const plan = provider.plan({ policy, job, host, workspace, secrets: options.secrets ?? [], resolved: options.resolved ?? {} }, probe);
   const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
@@ -60,9 +65,10 @@ export async function runInSandbox(
     const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes, cgroup });
     options.inspect?.(workspace);
     if (run.outcome === "error") return run; // the sandbox never ran the script
-    const decoded = decodeResult(channel, maxResultBytes, job.result, run);
+    const { receipt, rest } = nonce ? takeReceipt(channel, nonce, workspace.scratchDir) : { receipt: null, rest: channel };
+    const decoded = decodeResult(rest, maxResultBytes, job.result, run);
     const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged) : { files: [], omitted: [] };
-    return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted };
+    return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted, ...(nonce ? { receipt } : {}) };
   } finally {
     try {
       await plan.cleanup?.();
