@@ -44,6 +44,8 @@ export class Cordon {
   private readonly providers = new Map<string, Provider>();
   private readonly runners = new Map<string, Runner>();
   private staleCleaned = false;
+  /** providerOrder as it applies: the default one narrowed to the registered providers. */
+  readonly providerOrder: readonly string[];
   private readinessCache?: Promise<ReadinessReport[]>;
 
   constructor(config: CordonConfigInput | undefined, plugins: Plugins) {
@@ -52,7 +54,11 @@ export class Cordon {
     this.runRoot = this.config.runRoot ?? defaultRunRoot();
     for (const p of plugins.providers) this.providers.set(p.name, p);
     for (const r of plugins.runners) this.runners.set(r.name, r);
-    const names = [this.config.provider, ...this.config.providerOrder].filter((n) => n !== "auto");
+    // The shipped default order names every built-in provider; one the caller did not
+    // register is simply not a candidate. An order the caller wrote must be exact.
+    const explicitOrder = typeof config === "object" && config !== null && "providerOrder" in config;
+    this.providerOrder = explicitOrder ? this.config.providerOrder : this.config.providerOrder.filter((n) => this.providers.has(n));
+    const names = [this.config.provider, ...this.providerOrder].filter((n) => n !== "auto");
     for (const n of names) this.provider(n); // unknown names fail at construction, not at the first run
   }
 
@@ -145,7 +151,7 @@ export class Cordon {
     const strict = { ...policy, onUnavailable: "fail" as const };
     const reasons: string[] = [];
     for (const attempt of policy.onUnavailable === "fail" ? [strict] : [strict, policy]) {
-      for (const candidate of this.config.providerOrder) {
+      for (const candidate of this.providerOrder) {
         const provider = this.provider(candidate);
         const probe = await provider.probe();
         if (!probe.available) {
@@ -201,7 +207,7 @@ export class Cordon {
   async check(override?: PolicyOverride): Promise<PolicyCheck> {
     const policy = { ...mergePolicy(this.policy, override), onUnavailable: "fail" as const };
     const reports = await this.readiness();
-    const names = this.config.provider === "auto" ? this.config.providerOrder : [this.config.provider];
+    const names = this.config.provider === "auto" ? this.providerOrder : [this.config.provider];
     const reasons: string[] = [];
     for (const name of names) {
       const report = reports.find((r) => r.provider === name);
