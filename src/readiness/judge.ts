@@ -32,6 +32,7 @@ function memoryCell(obs: Observations): ReadinessVerdict {
   const held = Number(probe.held ?? 0);
   if (held >= MEMORY_ATTEMPT_BYTES) return notEnforced(`held ${held} bytes under a ${PROBE_LIMITS.memoryBytes}-byte cap`);
   if (run.limitHit === "memory") return proven(`tree cap: the ${MEMORY_ATTEMPT_BYTES}-byte allocation was OOM-killed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "cgroup"})`);
+  if (run.outcome === "timeout" || run.outcome === "error" || run.outcome === "refused") return { status: "unknown", detail: `the memory probe did not finish (outcome ${run.outcome})` };
   if (run.outcome !== "ok") return proven(`the ${MEMORY_ATTEMPT_BYTES}-byte allocation failed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "rlimit"})`);
   return notEnforced(`the allocation neither succeeded nor failed visibly (outcome ${run.outcome})`);
 }

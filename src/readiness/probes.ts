@@ -7,9 +7,9 @@ import type { Job, Layout } from "../sandbox/spec.ts";
 
 export const PROBE_OUTPUT_CAP = 4096;
 /** The strict test policy's small caps: cheap to cross, so every probe ends in well under a second. */
-export const PROBE_LIMITS = { memoryBytes: 32 * 1024 * 1024, maxProcesses: 8, maxFileSizeBytes: 1024 * 1024, wallMs: 300 } as const;
+export const PROBE_LIMITS = { memoryBytes: 16 * 1024 * 1024, maxProcesses: 8, maxFileSizeBytes: 1024 * 1024, wallMs: 300 } as const;
 /** The memory probe tries to hold this much; the pids probe tries to start this many. */
-export const MEMORY_ATTEMPT_BYTES = 64 * 1024 * 1024;
+export const MEMORY_ATTEMPT_BYTES = 40 * 1024 * 1024;
 export const PIDS_ATTEMPT = 24;
 
 export interface MainProbeInput {
@@ -46,8 +46,8 @@ head -c ${PROBE_OUTPUT_CAP * 4} /dev/zero
 `;
 }
 
-/** Hold MEMORY_ATTEMPT_BYTES in a shell variable: a cap kills it or the allocation fails. */
-export const memoryProbe = `x=$(head -c ${MEMORY_ATTEMPT_BYTES} /dev/zero | tr '\\0' a); printf 'held=%s\\n' "\${#x}" >&2`;
+/** Hold MEMORY_ATTEMPT_BYTES: `tail -c N` of a pipe keeps N bytes in memory (fast, no interpreter needed). */
+export const memoryProbe = `printf 'held=%s\\n' "$(head -c ${MEMORY_ATTEMPT_BYTES} /dev/zero | tail -c ${MEMORY_ATTEMPT_BYTES} | wc -c)" >&2`;
 
 /** dash, not bash: bash retries a failed fork for seconds, dash gives up at once. */
 export const pidsProbe = `i=0; while [ $i -lt ${PIDS_ATTEMPT} ]; do sleep 1 & i=$((i+1)); printf 'started=%s\\n' $i >&2; done`;

@@ -88,8 +88,12 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     writeFileSync(canaryFile, "cordon canary\n", { mode: 0o644 });
     const strict: Policy = mergePolicy(DEFAULT_POLICY, {
       onUnavailable: "degrade",
-      resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, memoryBytes: PROBE_LIMITS.memoryBytes, maxProcesses: PROBE_LIMITS.maxProcesses, wallMs: 5_000 },
+      // A generous wall: on a loaded host a probe cut short would read as a missing layer.
+      resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, wallMs: 30_000 },
     });
+    // Each small cap only where it is attacked: the main probe itself needs a few processes.
+    const memoryPolicy = mergePolicy(strict, { resources: { memoryBytes: PROBE_LIMITS.memoryBytes } });
+    const pidsPolicy = mergePolicy(strict, { resources: { maxProcesses: PROBE_LIMITS.maxProcesses } });
     const runOptions: SandboxRunOptions = { host, ...(options.cgroupParent ? { cgroupParent: options.cgroupParent } : {}) };
     let scratchOwner: number | null = null;
     const [main, wall, memory, pids] = await Promise.all([
@@ -101,10 +105,10 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
         },
       }),
       runInSandbox(provider, probe, mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe), runRoot, runOptions),
-      runInSandbox(provider, probe, strict, probeJob(memoryProbe), runRoot, runOptions),
-      runInSandbox(provider, probe, strict, probeJob(pidsProbe, "/bin/sh"), runRoot, runOptions),
+      runInSandbox(provider, probe, memoryPolicy, probeJob(memoryProbe), runRoot, runOptions),
+      runInSandbox(provider, probe, pidsPolicy, probeJob(pidsProbe, "/bin/sh"), runRoot, runOptions),
     ]);
-    if (main.outcome === "error" || main.outcome === "refused" || main.stderr === "") {
+    if (main.outcome === "error" || main.outcome === "refused" || main.outcome === "timeout" || main.stderr === "") {
       const cells = fillCells("unknown", `probe did not run: ${main.error?.message ?? `outcome ${main.outcome}, exit ${main.exitCode}`}`);
       return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
     }
