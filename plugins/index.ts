@@ -3,6 +3,7 @@ import type { Provider, Runner } from "../src/index.ts";
 import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
 import { RootlessProvider } from "./provider-rootless/index.ts";
+import { NsjailProvider } from "./provider-nsjail/index.ts";
 import { ShellRunner } from "./runner-shell/index.ts";
 import { PythonRunner } from "./runner-python/index.ts";
 import { EsmRunner } from "./runner-esm/index.ts";
@@ -10,7 +11,7 @@ import { EsmRunner } from "./runner-esm/index.ts";
 export { BwrapProvider, RootlessProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
 
 export function builtinProviders(): Provider[] {
-  return [new BwrapProvider(), new RootlessProvider(), new UnsafeNoIsolationProvider()];
+  return [new BwrapProvider(), new RootlessProvider(), new NsjailProvider(), new UnsafeNoIsolationProvider()];
 }
 
 export function builtinRunners(): Runner[] {

@@ -232,9 +232,9 @@ describe("refusals and bad input are results", () => {
   });
 
   test("an unknown provider or a missing file is an error result", async () => {
-    const unknown = await run(CASES.shell, { script: "true", provider: "nsjail" });
+    const unknown = await run(CASES.shell, { script: "true", provider: "firejail" });
     expect(unknown.result.status).toBe("unknown");
-    expect(unknown.error).toContain('unknown provider "nsjail"');
+    expect(unknown.error).toContain('unknown provider "firejail"');
     const missing = await run(CASES.shell, { file: join(scripts, "absent.sh") });
     expect(missing.error).toContain("cannot read script");
   });

@@ -114,12 +114,12 @@ describe("examples/monitor", () => {
   });
 
   test("an unknown provider stops the monitor at startup with a clear error", async () => {
-    const { path } = writeConfig([CHECKS[0]], { provider: "nsjail" });
+    const { path } = writeConfig([CHECKS[0]], { provider: "firejail" });
     const server = start(path);
     const [stdout, stderr, code] = await Promise.all([new Response(server.stdout).text(), new Response(server.stderr).text(), server.exited]);
     expect(code).toBe(1);
     expect(stdout).toBe("");
-    expect(stderr).toContain('"provider": "nsjail": unknown provider "nsjail" (known: bwrap, rootless, unsafe)');
+    expect(stderr).toContain('"provider": "firejail": unknown provider "firejail" (known: bwrap, rootless, nsjail, unsafe)');
   });
 
   test("an invalid check config stops the monitor at startup naming the check", async () => {
