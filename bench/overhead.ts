@@ -99,3 +99,22 @@ if (rootless.available) {
   }
   console.log(`readiness report, all providers in parallel: median ${median(samples).toFixed(0)} ms over 3 runs (budget ~2000 ms on 2 cores)`);
 }
+
+// nsjail, where it is installed (not packaged in Debian): against a bare spawn and bwrap.
+const nsjail = await builtinProviders().find((p) => p.name === "nsjail")?.probe();
+if (nsjail?.available) {
+  const bareTrue = median(await time(() => bare(["/bin/true"])));
+  const viaBwrap = median(await time(() => sandboxed("exec /bin/true")));
+  const viaNsjail = median(
+    await time(async () => {
+      const r = await cordon.run({ runner: "shell", provider: "nsjail", script: { source: "exec /bin/true" }, args: [] });
+      if (r.outcome !== "ok") throw new Error(`nsjail run failed: ${r.outcome} ${r.error?.message ?? r.stderr}`);
+    }),
+  );
+  console.log("\nnsjail, /bin/true, median wall ms");
+  console.log("| bare | bwrap | nsjail | nsjail vs bare | nsjail vs bwrap |");
+  console.log("| --- | --- | --- | --- | --- |");
+  console.log(`| ${bareTrue.toFixed(2)} | ${viaBwrap.toFixed(2)} | ${viaNsjail.toFixed(2)} | ${(viaNsjail / bareTrue).toFixed(1)}x | ${(viaNsjail / viaBwrap).toFixed(2)}x |`);
+} else {
+  console.log(`\nnsjail not measured: ${nsjail?.reason ?? "not registered"}`);
+}

@@ -36,6 +36,7 @@ const SAMPLE_POLICIES: { name: string; override: PolicyOverride; needs: Readines
 /** Would this provider plan the sample policy under fail (pure), and were the cells it relies on proven? */
 function policyFits(provider: Provider, probe: ProviderProbe, host: HostFacts, runRoot: string, cells: Record<ReadinessCell, ReadinessVerdict>): PolicyFit[] {
   return SAMPLE_POLICIES.map(({ name, override, needs }) => {
+    if (!probe.available) return { name, runsUnderFail: false, reasons: [probe.reason ?? "provider unavailable"] };
     const policy = mergePolicy(DEFAULT_POLICY, override);
     const reasons = needs.filter((c) => cells[c].status !== "proven").map((c) => `${c} not proven`);
     try {
