@@ -2,7 +2,8 @@
  * The supervisor-side plumbing of one rootless run, done while bwrap holds the command:
  * load the ruleset into the sandbox's network namespace, start slirp4netns, verify.
  */
-import { closeSync } from "node:fs";
+import { dlopen, FFIType } from "bun:ffi";
+import { closeSync, openSync } from "node:fs";
 
 const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
@@ -12,20 +13,51 @@ export interface Tools {
   nsenter: string;
 }
 
-async function run(argv: string[], stdin?: string): Promise<{ ok: boolean; out: string; err: string }> {
-  const p = Bun.spawn(argv, { env: HELPER_ENV, stdin: stdin !== undefined ? new TextEncoder().encode(stdin) : "ignore", stdout: "pipe", stderr: "pipe" });
+/**
+ * Where a helper enters the sandbox's network namespace. Root (initial user namespace)
+ * may administer any namespace; a non-root supervisor must first enter the user
+ * namespace that OWNS it — bwrap's outer one, not the child's nested one.
+ */
+export interface NetnsAccess {
+  pid: number;
+  /** An fd (in this process) of the owning user namespace, or null as root. */
+  ownerUserns: number | null;
+}
+
+const NS_GET_USERNS = 0xb701;
+let libc: { symbols: { ioctl: (fd: number, request: number, arg: number) => number } } | null = null;
+
+/** ioctl(NS_GET_USERNS) on the pid's net namespace: an fd of its owner. No setns in this (threaded) process. */
+export function openOwnerUserns(pid: number): number {
+  libc ??= dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64], returns: FFIType.i32 } }) as unknown as typeof libc;
+  const netns = openSync(`/proc/${pid}/ns/net`, "r");
+  try {
+    const owner = libc!.symbols.ioctl(netns, NS_GET_USERNS, 0);
+    if (owner < 0) throw new Error(`ioctl(NS_GET_USERNS) on /proc/${pid}/ns/net failed`);
+    return owner;
+  } finally {
+    closeSync(netns);
+  }
+}
+
+/** The owner's fd is passed to helpers as their fd 3 (nsenter) or 5 (slirp4netns). */
+async function run(argv: string[], stdin?: string, extraFd?: number | null): Promise<{ ok: boolean; out: string; err: string }> {
+  const input = stdin !== undefined ? new TextEncoder().encode(stdin) : "ignore";
+  const p = Bun.spawn(argv, { env: HELPER_ENV, stdio: extraFd != null ? [input, "pipe", "pipe", extraFd] : [input, "pipe", "pipe"] });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { ok: code === 0, out, err: err.trim() };
 }
 
-/** Enter only the sandbox's net namespace: root in the initial user namespace may administer it. */
-const inNetns = (tools: Tools, pid: number, argv: string[]) => [tools.nsenter, `--target=${pid}`, "--net", "--", ...argv];
+const inNetns = (tools: Tools, ns: NetnsAccess, argv: string[]) =>
+  ns.ownerUserns === null
+    ? [tools.nsenter, `--target=${ns.pid}`, "--net", "--", ...argv]
+    : [tools.nsenter, "--user=/proc/self/fd/3", `--net=/proc/${ns.pid}/ns/net`, "--preserve-credentials", "--", ...argv];
 
 /** Load the ruleset (from stdin: no file the script could touch) and check the table is there. */
-export async function loadRuleset(tools: Tools, pid: number, ruleset: string): Promise<void> {
-  const load = await run(inNetns(tools, pid, [tools.nft, "-f", "-"]), ruleset);
+export async function loadRuleset(tools: Tools, ns: NetnsAccess, ruleset: string): Promise<void> {
+  const load = await run(inNetns(tools, ns, [tools.nft, "-f", "-"]), ruleset, ns.ownerUserns);
   if (!load.ok) throw new Error(`nft could not load the egress ruleset: ${load.err}`);
-  const check = await run(inNetns(tools, pid, [tools.nft, "list", "table", "inet", "cordon"]));
+  const check = await run(inNetns(tools, ns, [tools.nft, "list", "table", "inet", "cordon"]), undefined, ns.ownerUserns);
   if (!check.ok || !check.out.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.err || "no drop policy listed"}`);
 }
 
@@ -42,10 +74,11 @@ const SLIRP_READY_MS = 5_000;
  * reach the host's 127.0.0.1. --exit-fd: it exits when the supervisor closes its end
  * (or dies), so it never outlives the run.
  */
-export async function startSlirp(tools: Tools, pid: number): Promise<Slirp> {
+export async function startSlirp(tools: Tools, ns: NetnsAccess): Promise<Slirp> {
+  const userns = ns.ownerUserns === null ? [] : ["--userns-path=/proc/self/fd/5"];
   const proc = Bun.spawn(
-    [tools.slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--exit-fd=3", "--ready-fd=4", "--netns-type=path", `/proc/${pid}/ns/net`, "tap0"],
-    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
+    [tools.slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--exit-fd=3", "--ready-fd=4", "--netns-type=path", ...userns, `/proc/${ns.pid}/ns/net`, "tap0"],
+    { env: HELPER_ENV, stdio: ns.ownerUserns === null ? ["ignore", "ignore", "pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe", "pipe", "pipe", ns.ownerUserns] },
   );
   const exitFd = proc.stdio[3] as number;
   const readyFd = proc.stdio[4] as number;

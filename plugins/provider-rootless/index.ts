@@ -18,7 +18,8 @@ import {
   type SpawnPlan,
   type Workspace,
 } from "../../src/index.ts";
-import { loadRuleset, startSlirp, type Slirp, type Tools } from "./helpers.ts";
+import { closeSync } from "node:fs";
+import { loadRuleset, openOwnerUserns, startSlirp, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
 const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 const NETWORK = { deny: true, allowlist: true, unrestricted: true, metadataBlock: true };
@@ -69,10 +70,8 @@ export class RootlessProvider implements Provider {
       ? `${missing.join(", ")} not found (Debian: apt-get install slirp4netns nftables util-linux)`
       : !bwrap.features.blockFd
         ? "this bwrap has no --block-fd: rules could not be loaded before the script starts"
-        : !hostFacts().isRoot
-          ? tunUsable()
-            ? "a non-root supervisor cannot yet enter bwrap's outer user namespace to load the ruleset (run the supervisor as root)"
-            : "/dev/net/tun is not usable by this user (mode 0600 root here) and the supervisor is not root"
+        : !hostFacts().isRoot && !tunUsable()
+          ? "/dev/net/tun is not usable by this user (mode 0600 root on some hosts): slirp4netns cannot create its tap device; run the supervisor as root or make /dev/net/tun 0666"
           : null;
     return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools } };
   }
@@ -106,8 +105,13 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools): Launch {
   return {
     ...launch,
     beforeRelease: async (childPid) => {
-      await loadRuleset(tools, childPid, ruleset); // rules first: there is no egress path without them
-      slirp = await startSlirp(tools, childPid);
+      const ns: NetnsAccess = { pid: childPid, ownerUserns: hostFacts().isRoot ? null : openOwnerUserns(childPid) };
+      try {
+        await loadRuleset(tools, ns, ruleset); // rules first: there is no egress path without them
+        slirp = await startSlirp(tools, ns);
+      } finally {
+        if (ns.ownerUserns !== null) closeSync(ns.ownerUserns);
+      }
     },
     cleanup: async () => {
       await slirp?.stop();
