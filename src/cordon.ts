@@ -194,7 +194,7 @@ export class Cordon {
    */
   readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
     if (options.refresh || !this.readinessCache) {
-      const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent };
+      const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent, policy: this.policy };
       this.readinessCache = Promise.all([...this.providers.values()].map((p) => p.readiness(prove)));
     }
     return this.readinessCache;

@@ -29,12 +29,13 @@ const hostUid = (obs: Observations): number | null => obs.scratchOwner;
 
 function memoryCell(obs: Observations): ReadinessVerdict {
   const { run, probe } = obs.memory;
-  const held = Number(probe.held ?? 0);
-  if (held >= MEMORY_ATTEMPT_BYTES) return notEnforced(`held ${held} bytes under a ${PROBE_LIMITS.memoryBytes}-byte cap`);
-  if (run.limitHit === "memory") return proven(`tree cap: the ${MEMORY_ATTEMPT_BYTES}-byte allocation was OOM-killed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "cgroup"})`);
-  if (run.outcome === "timeout" || run.outcome === "error" || run.outcome === "refused") return { status: "unknown", detail: `the memory probe did not finish (outcome ${run.outcome})` };
-  if (run.outcome !== "ok") return proven(`the ${MEMORY_ATTEMPT_BYTES}-byte allocation failed (${run.sandbox?.layers.resources.controls.memory?.mechanism ?? "rlimit"})`);
-  return notEnforced(`the allocation neither succeeded nor failed visibly (outcome ${run.outcome})`);
+  const mechanism = run.sandbox?.layers.resources.controls.memory?.mechanism ?? "?";
+  const held = probe.held === undefined ? null : Number(probe.held);
+  if (held !== null && held >= MEMORY_ATTEMPT_BYTES) return notEnforced(`held ${held} bytes under a ${PROBE_LIMITS.memoryBytes}-byte cap`);
+  if (run.limitHit === "memory") return proven(`tree cap: the ${MEMORY_ATTEMPT_BYTES}-byte allocation was OOM-killed (${mechanism})`);
+  // The holder (tail) was killed or refused memory, and the probe lived to say how much it got.
+  if (held !== null) return proven(`the ${MEMORY_ATTEMPT_BYTES}-byte allocation was stopped at ${held} bytes (${mechanism})`);
+  return { status: "unknown", detail: `the memory probe did not report (outcome ${run.outcome})` };
 }
 
 function pidsCell(obs: Observations): ReadinessVerdict {

@@ -4,7 +4,7 @@
  * refused), all in parallel.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SandboxUnavailableError } from "../errors.ts";
@@ -20,6 +20,8 @@ import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pid
 import type { PolicyFit, ReadinessCell, ReadinessReport, ReadinessVerdict } from "./types.ts";
 
 export interface ProveOptions {
+  /** The caller's policy: its filesystem binds, privilege and env are probed as runs will use them. */
+  policy?: Policy;
   runRoot?: string;
   /** The host as the caller's runs see it (e.g. cgroups switched off by config). */
   host?: HostFacts;
@@ -78,7 +80,9 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
   }
 
+  // World-writable and world-readable: only the mount namespace, not the uid drop, can hide it.
   const canaryDir = mkdtempSync(join(tmpdir(), "cordon-canary-"));
+  chmodSync(canaryDir, 0o1777);
   const canaryFile = join(canaryDir, "canary");
   const envName = `CORDON_PROBE_${randomBytes(4).toString("hex").toUpperCase()}`;
   const envToken = randomBytes(12).toString("hex");
@@ -87,7 +91,8 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
   process.env[envName] = envToken;
   try {
     writeFileSync(canaryFile, "cordon canary\n", { mode: 0o644 });
-    const strict: Policy = mergePolicy(DEFAULT_POLICY, {
+    const base = options.policy ? mergePolicy(DEFAULT_POLICY, { filesystem: options.policy.filesystem, privilege: options.policy.privilege, env: options.policy.env }) : DEFAULT_POLICY;
+    const strict: Policy = mergePolicy(base, {
       onUnavailable: "degrade",
       // A generous wall: on a loaded host a probe cut short would read as a missing layer.
       resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, wallMs: 30_000 },
