@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
 import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
+import { detectCgroups } from "./cgroup/detect.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
@@ -44,6 +45,7 @@ export class Cordon {
   private readonly providers = new Map<string, Provider>();
   private readonly runners = new Map<string, Runner>();
   private staleCleaned = false;
+  private hostForParent?: HostFacts;
   /** providerOrder as it applies: the default one narrowed to the registered providers. */
   readonly providerOrder: readonly string[];
   private readinessCache?: Promise<ReadinessReport[]>;
@@ -178,7 +180,10 @@ export class Cordon {
 
   /** The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable. */
   host(): HostFacts {
-    const host = hostFacts();
+    const detected = hostFacts();
+    // Writability depends on the parent: a delegated subtree is checked where runs will go.
+    this.hostForParent ??= this.config.cgroupParent === "cordon" ? detected : { ...detected, cgroups: detectCgroups(this.config.cgroupParent) };
+    const host = this.hostForParent;
     if (this.config.cgroups === "auto") return host;
     return { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
   }

@@ -156,7 +156,7 @@ describe("bwrap plan (pure)", () => {
 
   test("with cgroups: memory and pids are tree-wide cgroup caps, no RLIMIT_AS or RLIMIT_NPROC; Bun runs under fail", () => {
     const plan = planBwrap({ resources: { memoryBytes: 128 << 20, maxProcesses: 9 } }, CGROUP_HOST, { ...job, addressSpaceLimitSafe: false });
-    expect(plan.cgroup).toEqual({ memoryBytes: 128 << 20, pidsMax: 9, cpuPercent: null });
+    expect(plan.cgroup).toEqual({ memoryBytes: 128 << 20, pidsMax: 9 + 2, cpuPercent: null }); // + bwrap and its pid-1 init
     expect(plan.argv.some((a) => a.startsWith("--as=") || a.startsWith("--nproc="))).toBe(false);
     const controls = plan.report.layers.resources.controls;
     expect(controls.memory).toMatchObject({ status: "enforced" });

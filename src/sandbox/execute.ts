@@ -196,13 +196,15 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const cgEvents = cgroup?.events() ?? null;
   const cgStats = cgroup?.stats() ?? null;
   const classified = classifyOutcome(events, exit);
-  const { outcome, limitHit } = cgEvents && cgStats ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   const stderr = decoder.decode(err.bytes);
+  const launcherFailed = [plan.launcherErrorPrefix, cgroup ? CGROUP_JOIN_ERROR_PREFIX : undefined].some((p) => p && stderr.startsWith(p));
+  // A launcher that failed to set up is a failed sandbox, whatever the cgroup counted meanwhile.
+  const refine = cgEvents && cgStats && !(classified.outcome === "exit-nonzero" && launcherFailed);
+  const { outcome, limitHit } = refine ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   if (setupError !== null) {
     const refused = new SandboxUnavailableError("launch", [`sandbox setup failed before the script started: ${setupError}`]);
     return { run: { ...resultFromError(refused, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
   }
-  const launcherFailed = [plan.launcherErrorPrefix, cgroup ? CGROUP_JOIN_ERROR_PREFIX : undefined].some((p) => p && stderr.startsWith(p));
   if (outcome === "exit-nonzero" && launcherFailed && out.bytes.length === 0) {
     // The sandbox never started the script: report the launcher's failure, not a script failure.
     const failed = new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`);

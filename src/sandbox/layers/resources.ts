@@ -2,6 +2,9 @@ import { degraded, enforced, type ControlVerdict } from "../report.ts";
 import type { ResourcesSpec, RlimitName } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
 
+/** Processes of the sandbox itself inside the run cgroup: the launcher and its pid-1 init. */
+export const LAUNCHER_PROCESSES = 2;
+
 const NO_RLIMITS = degraded("this provider applies no rlimits", "use an isolating provider (bwrap)");
 
 export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
@@ -31,11 +34,13 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   }
 
   // With a run cgroup, pids.max and the memory cap hold the whole tree; rlimits would only add per-process noise.
-  const cgroup = rc.cgroups && rc.memoryTreeCap && rc.processCap ? { memoryBytes: r.memoryBytes, pidsMax: r.maxProcesses, cpuPercent: r.cpuPercent } : null;
+  // pids.max also counts the sandbox's own launcher inside the cgroup (bwrap and its pid-1
+  // init, or nsjail and its init): the script keeps exactly maxProcesses.
+  const cgroup = rc.cgroups && rc.memoryTreeCap && rc.processCap ? { memoryBytes: r.memoryBytes, pidsMax: r.maxProcesses + LAUNCHER_PROCESSES, cpuPercent: r.cpuPercent } : null;
   const noCgroupWhy = host.cgroups.problem ?? "this provider does not place runs in a cgroup";
 
   if (cgroup) {
-    controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses} processes and threads`);
+    controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses} processes and threads for the script (+${LAUNCHER_PROCESSES} for the sandbox's launcher)`);
   } else if (rc.processCap) {
     rlimits.nproc = r.maxProcesses;
     controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses}`);
