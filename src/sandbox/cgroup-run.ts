@@ -4,6 +4,7 @@
  */
 import { listRunCgroups, removeStaleCgroup, type CgroupEvents, type CgroupFacts, type CgroupStats } from "../cgroup/index.ts";
 import type { LimitHit, Outcome, RunStats } from "../result.ts";
+import { pidAlive } from "./workspace.ts";
 
 /** The join launcher's own error lines start with this (a setup failure, not the script's). */
 export const CGROUP_JOIN_ERROR_PREFIX = "cordon-cgroup: ";
@@ -15,15 +16,6 @@ export const CGROUP_JOIN_ERROR_PREFIX = "cordon-cgroup: ";
 export function joinCgroupArgv(procsFiles: readonly string[], argv: readonly string[]): string[] {
   const script = `while [ "$1" != -- ]; do echo $$ > "$1" 2>/dev/null || { echo "${CGROUP_JOIN_ERROR_PREFIX}cannot join $1" >&2; exit 125; }; shift; done; shift; exec "$@"`;
   return ["/bin/sh", "-c", script, "cordon-cgroup", ...procsFiles, "--", ...argv];
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Remove run cgroups (run-<pid>-<hex>) whose supervisor is dead: kill what is left inside, rmdir. */

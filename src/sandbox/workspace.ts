@@ -75,7 +75,8 @@ export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir"
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Is a supervisor with this pid still running (EPERM: alive, someone else's)? */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
