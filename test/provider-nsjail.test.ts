@@ -11,6 +11,7 @@ import {
   Cordon,
   DEFAULT_POLICY,
   detectHostFacts,
+  LAUNCHER_PROCESSES,
   mergePolicy,
   SandboxUnavailableError,
   type HostFacts,
@@ -109,7 +110,7 @@ describe("nsjail plan (pure)", () => {
     expect(settings(noCgroup.config).rlimit_as).toBe("256");
     expect(noCgroup.config).not.toContain("268435456");
     const withCgroup = planFor({ resources: { memoryBytes: 256 * MiB } }, CGROUP_HOST);
-    expect(withCgroup.plan.cgroup).toMatchObject({ memoryBytes: 256 * MiB, pidsMax: 64 });
+    expect(withCgroup.plan.cgroup).toMatchObject({ memoryBytes: 256 * MiB, pidsMax: 64 + LAUNCHER_PROCESSES });
     expect(settings(withCgroup.config).rlimit_as).toBeUndefined();
     expect(settings(withCgroup.config).rlimit_as_type).toBe("HARD"); // the supervisor's own limit, not nsjail's 4096 MiB
     expect(withCgroup.config).not.toContain("268435456");
