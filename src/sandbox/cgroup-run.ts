@@ -55,8 +55,10 @@ export function refineWithCgroup(
   cpuSeconds: number,
 ): { outcome: Outcome; limitHit: LimitHit | null } {
   const current = { outcome: run.outcome, limitHit: run.limitHit };
-  if (run.limitHit || run.outcome === "ok" || run.outcome === "refused" || run.outcome === "error") return current;
+  if (run.limitHit || run.outcome === "refused" || run.outcome === "error") return current;
+  // An OOM kill is the memory limit at work even when the script survived it and exited 0.
   if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
+  if (run.outcome === "ok") return current;
   const cpuMs = (stats.cpuUserMs ?? 0) + (stats.cpuSystemMs ?? 0);
   if (run.signal === "SIGKILL" && cpuMs >= cpuSeconds * 1000) return { outcome: "limit", limitHit: "cpu" };
   if (events.pidsLimitHit) return { outcome: "limit", limitHit: "pids" };

@@ -14,11 +14,10 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   const rlimits: Partial<Record<RlimitName, number>> = {};
   const controls: Record<string, ControlVerdict> = {};
 
-  controls.wall = enforced(
-    rc.treeKill
-      ? `supervisor timer (${r.wallMs} ms), then ${rc.treeKill}`
-      : `supervisor timer (${r.wallMs} ms), then SIGKILL to the process group (processes that leave it survive)`,
-  );
+  // Without a tree kill a setsid daemon outlives the wall limit: that is not an enforced wall.
+  controls.wall = rc.treeKill
+    ? enforced(`supervisor timer (${r.wallMs} ms), then ${rc.treeKill}`)
+    : degraded(`supervisor timer (${r.wallMs} ms) kills only the process group: processes that leave it (setsid) survive`, "use an isolating provider (bwrap)");
   controls.output = enforced(`supervisor caps stdout and stderr at ${r.maxOutputBytes} bytes each while streaming, then kills the run`);
 
   if (rc.rlimits) {
