@@ -61,6 +61,23 @@ export async function loadRuleset(tools: Tools, ns: NetnsAccess, ruleset: string
   if (!check.ok || !check.out.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.err || "no drop policy listed"}`);
 }
 
+const IPV6_ROUTE_MS = 4_000;
+
+/**
+ * slirp4netns signals ready once IPv4 is configured; the IPv6 address and default route
+ * come later, from its router advertisement after DAD (~1-2 s). A script released before
+ * that would find allowlisted IPv6 destinations unreachable: wait for the route.
+ */
+export async function waitForIpv6Route(tools: Tools & { ip: string }, ns: NetnsAccess): Promise<void> {
+  const deadline = performance.now() + IPV6_ROUTE_MS;
+  while (performance.now() < deadline) {
+    const r = await run(inNetns(tools, ns, [tools.ip, "-6", "route", "show", "default"]), undefined, ns.ownerUserns);
+    if (r.ok && r.out.includes("default")) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`slirp4netns gave the sandbox no IPv6 default route within ${IPV6_ROUTE_MS} ms`);
+}
+
 export interface Slirp {
   stop(): Promise<void>;
 }

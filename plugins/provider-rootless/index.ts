@@ -19,7 +19,7 @@ import {
   type Workspace,
 } from "../../src/index.ts";
 import { closeSync } from "node:fs";
-import { loadRuleset, openOwnerUserns, startSlirp, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
+import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
 const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 const NETWORK = { deny: true, allowlist: true, unrestricted: true, metadataBlock: true };
@@ -73,7 +73,8 @@ export class RootlessProvider implements Provider {
         : !hostFacts().isRoot && !tunUsable()
           ? "/dev/net/tun is not usable by this user (mode 0600 root on some hosts): slirp4netns cannot create its tap device; run the supervisor as root or make /dev/net/tun 0666"
           : null;
-    return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools } };
+    const ip = findExecutable("ip", SYSTEM_PATH); // optional: waits for slirp's IPv6 route when present
+    return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools, ...(ip ? { ip } : {}) } };
   }
 
   layout(_workspace: Workspace): Layout {
@@ -81,7 +82,7 @@ export class RootlessProvider implements Provider {
   }
 
   plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-    const tools: Tools = { slirp4netns: probe.tools?.slirp4netns ?? "slirp4netns", nft: probe.tools?.nft ?? "nft", nsenter: probe.tools?.nsenter ?? "nsenter" };
+    const tools = { slirp4netns: probe.tools?.slirp4netns ?? "slirp4netns", nft: probe.tools?.nft ?? "nft", nsenter: probe.tools?.nsenter ?? "nsenter", ip: probe.tools?.ip ?? null };
     return composePlan(input, {
       name: this.name,
       version: probe.version,
@@ -97,11 +98,13 @@ export class RootlessProvider implements Provider {
 }
 
 /** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
-function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools): Launch {
+function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }): Launch {
   const egress = spec.network.egress;
   if (!egress) return launch;
   const ruleset = renderRuleset({ mode: egress.mode, rules: egress.rules, blockMetadata: egress.blockMetadata, blockGateway: egress.blockMetadata });
   let slirp: Slirp | null = null;
+  // Only an allowlisted IPv6 destination waits for it: unrestricted runs start at once (IPv6 follows ~1-2 s later).
+  const needsIpv6 = egress.rules.some((r) => r.family === 6);
   return {
     ...launch,
     beforeRelease: async (childPid) => {
@@ -109,6 +112,7 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools): Launch {
       try {
         await loadRuleset(tools, ns, ruleset); // rules first: there is no egress path without them
         slirp = await startSlirp(tools, ns);
+        if (needsIpv6 && tools.ip) await waitForIpv6Route({ ...tools, ip: tools.ip }, ns);
       } finally {
         if (ns.ownerUserns !== null) closeSync(ns.ownerUserns);
       }
