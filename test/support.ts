@@ -202,3 +202,22 @@ export function parseKv(output: string): Record<string, string> {
   }
   return out;
 }
+
+/** Host processes by command name (comm), with parent pid and command line; for leak checks. */
+export function processesNamed(comm: string): { pid: number; ppid: number; comm: string; cmdline: string }[] {
+  const found: { pid: number; ppid: number; comm: string; cmdline: string }[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      if (stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
+      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ");
+      found.push({ pid: Number(name), ppid, comm, cmdline });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
