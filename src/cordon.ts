@@ -1,6 +1,6 @@
 import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
-import { CordonError, JobInputError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
+import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
 import { detectCgroups } from "./cgroup/detect.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
@@ -15,6 +15,7 @@ import type { SpawnPlan } from "./sandbox/spec.ts";
 import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
 import { maskDeep, maskText, secretValues } from "./secrets.ts";
+import { checkRunRequest } from "./run-request.ts";
 import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
@@ -104,10 +105,10 @@ export class Cordon {
   }
 
   private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
+    checkRunRequest(request);
     const policy = mergePolicy(this.policy, request.policy);
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
-    if (request.secretEnv) checkEnvNames(request.secretEnv);
     // Secret variables reach the script like any other; only what comes back is masked.
     const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
     const { provider, probe, dryPlan } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
@@ -254,14 +255,6 @@ function unprovenCells(policy: Policy, report: ReadinessReport | undefined): str
   if (policy.filesystem.mode === "scratch") needed.push("filesystem");
   if (policy.network.mode === "deny") needed.push("network");
   return needed.filter((c) => report.cells[c].status !== "proven");
-}
-
-/** Secret names become environment variable names: refuse what could not be one. */
-function checkEnvNames(env: Record<string, string>): void {
-  for (const [name, value] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new JobInputError(`secret env name ${JSON.stringify(name)} is not a valid variable name`);
-    if (typeof value !== "string" || value.includes("\0")) throw new JobInputError(`secret env ${name} must be a string without NUL bytes`);
-  }
 }
 
 export { CordonError };

@@ -9,6 +9,8 @@ export * from "./readiness/index.ts";
 export * from "./sandbox/report.ts";
 export * from "./sandbox/spec.ts";
 export { composePlan, type ProviderPlanner } from "./sandbox/plan.ts";
+export { checkLauncherInput, LauncherInputError, type LauncherInputRules } from "./sandbox/launcher-input.ts";
+export { checkRunRequest } from "./run-request.ts";
 export * from "./sandbox/layers/index.ts";
 export { runInSandbox, type SandboxRunOptions } from "./sandbox/run.ts";
 export { BLOCK_FD, executePlan, LAUNCHER_ARGS_FD, type ExecuteOptions, type ExecutedRun } from "./sandbox/execute.ts";

@@ -32,6 +32,8 @@ export interface RunResult {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   durationMs: number;
+  /** Stdin went past resources.maxStdinBytes: the script got the first maxStdinBytes bytes, then end of file. */
+  stdinTruncated?: boolean;
   /** The effective-sandbox report; null when the run was rejected before planning. */
   sandbox: EffectiveSandboxReport | null;
   /** Set for `refused` and `error`. */

@@ -2,14 +2,15 @@ import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { JobInputError } from "./errors.ts";
 import type { SandboxUser } from "./host.ts";
-import type { Job, Layout } from "./sandbox/spec.ts";
+import type { Job, Layout, StdinSource } from "./sandbox/spec.ts";
 
 export type ScriptSource = { file: string } | { source: string; name?: string };
 
 export interface ScriptRequest {
   script: ScriptSource;
   args: string[];
-  stdin?: Uint8Array;
+  /** Forwarded to the script as it arrives, up to the policy's resources.maxStdinBytes. */
+  stdin?: StdinSource;
   /** Variables the caller sets for this run (on top of the policy's). */
   env?: Record<string, string>;
   /** Runner-specific options (e.g. the ESM form), validated by the runner. */

@@ -214,7 +214,7 @@ describe("composePlan", () => {
     version: "1",
     capabilities: c,
     layout: { jobDir: "/j", scratchDir: "/s", tmpDir: "/t" },
-    render: () => ({ argv: ["x"], env: {}, cwd: "/", treeKill: "process-group", exitEncoding: "native", infoFd: false }),
+    render: () => ({ argv: ["x"], env: {}, cwd: "/", treeKill: "process-group", exitEncoding: "native", statusFd: null }),
   });
 
   test("under fail, ONE error lists every degraded control and nothing is rendered", () => {

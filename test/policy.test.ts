@@ -22,6 +22,7 @@ describe("default policy", () => {
       maxFileSizeBytes: 64 * MiB,
       maxOpenFiles: 256,
       maxOutputBytes: 1 * MiB,
+      maxStdinBytes: 16 * MiB,
       scratchBytes: 64 * MiB,
       cpuPercent: null,
     });

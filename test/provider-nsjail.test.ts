@@ -13,6 +13,7 @@ import {
   detectHostFacts,
   LAUNCHER_PROCESSES,
   mergePolicy,
+  LauncherInputError,
   SandboxUnavailableError,
   type HostFacts,
   type Job,
@@ -81,7 +82,7 @@ describe("nsjail plan (pure)", () => {
     expect(plan.argv).toEqual(["/opt/nsjail/nsjail", "--config", join(workspace.root, CONFIG_FILE), "--", "/usr/bin/timeout", "0", "/bin/sh", "/cordon/job/script.sh"]);
     expect(mode).toBe(0o600);
     expect(plan.env).toEqual({});
-    expect(plan).toMatchObject({ treeKill: "process-group", exitEncoding: "shell-128", infoFd: false, launcherErrorPrefix: "[E][" });
+    expect(plan).toMatchObject({ treeKill: "process-group", exitEncoding: "shell-128", statusFd: "nsjail-log" });
     expect(plan.launcherArgs).toBeUndefined();
   });
 
@@ -177,19 +178,21 @@ describe("nsjail plan (pure)", () => {
   });
 
   test("environment: exactly the spec's variables as envar lines, escaped; secrets only in the 0600 file, masked in the report", () => {
-    const weird = 'a "quoted" value\\with\nnewline é';
+    const weird = 'a "quoted" value\\with backslash é';
     const { plan, config } = planFor({ env: { set: { WEIRD: weird, API_KEY: "hunter2-secret" } } }, CGROUP_HOST, job, ["hunter2-secret", weird]);
     const envars = config.split("\n").filter((l) => l.startsWith("envar: "));
     expect(envars).toContain('envar: "PATH=/usr/local/bin:/usr/bin:/bin"');
     expect(envars).toContain('envar: "HOME=/scratch"');
     expect(envars).toContain('envar: "API_KEY=hunter2-secret"');
-    expect(envars).toContain('envar: "WEIRD=a \\"quoted\\" value\\\\with\\nnewline \\303\\251"');
+    expect(envars).toContain('envar: "WEIRD=a \\"quoted\\" value\\\\with backslash \\303\\251"');
     expect(settings(config).keep_env).toBe("false");
     expect(plan.argv.join(" ")).not.toContain("hunter2-secret");
     const reported = plan.report.argv.join("\n");
     expect(reported).toContain("API_KEY=****");
     expect(reported).not.toContain("hunter2-secret");
     expect(reported).toContain("WEIRD=****");
+    // nsjail reads text: a control character in any value is refused before anything is created.
+    expect(() => planFor({ env: { set: { WEIRD: "a\nexec_bin: \"/bin/sh\"" } } })).toThrow(LauncherInputError);
   });
 
   test("fd 4 (the result channel) is passed; nsjail closes every other fd", () => {

@@ -4,7 +4,7 @@
  * secrets, a provider and a policy override, and counts milliseconds.
  */
 import { z } from "zod";
-import { EnvName, PolicyOverrideSchema, Versioned, type Migration } from "../../src/index.ts";
+import { EnvName, EnvValue, PolicyOverrideSchema, Versioned, type Migration } from "../../src/index.ts";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -12,13 +12,13 @@ const ScriptConfigShape = z.strictObject({
   /** Inline source (for esm: a function body, `return { success, message, value }`). */
   script: z.string().min(1).optional(),
   /** A script file read by the supervisor (for esm: a module with a default export). */
-  file: z.string().min(1).optional(),
-  args: z.array(z.string()).max(256).default([]),
+  file: z.string().min(1).max(4096).refine((f) => !f.includes("\0"), { error: "must not contain NUL bytes" }).optional(),
+  args: z.array(z.string().max(128 * 1024).refine((a) => !a.includes("\0"), { error: "must not contain NUL bytes" })).max(256).default([]),
   /** Becomes the policy's wall-clock limit: the whole process tree is killed when it passes. */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_TIMEOUT_MS),
-  env: z.record(EnvName, z.string()).default({}),
+  env: z.record(EnvName, EnvValue).default({}),
   /** Reach the script as environment; their values are masked as **** in everything returned. */
-  secretEnv: z.record(EnvName, z.string()).default({}),
+  secretEnv: z.record(EnvName, EnvValue).default({}),
   /** Provider name or "auto"; the Cordon instance's configured provider when absent. */
   provider: z.string().min(1).optional(),
   /** Applied on top of the Cordon instance's policy (an esm check needs `onUnavailable: "degrade"` until cgroups land). */

@@ -55,11 +55,11 @@ function binaryDigest(binary: string): string | null {
 function trialSpec(host: HostFacts): SandboxSpec {
   const mounts: Mount[] = [{ kind: "ro-bind", source: "/usr", target: "/usr" }];
   for (const p of host.systemPaths) mounts.push(p.kind === "symlink" ? { kind: "symlink", linkTarget: p.target, path: p.path } : { kind: "ro-bind", source: p.path, target: p.path });
-  mounts.push({ kind: "proc", path: "/proc" }, { kind: "dev", path: "/dev" }, { kind: "tmpfs", path: "/tmp", sizeBytes: 1024 * 1024, mode: 0o1777 }, { kind: "remount-ro", path: "/" });
+  mounts.push({ kind: "proc", path: "/proc" }, { kind: "dev", path: "/dev", shmBytes: 1024 * 1024 }, { kind: "tmpfs", path: "/tmp", sizeBytes: 1024 * 1024, mode: 0o1777 }, { kind: "remount-ro", path: "/" });
   return {
     filesystem: { isolated: true, mounts, cwd: "/tmp", stage: [] },
     network: { namespace: "fresh", egress: null },
-    resources: { wallMs: 5000, maxOutputBytes: 4096, rlimits: { cpu: 5, fsize: 1024 * 1024, nofile: 64, core: 0, as: 256 * 1024 * 1024 }, scratchQuotaBytes: null, cgroup: null },
+    resources: { wallMs: 5000, maxOutputBytes: 4096, maxStdinBytes: 0, rlimits: { cpu: 5, fsize: 1024 * 1024, nofile: 64, core: 0, as: 256 * 1024 * 1024 }, scratchQuotaBytes: null, cgroup: null },
     privilege: { hostDrop: host.isRoot ? { uid: 65534, gid: 65534 } : null, sandboxUid: 65534, sandboxGid: 65534, dropCapabilities: true, noNewPrivs: true },
     env: { vars: { PATH: "/usr/bin:/bin" } },
     command: ["/bin/true"],
@@ -76,7 +76,7 @@ async function trialRun(binary: string, timeout: string, host: HostFacts, seccom
   const dir = mkdtempSync(join(tmpdir(), "cordon-nsjail-probe-"));
   try {
     const spec = trialSpec(host);
-    const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", ...(seccompDeny ? { seccompDeny } : {}) });
+    const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2, ...(seccompDeny ? { seccompDeny } : {}) });
     const path = join(dir, CONFIG_FILE);
     writeFileSync(path, config.text, { mode: 0o600 });
     const p = Bun.spawn([binary, "--config", path, "--", timeout, "0", ...spec.command], { env: {}, cwd: "/", stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -182,6 +182,7 @@ export class NsjailProvider implements Provider {
       version: probe.version,
       capabilities: nsjailCapabilities(input.host),
       layout: this.layout(input.workspace),
+      textConfig: true,
       render: (spec: SandboxSpec) => {
         const config = renderNsjailConfig(spec, input.host, this.options.seccompDeny ? { seccompDeny: this.options.seccompDeny } : {});
         Object.assign(rendered, { spec, text: config.text });

@@ -105,12 +105,6 @@ export const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"] as
 const field = (name: string, value: string | number | boolean) => `${name}: ${typeof value === "string" ? quote(value) : String(value)}`;
 const block = (name: string, fields: string[]) => `${name} { ${fields.join(" ")} }`;
 
-/** Size of /dev/shm: that of the spec's size-capped /tmp (so shared memory has the same cap), else unset. */
-function shmBytes(mounts: readonly Mount[]): number | null {
-  for (const m of mounts) if (m.kind === "tmpfs" && m.sizeBytes !== null) return m.sizeBytes;
-  return null;
-}
-
 function tmpfsOptions(sizeBytes: number | null, mode: number): string {
   return [...(sizeBytes !== null ? [`size=${sizeBytes}`] : []), `mode=${mode.toString(8).padStart(4, "0")}`].join(",");
 }
@@ -131,7 +125,7 @@ function devMounts(path: string, shm: number | null): string[] {
 }
 
 /** One spec mount as nsjail `mount` entries, in order (later mounts sit on top of earlier ones). */
-export function mountEntries(m: Mount, shm: number | null): string[] {
+export function mountEntries(m: Mount): string[] {
   switch (m.kind) {
     case "ro-bind":
       return [block("mount", [field("src", m.source), field("dst", m.target), field("is_bind", true), field("rw", false), field("nosuid", true), field("nodev", true)])];
@@ -142,7 +136,7 @@ export function mountEntries(m: Mount, shm: number | null): string[] {
     case "proc":
       return [block("mount", [field("dst", m.path), field("fstype", "proc"), field("rw", false), field("nosuid", true), field("nodev", true), field("noexec", true)])];
     case "dev":
-      return devMounts(m.path, shm);
+      return devMounts(m.path, m.shmBytes);
     case "tmpfs":
       return [block("mount", [field("dst", m.path), field("fstype", "tmpfs"), field("options", tmpfsOptions(m.sizeBytes, m.mode)), field("rw", true), field("nosuid", true), field("nodev", true)])];
     case "remount-ro":
@@ -157,6 +151,8 @@ export interface RenderOptions {
   seccompDeny?: readonly string[];
   /** nsjail's own log level. ERROR (default): a setup failure's first line starts with "[E][". */
   logLevel?: "WARNING" | "ERROR";
+  /** Where nsjail writes its own log: fd 3 (the run's status channel) unless set (the probe's trial run: 2). */
+  logFd?: number;
 }
 
 export interface RenderedConfig {
@@ -174,7 +170,9 @@ export function renderNsjailConfig(spec: SandboxSpec, host: Pick<HostFacts, "uid
   const add = (...l: string[]) => lines.push(...l);
 
   add(field("name", "cordon"), "mode: ONCE", field("hostname", spec.hostname), field("cwd", spec.filesystem.cwd));
-  add(`log_level: ${options.logLevel ?? "ERROR"}`);
+  // nsjail's own messages go to fd 3, which it never passes to the command: a setup failure
+  // is read from there, not from stderr, where the script can print "[E][" lines too.
+  add(`log_level: ${options.logLevel ?? "ERROR"}`, field("log_fd", options.logFd ?? 3));
   add(field("time_limit", timeLimitSeconds(spec.resources.wallMs)), field("nice_level", 0), field("daemon", false));
   add("# environment: nsjail starts the command with exactly these (no PATH lookup: the command is absolute)");
   add(field("keep_env", false), ...Object.entries(spec.env.vars).map(([k, v]) => field("envar", `${k}=${v}`)));
@@ -205,8 +203,7 @@ export function renderNsjailConfig(spec: SandboxSpec, host: Pick<HostFacts, "uid
 
   add("# cgroups: none of nsjail's; cordon's per-run cgroup holds nsjail and everything under it");
   add("# mounts, on a private tmpfs root that nsjail remounts read-only at the end (unless --rw)");
-  const shm = shmBytes(spec.filesystem.mounts);
-  add(field("mount_proc", false), ...spec.filesystem.mounts.flatMap((m) => mountEntries(m, shm)));
+  add(field("mount_proc", false), ...spec.filesystem.mounts.flatMap((m) => mountEntries(m)));
   add(field("seccomp_log", false), field("seccomp_string", seccompPolicy(options.seccompDeny)));
   const rootWritable = !spec.filesystem.mounts.some((m) => m.kind === "remount-ro" && m.path === "/");
   return { text: `${lines.join("\n")}\n`, rootWritable };
@@ -228,7 +225,6 @@ export function renderNsjailLaunch(spec: SandboxSpec, probe: ProviderProbe, conf
     cwd: "/",
     treeKill: "process-group",
     exitEncoding: "shell-128",
-    infoFd: false,
-    launcherErrorPrefix: "[E][",
+    statusFd: "nsjail-log",
   };
 }

@@ -52,7 +52,7 @@ export class UnsafeNoIsolationProvider implements Provider {
         cwd: spec.filesystem.cwd,
         treeKill: "process-group",
         exitEncoding: "native",
-        infoFd: false,
+        statusFd: null,
       }),
     });
   }

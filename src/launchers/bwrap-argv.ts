@@ -12,7 +12,8 @@ export function mountArgs(m: Mount): string[] {
     case "proc":
       return ["--proc", m.path];
     case "dev":
-      return ["--dev", m.path];
+      // bwrap's --dev makes shm a plain directory of its unsized /dev tmpfs: mount a sized one on it.
+      return ["--dev", m.path, ...(m.shmBytes !== null ? ["--size", String(m.shmBytes), "--perms", "1777", "--tmpfs", `${m.path}/shm`] : [])];
     case "tmpfs":
       return [...(m.sizeBytes !== null ? ["--size", String(m.sizeBytes)] : []), "--perms", m.mode.toString(8).padStart(4, "0"), "--tmpfs", m.path];
     case "remount-ro":

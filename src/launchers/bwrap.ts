@@ -89,15 +89,15 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
       ...spec.filesystem.mounts.flatMap(mountArgs),
       "--chdir", spec.filesystem.cwd,
       ...envArgs(spec.env.vars),
-      "--info-fd", "3",
+      // Not --info-fd: the json status also says whether the command was exec'd.
+      "--json-status-fd", "3",
       ...(options.block ? ["--block-fd", String(BLOCK_FD)] : []),
     ],
     env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
     cwd: "/",
     treeKill: "pid-namespace",
     exitEncoding: "shell-128",
-    infoFd: true,
-    launcherErrorPrefix: "bwrap: ",
+    statusFd: "bwrap-json-status",
     ...(options.block ? { blockFd: true } : {}),
   };
 }

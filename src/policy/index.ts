@@ -33,6 +33,7 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
     maxFileSizeBytes: 64 * MiB,
     maxOpenFiles: 256,
     maxOutputBytes: 1 * MiB,
+    maxStdinBytes: 16 * MiB,
     scratchBytes: 64 * MiB,
     cpuPercent: null,
   },

@@ -25,7 +25,7 @@ export const AbsolutePath = z
   });
 
 export const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "not a valid environment variable name" });
-const EnvValue = z.string().max(128 * KiB).refine((v) => !v.includes("\0"), { error: "must not contain NUL bytes" });
+export const EnvValue = z.string().max(128 * KiB).refine((v) => !v.includes("\0"), { error: "must not contain NUL bytes" });
 
 export const ResourcesSchema = z.strictObject({
   /** Wall-clock limit, enforced by the supervisor (kills the whole tree). */
@@ -37,6 +37,8 @@ export const ResourcesSchema = z.strictObject({
   maxOpenFiles: int(8, 1 << 20),
   /** Per stream (stdout and stderr each). */
   maxOutputBytes: int(1, GiB, "bytes"),
+  /** Stdin is streamed into the sandbox up to this many bytes; the rest is cut (RunResult.stdinTruncated). */
+  maxStdinBytes: int(0, 64 * GiB, "bytes").default(16 * MiB),
   /** Size of the writable scratch directory, and of /tmp. */
   scratchBytes: int(64 * KiB, 64 * GiB, "bytes"),
   /** CPU bandwidth for the whole tree in percent of one CPU (cgroup quota), or null for none. */

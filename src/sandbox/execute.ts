@@ -1,31 +1,19 @@
-import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { RunCgroup } from "../cgroup/index.ts";
 import { RESULT_FD, type ChannelBytes } from "../result-channel.ts";
-import { CGROUP_JOIN_ERROR_PREFIX, joinCgroupArgv, refineWithCgroup, runStats } from "./cgroup-run.ts";
+import { joinCgroupArgv, refineWithCgroup, runStats } from "./cgroup-run.ts";
+import { readLaunchStatus, type LaunchStatus } from "./launch-status.ts";
 import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
 import { classifyOutcome } from "./outcome.ts";
 import { readCapped } from "./output.ts";
-import type { SpawnPlan, Workspace } from "./spec.ts";
+import type { SpawnPlan, StdinSource, Workspace } from "./spec.ts";
 
 /** How long to wait for pipes to close after the process tree is gone before cutting them. */
 const PIPE_GRACE_MS = 500;
 const decoder = new TextDecoder();
-
-/** What bwrap writes to --info-fd once its child (the pid namespace's init) exists. */
-const LauncherInfo = z.object({ "child-pid": z.number().int().positive() });
-
-function readChildPid(infoPath: string): number | null {
-  try {
-    const info = LauncherInfo.safeParse(JSON.parse(readFileSync(infoPath, "utf8")));
-    return info.success ? info.data["child-pid"] : null;
-  } catch {
-    return null; // not written yet: the launcher has not started its child
-  }
-}
 
 function parentOf(pid: number): number | null {
   try {
@@ -33,6 +21,15 @@ function parentOf(pid: number): number | null {
     return m ? Number(m[1]) : null;
   } catch {
     return null;
+  }
+}
+
+/** Does the process have any child right now (any of its threads)? `unknown` when /proc cannot tell. */
+function hasChildren(pid: number, unknown: boolean): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).some((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim() !== "");
+  } catch {
+    return unknown;
   }
 }
 
@@ -49,10 +46,10 @@ function killQuietly(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
  * kernel kill all the namespace's processes before init is reaped, so once the
  * launcher exits nothing of the run survives (setsid and double forks included).
  */
-function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null, cgroup: RunCgroup | null): void {
+function killTree(plan: SpawnPlan, launcherPid: number, statusPath: string | null, cgroup: RunCgroup | null): void {
   cgroup?.killAll(); // every task of the run, wherever it went
-  if (plan.treeKill === "pid-namespace" && infoPath) {
-    const init = readChildPid(infoPath);
+  if (plan.treeKill === "pid-namespace" && statusPath && plan.statusFd) {
+    const init = readLaunchStatus(plan.statusFd, statusPath).childPid;
     if (init !== null && parentOf(init) === launcherPid) killQuietly(init);
   } else {
     killQuietly(-launcherPid);
@@ -63,14 +60,14 @@ function killTree(plan: SpawnPlan, launcherPid: number, infoPath: string | null,
 /** The fd a blocking launcher waits on until the supervisor releases it (bwrap --block-fd). */
 export const BLOCK_FD = 6;
 
-/** The launcher's child pid from its info fd, once written; fails if the launcher exits first. */
-async function waitForChildPid(infoPath: string | null, exited: Promise<number>, timeoutMs = 10_000): Promise<number> {
-  if (!infoPath) throw new Error("a blocking launcher needs an info fd");
+/** The launcher's child pid from its status fd, once written; fails if the launcher exits first. */
+async function waitForChildPid(plan: SpawnPlan, statusPath: string | null, exited: Promise<number>, timeoutMs = 10_000): Promise<number> {
+  if (!statusPath || !plan.statusFd) throw new Error("a blocking launcher needs a status fd");
   let gone = false;
   void exited.then(() => (gone = true));
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const pid = readChildPid(infoPath);
+    const pid = readLaunchStatus(plan.statusFd, statusPath).childPid;
     if (pid !== null) return pid;
     if (gone) throw new Error("the launcher exited before it started its child");
     if (performance.now() > deadline) throw new Error(`the launcher did not report its child within ${timeoutMs} ms`);
@@ -90,7 +87,7 @@ function openLauncherArgs(plan: SpawnPlan, workspace: Workspace): number | null 
 }
 
 export interface ExecuteOptions {
-  stdin?: Uint8Array;
+  stdin?: StdinSource;
   /** Read at most this many bytes of the structured result channel (fd 4). */
   maxResultBytes: number;
   /** The run's cgroup, already created: the launcher joins it before exec'ing the sandbox. */
@@ -114,25 +111,86 @@ async function readChannel(fd: number, cap: number, stop: AbortSignal): Promise<
   }
 }
 
+/**
+ * Forward stdin as it arrives, at most `cap` bytes, waiting for the pipe to drain after
+ * each chunk: memory stays bounded and a script that never reads stdin still starts at
+ * once (it just never drains the pipe). Resolves true when the source had more than `cap`.
+ */
+async function pumpStdin(source: StdinSource, sink: FileSinkLike, cap: number, stop: AbortSignal): Promise<boolean> {
+  const stream = source instanceof Uint8Array ? new Blob([source]).stream() : source;
+  const reader = stream.getReader();
+  stop.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+  let sent = 0;
+  let truncated = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || stop.aborted) break;
+      const room = cap - sent;
+      const chunk = value.length > room ? value.subarray(0, room) : value;
+      if (chunk.length > 0) {
+        sink.write(chunk);
+        await sink.flush();
+        sent += chunk.length;
+      }
+      if (value.length > room) {
+        truncated = true;
+        break;
+      }
+    }
+  } catch {
+    // the script closed its stdin (EPIPE) or the run ended: stop forwarding
+  } finally {
+    void reader.cancel().catch(() => {});
+    try {
+      await sink.end();
+    } catch {
+      // already closed
+    }
+  }
+  return truncated;
+}
+
+interface FileSinkLike {
+  write(chunk: Uint8Array): number;
+  flush(): number | Promise<number>;
+  end(): number | Promise<number>;
+}
+
+/** Why a run is an error of the sandbox rather than the script's: decided from the status fd only. */
+function launcherFailure(plan: SpawnPlan, status: LaunchStatus | null, exitedNonZero: boolean, stderr: string): CordonError | null {
+  if (!plan.statusFd || !status) return null;
+  const said = stderr.trim() ? `: ${stderr.trim()}` : "";
+  if (plan.statusFd === "nsjail-log") {
+    return exitedNonZero && status.launcherErrors.length > 0 ? new CordonError("sandbox-failed", `the sandbox failed to start: ${status.launcherErrors.join(" | ")}`) : null;
+  }
+  if (status.childPid === null) {
+    // No child reported: the launcher (or the cgroup join before it) failed, or it was not
+    // told to report. Either way nothing about this run can be trusted; say no more than that.
+    return new CordonError("sandbox-failed", `the sandbox failed to start (its launcher reported no child; the run is discarded)${said}`);
+  }
+  if (!status.commandStarted) return new CordonError("sandbox-failed", `the sandbox failed to start (the command was never executed)${said}`);
+  return null;
+}
+
 /** Spawn the plan's ONE argv, stream output under caps, enforce the wall clock, kill the tree. */
 export async function executePlan(plan: SpawnPlan, workspace: Workspace, options: ExecuteOptions): Promise<ExecutedRun> {
-  const infoPath = plan.infoFd ? join(workspace.root, "launcher-info.json") : null;
-  const infoFd = infoPath ? openSync(infoPath, "w", 0o600) : null;
+  const statusPath = plan.statusFd ? join(workspace.root, "launcher-status") : null;
+  const statusFd = statusPath ? openSync(statusPath, "w", 0o600) : null;
   const argsFd = openLauncherArgs(plan, workspace);
   const cgroup = options.cgroup ?? null;
   const started = performance.now();
   let proc: ReturnType<typeof Bun.spawn>;
   try {
-    const input = options.stdin && options.stdin.length > 0 ? options.stdin : "ignore";
-    // fd 3: launcher info; fd 4: the result channel; fd 5: launcher arguments.
+    // fd 3: launcher status; fd 4: the result channel; fd 5: launcher arguments; fd 6: release.
     const argv = cgroup ? joinCgroupArgv(cgroup.procsFiles, plan.argv) : plan.argv;
     proc = Bun.spawn(argv, {
       env: plan.env,
       cwd: plan.cwd,
-      stdio: [input, "pipe", "pipe", infoFd ?? "ignore", "pipe", argsFd ?? "ignore", plan.blockFd ? "pipe" : "ignore"],
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe", statusFd ?? "ignore", "pipe", argsFd ?? "ignore", plan.blockFd ? "pipe" : "ignore"],
     });
   } finally {
-    if (infoFd !== null) closeSync(infoFd); // the child holds its own copy
+    if (statusFd !== null) closeSync(statusFd); // the child holds its own copy
     if (argsFd !== null) closeSync(argsFd);
   }
   const channelFd = proc.stdio[RESULT_FD];
@@ -143,7 +201,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const stopTree = () => {
     if (killed) return;
     killed = true;
-    killTree(plan, proc.pid, infoPath, cgroup);
+    killTree(plan, proc.pid, statusPath, cgroup);
   };
   const oomWatch = cgroup
     ? setInterval(() => {
@@ -165,21 +223,29 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const stdoutP = readCapped(proc.stdout as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
   const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
   const channelP = readChannel(channelFd, options.maxResultBytes, cutPipes.signal);
+  const stopStdin = new AbortController();
+  const stdinP = options.stdin ? pumpStdin(options.stdin, proc.stdin as unknown as FileSinkLike, plan.maxStdinBytes, stopStdin.signal) : Promise.resolve(false);
 
   let setupError: string | null = null;
+  let heldBack = false;
   const blockFd = plan.blockFd ? proc.stdio[BLOCK_FD] : null;
   if (typeof blockFd === "number") {
     try {
-      const childPid = await waitForChildPid(infoPath, proc.exited);
+      const childPid = await waitForChildPid(plan, statusPath, proc.exited);
       await plan.beforeRelease?.(childPid);
       writeSync(blockFd, "1"); // the command starts only now, with everything in place
     } catch (e) {
       setupError = e instanceof Error ? e.message : String(e);
+      // Held at --block-fd, bwrap's init has not forked the command yet: a child means it
+      // did not wait (the kernel's process list, which the script cannot write).
+      const init = statusPath && plan.statusFd ? readLaunchStatus(plan.statusFd, statusPath).childPid : null;
+      heldBack = init !== null && !hasChildren(init, true);
       stopTree(); // before the block fd closes: bwrap treats EOF as a release too
     }
   }
 
   await proc.exited;
+  stopStdin.abort();
   if (typeof blockFd === "number") closeSync(blockFd);
   clearTimeout(wallTimer);
   if (oomWatch) clearInterval(oomWatch);
@@ -188,28 +254,30 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   // group anyway (unsafe provider) and do not let an escaped holder of the pipes hang us.
   if (plan.treeKill === "process-group") killQuietly(-proc.pid);
   const grace = setTimeout(() => cutPipes.abort(), PIPE_GRACE_MS);
-  const [out, err, channel] = await Promise.all([stdoutP, stderrP, channelP]);
+  const [out, err, channel, stdinTruncated] = await Promise.all([stdoutP, stderrP, channelP, stdinP]);
   clearTimeout(grace);
 
   const sig = proc.signalCode;
   const exit = decodeExit(proc.exitCode, typeof sig === "number" ? signalName(sig) : sig, plan.exitEncoding);
+  const stderr = decoder.decode(err.bytes);
+  const status = statusPath && plan.statusFd ? readLaunchStatus(plan.statusFd, statusPath) : null;
+  const noChannel = { bytes: new Uint8Array(0), truncated: false };
+  const failed = (error: CordonError): ExecutedRun => ({ run: { ...resultFromError(error, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: noChannel });
+
+  if (setupError !== null) {
+    // "Nothing was run" only when the launcher itself says its command never started.
+    if (heldBack && status?.commandStarted === false) return failed(new SandboxUnavailableError("launch", [`sandbox setup failed before the script started: ${setupError}`]));
+    return failed(new CordonError("sandbox-failed", `sandbox setup failed (${setupError}) and the command was not held back: it was killed; its output is discarded`));
+  }
+  // A launcher the supervisor killed (wall, output, OOM) could not report the exec any more:
+  // the supervisor's own reason stands. Otherwise the status fd says whether it ever ran.
+  const launcherFailed = killed ? null : launcherFailure(plan, status, exit.exitCode !== 0 || exit.signal !== null, stderr);
+  if (launcherFailed) return failed(launcherFailed);
+
   const cgEvents = cgroup?.events() ?? null;
   const cgStats = cgroup?.stats() ?? null;
   const classified = classifyOutcome(events, exit);
-  const stderr = decoder.decode(err.bytes);
-  const launcherFailed = [plan.launcherErrorPrefix, cgroup ? CGROUP_JOIN_ERROR_PREFIX : undefined].some((p) => p && stderr.startsWith(p));
-  // A launcher that failed to set up is a failed sandbox, whatever the cgroup counted meanwhile.
-  const refine = cgEvents && cgStats && !(classified.outcome === "exit-nonzero" && launcherFailed);
-  const { outcome, limitHit } = refine ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
-  if (setupError !== null) {
-    const refused = new SandboxUnavailableError("launch", [`sandbox setup failed before the script started: ${setupError}`]);
-    return { run: { ...resultFromError(refused, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
-  }
-  if (outcome === "exit-nonzero" && launcherFailed && out.bytes.length === 0) {
-    // The sandbox never started the script: report the launcher's failure, not a script failure.
-    const failed = new CordonError("sandbox-failed", `the sandbox failed to start: ${stderr.trim()}`);
-    return { run: { ...resultFromError(failed, plan.report), durationMs, stderr, stderrBytes: err.bytes }, channel: { bytes: new Uint8Array(0), truncated: false } };
-  }
+  const { outcome, limitHit } = cgEvents && cgStats ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   const run: RunResult = {
     outcome,
     limitHit,
@@ -222,6 +290,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     stdoutTruncated: out.truncated,
     stderrTruncated: err.truncated,
     durationMs,
+    ...(options.stdin ? { stdinTruncated } : {}),
     sandbox: plan.report,
     error: null,
     ...noExtras(),

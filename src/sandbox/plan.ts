@@ -1,7 +1,8 @@
 import { SandboxUnavailableError } from "../errors.ts";
+import { checkLauncherInput } from "./launcher-input.ts";
 import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";
-import { layerReport, listDowngrades, type EffectiveSandboxReport, type LayerName, type LayerReport } from "./report.ts";
+import { layerReport, listDowngrades, refusalReasons, type EffectiveSandboxReport, type LayerName, type LayerReport } from "./report.ts";
 import type { Capabilities, Launch, Layout, PlanInput, SandboxSpec, SpawnPlan, StagedFile } from "./spec.ts";
 
 /** The provider-specific parts of planning: what it can do, where things are, how to render a spec. */
@@ -11,6 +12,8 @@ export interface ProviderPlanner {
   capabilities: Capabilities;
   layout: Layout;
   render(spec: SandboxSpec, input: PlanInput): Launch;
+  /** The launcher reads its options as a text config (nsjail): control characters are refused too. */
+  textConfig?: boolean;
 }
 
 function jobStage(input: PlanInput): StagedFile[] {
@@ -40,7 +43,7 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     env: layerReport(env.controls),
   };
   const downgrades = listDowngrades(layers);
-  if (policy.onUnavailable === "fail" && downgrades.length > 0) throw new SandboxUnavailableError(planner.name, downgrades);
+  if (policy.onUnavailable === "fail" && downgrades.length > 0) throw new SandboxUnavailableError(planner.name, refusalReasons(layers));
 
   const spec: SandboxSpec = {
     filesystem: filesystem.spec,
@@ -52,6 +55,7 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     hostname: "cordon",
   };
   const launch = planner.render(spec, input);
+  checkLauncherInput(spec, launch, { textConfig: planner.textConfig === true });
   const report: EffectiveSandboxReport = {
     provider: { name: planner.name, version: planner.version, isolating: planner.capabilities.isolating },
     runner: { name: job.runner, readOnlyBinds: job.readOnlyBinds.map((b) => (b.source === b.target ? b.source : `${b.source} -> ${b.target}`)), notes: job.notes ?? [] },
@@ -70,6 +74,7 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     wallMs: resources.spec.wallMs,
     cgroup: resources.spec.cgroup,
     maxOutputBytes: resources.spec.maxOutputBytes,
+    maxStdinBytes: resources.spec.maxStdinBytes,
     report,
   };
 }

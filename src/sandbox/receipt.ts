@@ -4,7 +4,7 @@
  * script — so the script cannot have written before it — and tagged with a per-run nonce.
  */
 import { randomBytes } from "node:crypto";
-import { lstatSync, rmSync } from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { ChannelBytes } from "../result-channel.ts";
@@ -50,6 +50,22 @@ export function withReceipt(job: Job, layout: Layout): { job: Job; nonce: string
   return { job: { ...job, argv: ["/bin/sh", "-c", prologue, "cordon-receipt", ...job.argv] }, nonce };
 }
 
+/**
+ * The marker's host owner, then remove it (it is not an output of the script). The
+ * script had scratch to itself: whatever it left under that name (a directory, a
+ * symlink, a FIFO) is not the marker, proves nothing and stays as the script's own.
+ */
+function takeMarker(path: string): number | null {
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st?.isFile()) return null;
+    unlinkSync(path);
+    return st.uid;
+  } catch {
+    return null; // swapped meanwhile: no proof, and never a failed run
+  }
+}
+
 /** Split the channel: the receipt (first line, right nonce) and what the script wrote after it. */
 export function takeReceipt(channel: ChannelBytes, nonce: string, scratchDir: string): { receipt: Receipt | null; rest: ChannelBytes } {
   const text = Buffer.from(channel.bytes).toString("latin1");
@@ -63,12 +79,10 @@ export function takeReceipt(channel: ChannelBytes, nonce: string, scratchDir: st
     parsed = null;
   }
   if (!parsed) return { receipt: null, rest: channel };
-  const marker = join(scratchDir, MARKER);
-  const owner = lstatSync(marker, { throwIfNoEntry: false });
-  rmSync(marker, { force: true }); // not an output file of the script
+  const owner = takeMarker(join(scratchDir, MARKER));
   return {
     receipt: {
-      hostUid: owner?.isFile() ? owner.uid : null,
+      hostUid: owner,
       uidInside: Number(parsed.uid),
       capEff: parsed.capEff,
       noNewPrivs: parsed.noNewPrivs === "1",

@@ -8,6 +8,10 @@ import type { Policy, ReadOnlyBind } from "../policy/index.ts";
 import type { CgroupLimits } from "../cgroup/run-cgroup.ts";
 import type { ResultDecoding } from "../result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
+import type { StatusChannel } from "./launch-status.ts";
+
+/** Bytes for the script's stdin: given whole, or a stream forwarded as it arrives (the CLI's own stdin). */
+export type StdinSource = Uint8Array | ReadableStream<Uint8Array>;
 
 /** A file a runner stages read-only next to the job (path relative to the job dir). */
 export interface JobFile {
@@ -27,7 +31,7 @@ export interface Job {
   readOnlyBinds: ReadOnlyBind[];
   /** Variables the runner itself sets. */
   env: Record<string, string>;
-  stdin?: Uint8Array;
+  stdin?: StdinSource;
   /** How the structured result channel is read. */
   result: ResultDecoding;
   /** What the runner chose and why (interpreter, skipped candidates), shown in the report. */
@@ -90,7 +94,8 @@ export type Mount =
   | { kind: "bind"; source: string; target: string }
   | { kind: "symlink"; linkTarget: string; path: string }
   | { kind: "proc"; path: string }
-  | { kind: "dev"; path: string }
+  /** A fresh minimal /dev; its writable /dev/shm a tmpfs of shmBytes (null: the launcher's default, i.e. unsized). */
+  | { kind: "dev"; path: string; shmBytes: number | null }
   | { kind: "tmpfs"; path: string; sizeBytes: number | null; mode: number }
   /** Make an already-built path read-only (the sandbox's own root, so no stray writable dirs remain). */
   | { kind: "remount-ro"; path: string };
@@ -141,6 +146,7 @@ export type RlimitName = "cpu" | "fsize" | "nofile" | "nproc" | "as" | "core";
 export interface ResourcesSpec {
   wallMs: number;
   maxOutputBytes: number;
+  maxStdinBytes: number;
   rlimits: Partial<Record<RlimitName, number>>;
   scratchQuotaBytes: number | null;
   /** Caps for the run's cgroup, or null when the run gets none. */
@@ -176,14 +182,16 @@ export interface Launch {
   /** Environment of the spawned binary itself; sandboxes start theirs empty. */
   env: Record<string, string>;
   cwd: string;
-  /** "pid-namespace": killing the namespace's init (from --info-fd) kills every process in it. */
+  /** "pid-namespace": killing the namespace's init (its pid from the status fd) kills every process in it. */
   treeKill: "pid-namespace" | "process-group";
   /** The launcher reports a child death by signal N as exit status 128+N. */
   exitEncoding: "shell-128" | "native";
-  /** Pass an info fd (fd 3) the launcher writes {"child-pid": N} to. */
-  infoFd: boolean;
-  /** The launcher's own error messages start with this (e.g. "bwrap: "): a failure to set up, not the script's. */
-  launcherErrorPrefix?: string;
+  /**
+   * fd 3: a channel only the launcher writes (sandbox/launch-status.ts). Whether the
+   * sandbox started is decided from it, never from stderr (the script's to write).
+   * null: this launcher has none (unsafe).
+   */
+  statusFd: StatusChannel | null;
   /**
    * Arguments the launcher reads from fd 5 (NUL-separated, e.g. bwrap's `--args 5`), so
    * mounts and environment values stay out of the host process table and /proc/1/cmdline.
@@ -207,6 +215,7 @@ export interface SpawnPlan extends Launch {
   scratch: { quotaBytes: number | null; owner: { uid: number; gid: number } | null };
   wallMs: number;
   maxOutputBytes: number;
+  maxStdinBytes: number;
   cgroup: CgroupLimits | null;
   report: EffectiveSandboxReport;
 }

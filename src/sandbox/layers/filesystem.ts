@@ -27,8 +27,17 @@ function systemView(ctx: LayerContext): Mount[] {
   for (const name of ["passwd", "group", "hosts"]) {
     mounts.push({ kind: "ro-bind", source: `${workspace.root}/${ETC_STAGE}/${name}`, target: `/etc/${name}` });
   }
-  mounts.push({ kind: "proc", path: "/proc" }, { kind: "dev", path: "/dev" });
+  mounts.push({ kind: "proc", path: "/proc" }, devMount(ctx));
   return mounts;
+}
+
+/**
+ * /dev is fresh; its one writable place, /dev/shm, gets the same size cap as /tmp. Left to
+ * the launcher it is a tmpfs of the host's default size (half of RAM), and with cgroups
+ * off nothing else bounds what a script parks there.
+ */
+function devMount(ctx: LayerContext): Mount {
+  return { kind: "dev", path: "/dev", shmBytes: ctx.caps.resources.tmpfsSize ? ctx.policy.resources.scratchBytes : null };
 }
 
 function extraBinds(ctx: LayerContext): Mount[] {
@@ -59,7 +68,7 @@ export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> 
   if (policy.filesystem.mode === "off") {
     // No isolation asked for: the host filesystem as is, still with a private scratch as cwd.
     const mounts: Mount[] = caps.filesystem.view
-      ? [{ kind: "bind", source: "/", target: "/" }, { kind: "proc", path: "/proc" }, { kind: "dev", path: "/dev" }, ...workMounts(ctx)]
+      ? [{ kind: "bind", source: "/", target: "/" }, { kind: "proc", path: "/proc" }, devMount(ctx), ...workMounts(ctx)]
       : [];
     return { controls: { view: off("policy filesystem.mode is off: the host filesystem is visible and writable") }, spec: { isolated: false, mounts, cwd: layout.scratchDir, stage } };
   }

@@ -73,5 +73,10 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     : degraded("scratch is a plain host directory without a size cap", host.isRoot ? "use an isolating provider" : "run the supervisor as root (it mounts a size-capped tmpfs)");
   controls.tmp = rc.tmpfsSize ? enforced(`/tmp is a tmpfs of ${r.scratchBytes} bytes`) : degraded("no private size-capped /tmp on this provider", "use an isolating provider (bwrap)");
 
-  return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, rlimits, scratchQuotaBytes: scratchQuota, cgroup } };
+  controls.shm = rc.tmpfsSize
+    ? enforced(`/dev/shm is a tmpfs of ${r.scratchBytes} bytes`)
+    : degraded("no private size-capped /dev/shm on this provider", "use an isolating provider (bwrap)");
+  controls.stdin = enforced(`streamed by the supervisor, at most ${r.maxStdinBytes} bytes; the rest is cut and reported (stdinTruncated)`);
+
+  return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, maxStdinBytes: r.maxStdinBytes, rlimits, scratchQuotaBytes: scratchQuota, cgroup } };
 }
