@@ -2,8 +2,8 @@ import { parseArgs } from "node:util";
 import { CordonError } from "../errors.ts";
 
 export class UsageError extends CordonError {
-  constructor(message: string) {
-    super("invalid-job", `${message}\n${USAGE}`);
+  constructor(readonly detail: string) {
+    super("invalid-job", `${detail}\n${USAGE}`);
   }
 }
 
@@ -13,11 +13,12 @@ export const USAGE = `usage:
     --verify     the result carries a receipt of what the sandboxed process itself saw (uid, caps, seccomp, network, cgroup)
     --files DIR  stage DIR's regular files (subdirectories kept, no symlinks) into scratch before the run
     --out DIR    write the files the script created or changed under scratch into DIR
-  cordon readiness [--provider NAME] [--config FILE.json] [--json]`;
+  cordon readiness [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--json]
+    --policy FILE  judge the provider against this policy (as \`run --policy\` would apply it), not only the configured one`;
 
 export type Command =
   | { kind: "run"; file: string; args: string[]; runner?: string; provider?: string; policyFile?: string; configFile?: string; filesDir?: string; outDir?: string; inline: boolean; verify: boolean; json: boolean; report: boolean }
-  | { kind: "readiness"; provider?: string; configFile?: string; json: boolean }
+  | { kind: "readiness"; provider?: string; policyFile?: string; configFile?: string; json: boolean }
   | { kind: "help" };
 
 const OPTIONS = {
@@ -33,6 +34,9 @@ const OPTIONS = {
   report: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
+
+/** The options `readiness` uses; every other one is refused there. */
+const READINESS_OPTIONS: ReadonlySet<string> = new Set(["provider", "policy", "config", "json", "help"]);
 
 function nonEmpty(option: string, value: string): string {
   if (value === "") throw new UsageError(`${option} needs a directory`);
@@ -53,10 +57,17 @@ export function parseCommand(argv: string[]): Command {
   const opt = <K extends "runner" | "provider" | "policy" | "config">(k: K) => (values[k] === undefined ? {} : { [k]: values[k] });
 
   if (verb === "readiness") {
-    if (values.inline) throw new UsageError("--inline is an option of run, not readiness");
-    for (const runOnly of ["files", "out"] as const) if (values[runOnly] !== undefined) throw new UsageError(`--${runOnly} is an option of run, not readiness`);
+    // Refuse what does not apply rather than ignore it: a gate must not pass on a flag it dropped.
+    const runOnly = tokens.find((t) => t.kind === "option" && !READINESS_OPTIONS.has(t.name));
+    if (runOnly?.kind === "option") throw new UsageError(`--${runOnly.name} is an option of run, not readiness`);
     if (positionals.length) throw new UsageError(`readiness takes no arguments (got ${positionals.join(" ")})`);
-    return { kind: "readiness", json: values.json, ...opt("provider"), ...(values.config ? { configFile: values.config } : {}) };
+    return {
+      kind: "readiness",
+      json: values.json,
+      ...opt("provider"),
+      ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
+      ...(values.config !== undefined ? { configFile: values.config } : {}),
+    };
   }
   if (verb === "run") {
     // Everything after "--" belongs to the script, even words that look like options.
@@ -76,8 +87,8 @@ export function parseCommand(argv: string[]): Command {
       report: values.report,
       ...opt("runner"),
       ...opt("provider"),
-      ...(values.policy ? { policyFile: values.policy } : {}),
-      ...(values.config ? { configFile: values.config } : {}),
+      ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
+      ...(values.config !== undefined ? { configFile: values.config } : {}),
       ...(values.files !== undefined ? { filesDir: nonEmpty("--files", values.files) } : {}),
       ...(values.out !== undefined ? { outDir: nonEmpty("--out", values.out) } : {}),
     };

@@ -6,7 +6,8 @@ import { readInputDirectory, writeOutputFiles } from "../files/directory.ts";
 import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
 import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
 import { formatReport, summarizeReport } from "../sandbox/report.ts";
-import { parseCommand, USAGE, type Command } from "./args.ts";
+import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
+import { escapeControls, escapeLines, jsonText } from "./escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
 import { readinessTable } from "./readiness-table.ts";
 
@@ -43,15 +44,19 @@ function readJsonFile(path: string, what: string, invalidCode: "invalid-policy" 
 }
 
 function makeCordon(cmd: { configFile?: string; provider?: string }, plugins: Plugins): Cordon {
-  const config = cmd.configFile ? (readJsonFile(cmd.configFile, "config file", "invalid-config") as Record<string, unknown>) : {};
-  return new Cordon(cmd.provider ? { ...config, provider: cmd.provider } : config, plugins);
+  const config = cmd.configFile !== undefined ? (readJsonFile(cmd.configFile, "config file", "invalid-config") as Record<string, unknown>) : {};
+  return new Cordon(cmd.provider !== undefined ? { ...config, provider: cmd.provider } : config, plugins);
+}
+
+function readPolicyFile(path: string | undefined): PolicyOverride | undefined {
+  return path !== undefined ? parsePolicyOverride(readJsonFile(path, "policy file", "invalid-policy")) : undefined;
 }
 
 async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugins, io: CliIO): Promise<number> {
   let result: RunResult;
   try {
     const cordon = makeCordon(cmd, plugins);
-    const policy: PolicyOverride | undefined = cmd.policyFile ? parsePolicyOverride(readJsonFile(cmd.policyFile, "policy file", "invalid-policy")) : undefined;
+    const policy = readPolicyFile(cmd.policyFile);
     if (cmd.outDir) checkOutDir(cmd.outDir);
     const files = cmd.filesDir ? readInputDirectory(cmd.filesDir, cordon.config.inputFiles) : undefined;
     const stdin = await io.readStdin();
@@ -80,16 +85,17 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
       status = EXIT.internal; // the run's files were not delivered
     }
   }
+  // Below, the script's own bytes pass through as they are; every line cordon writes is escaped.
   if (cmd.json) {
-    io.stdout(`${JSON.stringify(runResultToJson(result))}\n`);
+    io.stdout(`${jsonText(runResultToJson(result))}\n`);
   } else {
     io.stdout(result.stdoutBytes); // the exact bytes, not the decoded text
     io.stderr(result.stderrBytes);
     if (cmd.outDir) notes.unshift(...result.filesOmitted.map((o) => `cordon: not returned: ${o.path} (${o.reason})`));
-    if (cmd.report && result.sandbox) io.stderr(`${formatReport(result.sandbox)}\n`);
+    if (cmd.report && result.sandbox) io.stderr(`${escapeLines(formatReport(result.sandbox))}\n`);
   }
-  for (const note of notes) io.stderr(`${note}\n`);
-  if (!cmd.json) io.stderr(`${describeRun(result)}\n`);
+  for (const note of notes) io.stderr(`${escapeControls(note)}\n`);
+  if (!cmd.json) io.stderr(`${escapeControls(describeRun(result))}\n`);
   return status;
 }
 
@@ -118,14 +124,20 @@ export function describeRun(r: RunResult): string {
 
 async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, plugins: Plugins, io: CliIO): Promise<number> {
   const cordon = makeCordon(cmd, plugins);
+  // Judged against the policy runs would get: the configured one, with --policy on top like `run --policy`.
+  const policy = readPolicyFile(cmd.policyFile);
   const reports = await cordon.readiness();
-  const check = await cordon.check();
+  const check = await cordon.check(policy);
   const configured = cordon.config.provider;
   const ready = check.ready;
-  if (cmd.json) io.stdout(`${JSON.stringify({ configuredProvider: configured, ready, check, providers: reports }, null, 2)}\n`);
-  else {
-    const verdict = ready ? `ready (${check.provider} runs the configured policy under onUnavailable=fail)` : `NOT ready: runs under onUnavailable=fail will be refused\n${check.reasons.map((r) => `  ${r}`).join("\n")}`;
-    io.stdout(`${readinessTable(reports)}\n\nconfigured provider ${configured}: ${verdict}\n`);
+  if (cmd.json) {
+    io.stdout(`${jsonText({ configuredProvider: configured, policyFile: cmd.policyFile ?? null, ready, check, providers: reports }, 2)}\n`);
+  } else {
+    const which = cmd.policyFile === undefined ? "the configured policy" : `the configured policy with ${cmd.policyFile}`;
+    const verdict = ready
+      ? [`configured provider ${configured}: ready (${check.provider} runs ${which} under onUnavailable=fail)`]
+      : [`configured provider ${configured}: NOT ready for ${which}: runs under onUnavailable=fail will be refused`, ...check.reasons.map((r) => `  ${r}`)];
+    io.stdout(`${readinessTable(reports)}\n\n${escapeLines(verdict)}\n`);
   }
   return ready ? 0 : EXIT.notReady;
 }
@@ -140,7 +152,9 @@ export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise
     }
     return cmd.kind === "run" ? await runCommand(cmd, plugins, io) : await readinessCommand(cmd, plugins, io);
   } catch (e) {
-    io.stderr(`cordon: ${e instanceof Error ? e.message : String(e)}\n`);
+    // The message may quote a path or a value from the command line: escaped; the usage text is ours.
+    const message = e instanceof UsageError ? `${escapeControls(e.detail)}\n${USAGE}` : escapeControls(e instanceof Error ? e.message : String(e));
+    io.stderr(`cordon: ${message}\n`);
     return exitStatusOf(resultFromError(e)); // one mapping from error to status, shared with `run`
   }
 }

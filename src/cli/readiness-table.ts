@@ -1,10 +1,12 @@
 import type { ReadinessReport, ReadinessVerdict } from "../readiness/index.ts";
 import { LAYER_NAMES } from "../sandbox/report.ts";
+import { escapeControls } from "./escape.ts";
 
 const MARK = { proven: "✓", "not-enforced": "✗", unknown: "?" } as const;
 
 function cell(v: ReadinessVerdict, width: number): string {
-  const text = v.status === "proven" ? MARK.proven : `${MARK[v.status]} ${v.detail}`;
+  // Escaped before measuring: a detail quotes what a failing launcher printed.
+  const text = escapeControls(v.status === "proven" ? MARK.proven : `${MARK[v.status]} ${v.detail}`);
   return text.length > width ? `${text.slice(0, width - 1)}…` : text;
 }
 
@@ -13,7 +15,7 @@ export function readinessTable(reports: readonly ReadinessReport[], cellWidth = 
   const header = ["provider", "version", ...LAYER_NAMES, "default policy"];
   const rows = reports.map((r) => [
     r.isolating ? r.provider : `${r.provider} (NO ISOLATION)`,
-    r.available ? (r.version ?? "-") : "missing",
+    r.available ? escapeControls(r.version ?? "-") : "missing",
     ...LAYER_NAMES.map((l) => cell(r.layers[l], cellWidth)),
     r.runsDefaultPolicy ? "runs" : "refused",
   ]);
@@ -31,5 +33,7 @@ export function readinessTable(reports: readonly ReadinessReport[], cellWidth = 
     "",
     "policies this host runs under onUnavailable=fail:",
     ...fits,
-  ].join("\n");
+  ]
+    .map(escapeControls)
+    .join("\n");
 }

@@ -6,7 +6,8 @@ export type LayerName = (typeof LAYER_NAMES)[number];
 
 /**
  * enforced: the provider applies it (mechanism says how);
- * degraded: the policy asked for it and this provider/host cannot apply it (reason says why, fix says what would);
+ * degraded: the policy asked for it and this provider/host cannot apply it (reason says why, fix says what would,
+ *   fallback what a run under `degrade` does instead);
  * off: the policy did not ask for it.
  */
 export type ControlStatus = "enforced" | "degraded" | "off";
@@ -16,6 +17,8 @@ export interface ControlVerdict {
   mechanism?: string;
   reason?: string;
   fix?: string;
+  /** Degraded only: what a run under `degrade` gets instead. Never part of a refusal: nothing runs then. */
+  fallback?: string;
 }
 
 export interface LayerReport {
@@ -31,7 +34,7 @@ export interface EffectiveSandboxReport {
   onUnavailable: Policy["onUnavailable"];
   requested: Policy;
   layers: Record<LayerName, LayerReport>;
-  /** One line per degraded control: "layer.control: reason". Empty when everything asked for is enforced. */
+  /** One line per degraded control: "layer.control: reason; fallback (fix: …)". Empty when everything asked for is enforced. */
   downgrades: string[];
   host: HostFacts;
   /** The one argv handed to Bun.spawn (for audit; holds no host environment). */
@@ -39,8 +42,12 @@ export interface EffectiveSandboxReport {
 }
 
 export const enforced = (mechanism: string): ControlVerdict => ({ status: "enforced", mechanism });
-export const degraded = (reason: string, fix?: string): ControlVerdict =>
-  fix ? { status: "degraded", reason, fix } : { status: "degraded", reason };
+export const degraded = (reason: string, fix?: string, fallback?: string): ControlVerdict => ({
+  status: "degraded",
+  reason,
+  ...(fix ? { fix } : {}),
+  ...(fallback ? { fallback } : {}),
+});
 export const off = (reason: string): ControlVerdict => ({ status: "off", reason });
 
 const RANK: Record<ControlStatus, number> = { off: 0, enforced: 1, degraded: 2 };
@@ -51,12 +58,31 @@ export function layerReport(controls: Record<string, ControlVerdict>): LayerRepo
   return { status: worst, controls };
 }
 
-export function listDowngrades(layers: Record<LayerName, LayerReport>): string[] {
+/** Why a degraded control is degraded, and under `degrade` what the run gets instead. */
+function whyDegraded(v: ControlVerdict, as: "downgrade" | "refusal"): string {
+  const fallback = as === "downgrade" && v.fallback ? `; ${v.fallback}` : "";
+  return `${v.reason}${fallback}${v.fix ? ` (fix: ${v.fix})` : ""}`;
+}
+
+function degradedLines(layers: Record<LayerName, LayerReport>, as: "downgrade" | "refusal"): string[] {
   return LAYER_NAMES.flatMap((layer) =>
     Object.entries(layers[layer].controls)
       .filter(([, v]) => v.status === "degraded")
-      .map(([name, v]) => `${layer}.${name}: ${v.reason}${v.fix ? ` (fix: ${v.fix})` : ""}`),
+      .map(([name, v]) => `${layer}.${name}: ${whyDegraded(v, as)}`),
   );
+}
+
+/** For a run that goes ahead degraded: each control not enforced, why, and what the run gets instead. */
+export function listDowngrades(layers: Record<LayerName, LayerReport>): string[] {
+  return degradedLines(layers, "downgrade");
+}
+
+/**
+ * For a refusal under `fail`: each control that cannot be enforced, why, and the fix. Nothing
+ * runs, so what a degraded run would have got instead is not said.
+ */
+export function refusalReasons(layers: Record<LayerName, LayerReport>): string[] {
+  return degradedLines(layers, "refusal");
 }
 
 /** One line for humans: provider, per-layer status, downgrade count. */
@@ -77,7 +103,7 @@ export function formatReport(report: EffectiveSandboxReport): string {
     const l = report.layers[layer];
     lines.push(`  ${layer}: ${l.status}`);
     for (const [name, c] of Object.entries(l.controls)) {
-      const why = c.status === "enforced" ? c.mechanism : `${c.reason}${c.fix ? ` (fix: ${c.fix})` : ""}`;
+      const why = c.status === "enforced" ? c.mechanism : c.status === "degraded" ? whyDegraded(c, "downgrade") : c.reason;
       lines.push(`    ${name.padEnd(12)} ${c.status.padEnd(8)} ${why ?? ""}`);
     }
   }

@@ -54,7 +54,7 @@ export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
   });
   const filtered = (): LayerResult<NetworkSpec> => {
     const { spec, problems } = egressFor(ctx);
-    if (problems.length) return { controls: { egress: degraded(`${problems.join("; ")}; ${FALLBACK}`) }, spec: FRESH };
+    if (problems.length) return { controls: { egress: degraded(problems.join("; "), undefined, FALLBACK) }, spec: FRESH };
     return { controls: { egress: enforced(describeEgress(spec)) }, spec: { namespace: "fresh", egress: spec } };
   };
 
@@ -65,7 +65,7 @@ export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
     if (caps.network.allowlist) return filtered();
     if (!caps.network.deny) return noNamespace();
     return {
-      controls: { egress: degraded(`this provider cannot filter egress; ${FALLBACK}`, "use the rootless provider for allowlists") },
+      controls: { egress: degraded("this provider cannot filter egress", "use the rootless provider for allowlists", FALLBACK) },
       spec: FRESH,
     };
   }
@@ -74,8 +74,9 @@ export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
   if (blockMetadata) {
     if (!caps.network.deny) return noNamespace();
     const verdict: ControlVerdict = degraded(
-      `unrestricted egress with blockMetadata needs a filter this provider lacks; ${FALLBACK}`,
+      "unrestricted egress with blockMetadata needs a filter this provider lacks",
       "use the rootless provider, or set network.blockMetadata: false",
+      FALLBACK,
     );
     return { controls: { egress: verdict }, spec: FRESH };
   }
