@@ -16,7 +16,11 @@ import {
   ALWAYS_BLOCKED_V4,
   ALWAYS_BLOCKED_V6,
   AllowEntryError,
+  hostNetsFrom,
+  ipNetContains,
   parseAllowEntry,
+  parseIpNet,
+  readHostNets,
   renderRuleset,
   resolvedRulesFor,
   RulesetError,
@@ -227,10 +231,14 @@ const rule = (r: Partial<ResolvedRule> & Pick<ResolvedRule, "family" | "address"
   ...r,
 });
 
+/** "The host" of the pure ruleset tests: what src/network/host.ts would read. */
+const HOST_NETS = ["127.0.0.0/8", "198.51.100.1/32", "198.51.100.255/32", "224.0.0.0/4", "::1/128", "2001:db8:ffff::1/128", "ff00::/8"].map(parseIpNet);
+
 const ALLOWLIST: RulesetInput = {
   mode: "allowlist",
   blockMetadata: true,
   blockGateway: true,
+  hostNets: HOST_NETS,
   rules: [
     ...resolvedRulesFor(parseAllowEntry("192.0.2.10:8080")),
     ...resolvedRulesFor(parseAllowEntry("tcp://10.1.0.0/16:1000-2000")),
@@ -239,7 +247,7 @@ const ALLOWLIST: RulesetInput = {
     ...resolvedRulesFor(parseAllowEntry("api.example.com:443"), ["192.0.2.77", "2001:DB8::77"]),
   ],
 };
-const UNRESTRICTED: RulesetInput = { mode: "unrestricted", blockMetadata: true, blockGateway: true, rules: [] };
+const UNRESTRICTED: RulesetInput = { mode: "unrestricted", blockMetadata: true, blockGateway: true, hostNets: HOST_NETS, rules: [] };
 
 const VARIANTS: [string, RulesetInput][] = [
   ["allowlist", ALLOWLIST],
@@ -257,6 +265,10 @@ const VARIANTS: [string, RulesetInput][] = [
         rule({ family: 6, address: SLIRP.dnsV6, prefix: 128, protocols: ["udp"] }),
       ],
     },
+  ],
+  [
+    "allowlist naming host addresses by IP",
+    { ...ALLOWLIST, rules: [...resolvedRulesFor(parseAllowEntry("tcp://198.51.100.1:22")), ...resolvedRulesFor(parseAllowEntry("[2001:db8:ffff::1]"))] },
   ],
 ];
 
@@ -294,15 +306,19 @@ describe("rendered rulesets", () => {
   test("the blocked ranges (and the slirp networks) come before every accept", () => {
     for (const [, input] of VARIANTS.filter(([, i]) => i.blockMetadata)) {
       const lines = linesOf(renderRuleset(input));
-      const blocks = [...ALWAYS_BLOCKED_V4, ...ALWAYS_BLOCKED_V6, "10.0.2.0/24", "fd00::/64", "fe80::2/128"].map((r) =>
+      const blocks = [...ALWAYS_BLOCKED_V4, ...ALWAYS_BLOCKED_V6, "10.0.2.0/24", "fd00::/64", "fe80::2/128", ...HOST_NETS.map((n) => `${n.address}/${n.prefix}`)].map((r) =>
         firstIndex(lines, new RegExp(`^ip6? daddr ${r.replaceAll(".", "\\.")} reject`)),
       );
       expect(blocks.every((i) => i > 0)).toBe(true);
       const lastBlock = Math.max(...blocks);
-      const firstAccept = firstIndex(lines, /daddr (?!10\.0\.2\.3\/32 |fd00::3\/128 ).* accept$|^accept$/);
+      const firstAccept = firstIndex(lines, /daddr (?!10\.0\.2\.3\/32 |fd00::3\/128 |198\.51\.100\.1\/32 |2001:db8:ffff::1\/128 ).* accept$|^accept$/);
       if (firstAccept !== -1) expect(firstAccept).toBeGreaterThan(lastBlock);
       // Before the blocks only loopback, conntrack, neighbour discovery and the explicit slirp resolver are accepted.
       const early = lines.slice(0, Math.min(...blocks)).filter((l) => l.endsWith("accept"));
+      // Accepts among the blocks: only explicit host addresses, after the gateway, before their own refusal.
+      const among = lines.slice(Math.min(...blocks), lastBlock).filter((l) => l.endsWith("accept"));
+      for (const l of among) expect(l).toMatch(/^(ip daddr 198\.51\.100\.1\/32 tcp dport 22|ip6 daddr 2001:db8:ffff::1\/128 meta l4proto (tcp|udp)) accept$/);
+      for (const l of among) expect(lines.indexOf(l)).toBeGreaterThan(firstIndex(lines, /^ip6 daddr fe80::2\/128 reject/));
       for (const l of early)
         expect(l).toMatch(/^(oif "lo" accept|ct state established,related accept|icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit \} ip6 hoplimit 255 accept|ip daddr 10\.0\.2\.3\/32 (tcp|udp) dport 53 accept|ip6 daddr fd00::3\/128 (tcp|udp) dport 53 accept)$/);
     }
@@ -402,9 +418,124 @@ describe("rendered rulesets", () => {
     expect(() => resolvedRulesFor(parseAllowEntry("api.example.com"), ["192.0.2.1 accept"])).toThrow(RulesetError);
   });
 
+  test("the host's own addresses: refused after the gateway and before the accepts; a network holding one is carved", () => {
+    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("198.51.100.0/24")) }));
+    const refusal = lines.indexOf("ip daddr 198.51.100.1/32 reject with icmpx type admin-prohibited");
+    expect(refusal).toBeGreaterThan(lines.indexOf("ip6 daddr fe80::2/128 reject with icmpx type admin-prohibited"));
+    expect(lines.indexOf("ip daddr 198.51.100.0/24 meta l4proto tcp accept")).toBeGreaterThan(refusal);
+    for (const n of ["127.0.0.0/8", "198.51.100.255/32", "224.0.0.0/4"]) expect(lines).toContain(`ip daddr ${n} reject with icmpx type admin-prohibited`);
+    for (const n of ["::1/128", "2001:db8:ffff::1/128", "ff00::/8"]) expect(lines).toContain(`ip6 daddr ${n} reject with icmpx type admin-prohibited`);
+    const unrestricted = linesOf(renderRuleset(UNRESTRICTED));
+    expect(unrestricted.indexOf("ip6 daddr 2001:db8:ffff::1/128 reject with icmpx type admin-prohibited")).toBeLessThan(lastIndex(unrestricted, /^accept$/));
+  });
+
+  test("an allow entry naming a host address by IP opens that address (its ports only) before the host refusal; a hostname pinned there is refused", () => {
+    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("tcp://198.51.100.1:22")) }));
+    const accept = lines.indexOf("ip daddr 198.51.100.1/32 tcp dport 22 accept");
+    expect(accept).toBeGreaterThan(0);
+    expect(accept).toBeLessThan(lines.indexOf("ip daddr 198.51.100.1/32 reject with icmpx type admin-prohibited"));
+    expect(lines.some((l) => /198\.51\.100\.1\/32 (udp|meta)/.test(l))).toBe(false);
+    let err: unknown;
+    try {
+      renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("self.example:22"), ["2001:db8:ffff::1"]) });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RulesetError);
+    expect((err as RulesetError).code).toBe("invalid-policy");
+    expect((err as Error).message).toContain("address of this host");
+    // A rule that does not say it was written as an address is treated like a hostname.
+    const { literal: _, ...unmarked } = resolvedRulesFor(parseAllowEntry("198.51.100.1"))[0]!;
+    expect(() => renderRuleset({ ...ALLOWLIST, rules: [unmarked] })).toThrow(/address of this host/);
+    // Under unrestricted nothing can open the host.
+    expect(() => renderRuleset({ ...UNRESTRICTED, rules: resolvedRulesFor(parseAllowEntry("198.51.100.1")) })).toThrow(/address of this host/);
+  });
+
+  test("blocking the host without its addresses, or with a malformed one, is refused", () => {
+    expect(() => renderRuleset({ ...UNRESTRICTED, hostNets: [] })).toThrow(/leave the host open/);
+    expect(() => renderRuleset({ ...UNRESTRICTED, hostNets: undefined as never })).toThrow(RulesetError);
+    expect(() => renderRuleset({ ...UNRESTRICTED, hostNets: [{ family: 4, address: "1.2.3.4 accept", prefix: 32 }] })).toThrow(RulesetError);
+    expect(() => renderRuleset({ ...UNRESTRICTED, hostNets: [{ family: 4, address: "1.2.3.4", prefix: 24 }] })).toThrow(/host bits/);
+    // Without the host block the list is not needed.
+    expect(renderRuleset({ ...UNRESTRICTED, blockMetadata: false, blockGateway: false, hostNets: [] })).toContain("accept");
+  });
+
   test("addresses are re-printed canonically from their value", () => {
     const text = renderRuleset({ ...ALLOWLIST, rules: [rule({ family: 6, address: "2001:0DB8:0000::0001", prefix: 128 })] });
     expect(text).toContain("ip6 daddr 2001:db8::1/128 meta l4proto tcp accept");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The host's own addresses (src/network/host.ts)
+
+describe("the host's own addresses", () => {
+  const FIB_TRIE = `Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     |-- 192.0.2.0
+        /24 link UNICAST
+     |-- 192.0.2.2
+        /32 host LOCAL
+     |-- 192.0.2.255
+        /32 link BROADCAST
+     |-- 203.0.113.0
+        /24 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 192.0.2.2
+        /32 host LOCAL
+`;
+  const IF_INET6 = `fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+20010db8000000000000000000000002 04 40 00 82     eth0
+`;
+  const IPV6_ROUTE = `20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+20010db8000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001     eth0
+20010db8000000000000000000000000 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80300001     eth0
+20010db8000100000000000000000000 30 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001       lo
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000003 00000000 00000001     eth0
+`;
+
+  test("parsed from /proc/net text: local and broadcast IPv4, AnyIP prefixes, every IPv6 address, local and anycast routes, and the fixed ranges", () => {
+    const nets = hostNetsFrom({ fibTrie: FIB_TRIE, ifInet6: IF_INET6, ipv6Route: IPV6_ROUTE }).map((n) => `${n.address}/${n.prefix}`);
+    expect(nets).toEqual([
+      "0.0.0.0/8",
+      "127.0.0.0/8",
+      "192.0.2.2/32",
+      "192.0.2.255/32",
+      "203.0.113.0/24",
+      "224.0.0.0/4",
+      "255.255.255.255/32",
+      "::/128",
+      "::1/128",
+      "2001:db8::/128",
+      "2001:db8::2/128",
+      "2001:db8:1::/48",
+      "fe80::fc:ff:fe00:1/128",
+      "ff00::/8",
+    ]);
+    expect(() => hostNetsFrom({ fibTrie: "garbage", ifInet6: "", ipv6Route: "" })).toThrow(/no local IPv4/);
+  });
+
+  test.skipIf(!IP)("read on this machine: every address `ip -j addr` lists lies inside one of them", () => {
+    const nets = readHostNets();
+    const listed = JSON.parse(Bun.spawnSync([IP!, "-j", "addr"], { env: { PATH: SYS_PATH } }).stdout.toString()) as { addr_info: { family: string; local: string }[] }[];
+    const addrs = listed.flatMap((i) => i.addr_info).filter((a) => a.family === "inet" || a.family === "inet6");
+    expect(addrs.length).toBeGreaterThan(0);
+    for (const a of addrs) {
+      const one = parseIpNet(a.local);
+      expect(nets.some((n) => ipNetContains(n, one)), `${a.local} is not blocked`).toBe(true);
+    }
   });
 });
 
@@ -566,6 +697,7 @@ s.on("error", (e) => { console.log(e.code); process.exit(0); });`,
       mode: "allowlist",
       blockMetadata: true,
       blockGateway: true,
+      hostNets: HOST_NETS,
       rules: [
         ...resolvedRulesFor(parseAllowEntry(`tcp://${SERVER4}:8080`)),
         ...resolvedRulesFor(parseAllowEntry(`tcp://[${SERVER6}]:8080`)),

@@ -8,7 +8,9 @@
  *                              (the "host loopback" as slirp sees it: 10.0.2.2);
  *                              the supervisor's /etc/resolv.conf (bound in its own mount
  *                              namespace) names 192.0.2.10, so slirp's DNS forwarder
- *                              (10.0.2.3) can only reach PEER.
+ *                              (10.0.2.3) can only reach PEER; listeners on 0.0.0.0:9191
+ *                              and [::]:9192 (TCP and UDP): the host's own services, which
+ *                              slirp would reach through any of OUTER's addresses.
  *   PEER  (cordon-rl-p-<pid>)  vp 192.0.2.10/24, 2001:db8::10/64, 198.51.100.20/32,
  *                              169.254.169.254/32; listeners on each target below.
  *
@@ -57,7 +59,15 @@ const T = {
   dnsTcp: "192.0.2.10:53",
   dnsUdp: "udp:192.0.2.10:53",
   hostLoopback: "127.0.0.1:9090",
+  /** OUTER's own listeners on every address (OUTER is "the host" slirp4netns runs on). */
+  hostAnyTcp: "0.0.0.0:9191",
+  hostAnyUdp: "udp:0.0.0.0:9191",
+  hostAny6Tcp: "[::]:9192",
+  hostAny6Udp: "udp:[::]:9192",
 } as const;
+const HOST_ANY = [T.hostAnyTcp, T.hostAnyUdp, T.hostAny6Tcp, T.hostAny6Udp];
+/** OUTER's interface addresses as the sandbox would name them. */
+const HOST_ADDR = { v4: "192.0.2.1", v6: "2001:db8::1", broadcast: "192.0.2.255" } as const;
 const PEER_TARGETS = [T.allowed, T.otherPort, T.unlisted, T.metadata, T.v6, T.v6OtherPort, T.dnsTcp, T.dnsUdp];
 
 /**
@@ -403,7 +413,7 @@ beforeAll(async () => {
   writeFileSync(join(netDir, "resolv.conf"), "nameserver 192.0.2.10\n");
 
   await startListener(PEER, PEER_TARGETS);
-  await startListener(OUTER, [T.hostLoopback]);
+  await startListener(OUTER, [T.hostLoopback, ...HOST_ANY]);
 
   // A unix socket the script can reach through a read-only bind, whatever the network:
   // it proves whether a script ran at all (the setup-failure tests).
@@ -630,6 +640,166 @@ describe("rootless: metadata and the host", () => {
   );
 });
 
+describe("rootless: the host's own addresses", () => {
+  // The sandbox names OUTER (the host slirp4netns runs on) by its interface addresses.
+  const hostTargets = { host_v4: `${HOST_ADDR.v4}:9191`, host_v6: `[${HOST_ADDR.v6}]:9192` };
+  const hostUdp = `udp host_v4_udp ${HOST_ADDR.v4} 9191\nudp host_v6_udp ${HOST_ADDR.v6} 9192\nudp host_bcast_udp ${HOST_ADDR.broadcast} 9191`;
+  const hostHits = (d: Record<string, number>) => Object.fromEntries(HOST_ANY.map((t) => [t, d[t]]));
+  const none = Object.fromEntries(HOST_ANY.map((t) => [t, 0]));
+
+  rlTest(
+    "under unrestricted every address of the host (v4 and v6, TCP and UDP, broadcast) is refused: host listeners on 0.0.0.0 and [::] count 0; other destinations stay open",
+    async () => {
+      const before = hitCounts();
+      const { result } = await runRootless(probeScript({ ...hostTargets, unlisted: T.unlisted, v6: T.v6 }, hostUdp), { policy: { network: { mode: "unrestricted" } } });
+      expectRan(result);
+      const p = probes(result);
+      expectReached(p.unlisted, T.unlisted, result); // positive controls in the same run
+      expectReached(p.v6, T.v6, result);
+      expectRefused(p.host_v4, result);
+      expectRefused(p.host_v6, result);
+      const d = delta(before, await settledHits());
+      expect(hostHits(d), describeRun(result)).toEqual(none);
+      expect(result.sandbox.layers.network.controls.egress.mechanism).toContain("every address of the host");
+    },
+    30_000,
+  );
+
+  rlTest(
+    "counter-proof: with blockMetadata false the same probes DO reach the host listeners through slirp4netns",
+    async () => {
+      const before = hitCounts();
+      const { result } = await runRootless(probeScript({ ...hostTargets, v6: T.v6 }, hostUdp), { policy: { network: { mode: "unrestricted", blockMetadata: false } } });
+      expectRan(result);
+      const p = probes(result);
+      expectReached(p.host_v4, T.hostAnyTcp, result);
+      expectReached(p.host_v6, T.hostAny6Tcp, result);
+      const d = delta(before, await settledHits());
+      expect(d[T.hostAnyTcp]).toBe(1);
+      expect(d[T.hostAny6Tcp]).toBe(1);
+      expect(d[T.hostAnyUdp]).toBeGreaterThanOrEqual(1);
+      expect(d[T.hostAny6Udp]).toBe(1);
+    },
+    30_000,
+  );
+
+  rlTest(
+    "under an allowlist a network that contains a host address is carved: the host part is refused, the rest reached",
+    async () => {
+      const before = hitCounts();
+      const { result } = await runRootless(probeScript({ ...hostTargets, allowed: T.allowed, v6: T.v6 }, hostUdp), { policy: allowlist("192.0.2.0/24", "[2001:db8::/64]") });
+      expectRan(result);
+      const p = probes(result);
+      expectReached(p.allowed, T.allowed, result);
+      expectReached(p.v6, T.v6, result);
+      expectRefused(p.host_v4, result);
+      expectRefused(p.host_v6, result);
+      expect(hostHits(delta(before, await settledHits())), describeRun(result)).toEqual(none);
+    },
+    30_000,
+  );
+
+  rlTest(
+    "an allow entry that names a host address by IP is an explicit choice: that address and port only",
+    async () => {
+      const before = hitCounts();
+      const { result } = await runRootless(probeScript({ host_v4: `${HOST_ADDR.v4}:9191`, host_v4_other: `${HOST_ADDR.v4}:9090`, host_v6: `[${HOST_ADDR.v6}]:9192` }), {
+        policy: allowlist(`tcp://${HOST_ADDR.v4}:9191`),
+      });
+      expectRan(result);
+      const p = probes(result);
+      expectReached(p.host_v4, T.hostAnyTcp, result);
+      expectRefused(p.host_v4_other, result);
+      expectRefused(p.host_v6, result);
+      const d = delta(before, await settledHits());
+      expect(d[T.hostAnyTcp]).toBe(1);
+      expect(d[T.hostAny6Tcp]).toBe(0);
+    },
+    30_000,
+  );
+
+  rlTest(
+    "a hostname pinned to a host address is refused before anything runs (the host is opened only by its address)",
+    async () => {
+      const before = hitCounts();
+      const { result } = await runRootless(probeScript({ by_name: "self.test:9191" }), {
+        policy: allowlist("self.test:9191"),
+        config: { staticHosts: { "self.test": [HOST_ADDR.v4] } },
+      });
+      expect(result.thrown, describeRun(result)).toBeDefined();
+      expect(result.thrown.code).toBe("invalid-policy");
+      expect(result.thrown.message).toContain("address of this host");
+      expect(hostHits(delta(before, await settledHits()))).toEqual(none);
+    },
+    30_000,
+  );
+});
+
+describe("rootless: slirp4netns is confined", () => {
+  /** /proc/PID/status fields of interest. */
+  function status(pid: number): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+      const i = line.indexOf(":");
+      if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+    }
+    return out;
+  }
+
+  rlTest(
+    "during a run slirp4netns has seccomp (mode 2), only CAP_NET_BIND_SERVICE, no_new_privs, its own mount namespace without the host's root filesystem; the report says so",
+    async () => {
+      // The script tells the marker socket it is running, then holds the run open: slirp4netns is
+      // inspected while untrusted code runs (before the release it is not confined yet, by design).
+      const runRoot = freshRunRoot("rootless");
+      const markers = markerHits;
+      const pending = supervise({
+        config: {
+          provider: "rootless",
+          runRoot,
+          cgroupParent: CGROUP_PARENT,
+          policy: { ...allowlist(T.allowed), filesystem: { readOnlyBinds: [{ source: markerDir, target: "/cordon-marker" }] } },
+        },
+        request: {
+          runner: "shell",
+          script: { source: `python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/cordon-marker/ran.sock')"; sleep 3; echo probe_done=1` },
+          args: [],
+        },
+      });
+      let seen: { pid: number; st: Record<string, string>; mnt: string; supervisorMnt: string; usr: boolean; etc: boolean } | null = null;
+      if (await waitFor(() => markerHits > markers, 10_000)) {
+        const slirp = ourSlirps()[0];
+        if (slirp)
+          seen = {
+            pid: slirp.pid,
+            st: status(slirp.pid),
+            mnt: readlinkSync(`/proc/${slirp.pid}/ns/mnt`),
+            supervisorMnt: readlinkSync(`/proc/${slirp.ppid}/ns/mnt`),
+            usr: existsSync(`/proc/${slirp.pid}/root/usr/bin`),
+            etc: existsSync(`/proc/${slirp.pid}/root/etc/hostname`),
+          };
+      }
+      const out = await pending;
+      const result = out.results[0];
+      expectRan(result);
+      expect(seen, "no slirp4netns seen during the run").not.toBeNull();
+      expect(seen!.st.Seccomp).toBe("2");
+      expect(seen!.st.NoNewPrivs).toBe("1");
+      expect(seen!.st.CapEff).toBe("0000000000000400"); // CAP_NET_BIND_SERVICE, kept by --enable-sandbox
+      expect(seen!.st.CapPrm).toBe("0000000000000400");
+      expect(seen!.st.CapBnd).toBe("0000000000000400");
+      expect(seen!.mnt).not.toBe(readlinkSync("/proc/self/ns/mnt"));
+      expect(seen!.mnt).not.toBe(seen!.supervisorMnt);
+      expect(seen!.usr).toBe(false); // the host's root filesystem is not there
+      expect(seen!.etc).toBe(true); // /etc is (read-only): slirp's DNS forwarder reads resolv.conf
+      expect(result.sandbox.layers.network.controls.egress.mechanism).toContain("seccomp");
+      expect(runRootEntries(runRoot)).toEqual([]);
+      expect(ourSlirps()).toEqual([]);
+    },
+    30_000,
+  );
+});
+
 describe("rootless: setup failures refuse the run", () => {
   /** A script that tells the marker socket it ran, whatever the network, then tries the listener. */
   const MARKER_SCRIPT = `python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/cordon-marker/ran.sock')"; echo marker=$?
@@ -666,6 +836,17 @@ echo probe_done=1
     { name: "slirp4netns is /bin/false", rootless: () => ({ slirp4netns: "/bin/false" }), why: /slirp4netns did not start/ },
     { name: "slirp4netns is a script that exits 1", rootless: () => ({ slirp4netns: helper("slirp-exit1", "exit 1") }), why: /slirp4netns did not start/ },
     { name: "slirp4netns never signals ready (killed by the supervisor after its timeout)", rootless: () => ({ slirp4netns: helper("slirp-hang", "exec sleep 30") }), why: /slirp4netns did not start.*not ready/ },
+    {
+      // A slirp4netns that drops its confinement flags (an old or patched build would behave the same): it works, but it must not serve the run.
+      name: "slirp4netns runs unconfined (a wrapper strips --enable-sandbox and --enable-seccomp)",
+      rootless: () => ({
+        slirp4netns: helper(
+          "slirp-unconfined",
+          `for a; do shift; case "$a" in --enable-sandbox|--enable-seccomp) ;; *) set -- "$@" "$a" ;; esac; done\nexec ${Bun.which("slirp4netns", { PATH: SYSTEM_PATH })} "$@"`,
+        ),
+      }),
+      why: /slirp4netns is not confined: no seccomp filter.*CapEff.*mount namespace/,
+    },
     { name: "nft fails to load the rules (exits 1)", rootless: () => ({ nft: helper("nft-exit1", "echo 'nft: boom' >&2; exit 1") }), why: /nft could not load the egress ruleset/ },
     { name: "nft claims success but loads nothing (the verification catches it)", rootless: () => ({ nft: helper("nft-noop", "exit 0") }), why: /the egress ruleset is not in place after loading/ },
   ];

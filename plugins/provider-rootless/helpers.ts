@@ -3,7 +3,7 @@
  * load the ruleset into the sandbox's network namespace, start slirp4netns, verify.
  */
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
 
 const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
@@ -90,11 +90,18 @@ const SLIRP_READY_MS = 5_000;
  * default (join the pid's user namespace, then its net namespace) fails with EPERM. --disable-host-loopback: 10.0.2.2 must not
  * reach the host's 127.0.0.1. --exit-fd: it exits when the supervisor closes its end
  * (or dies), so it never outlives the run.
+ *
+ * It parses every raw packet the sandbox sends, so it is confined before it reads one:
+ * --enable-sandbox (its own mount namespace holding only /etc and /run, read-only;
+ * no_new_privs; every capability but CAP_NET_BIND_SERVICE dropped, bounding set
+ * included) and --enable-seccomp (a filter refusing execve, ptrace, mount, setns,
+ * unshare, prctl …). slirp4netns applies both before it writes its ready fd; the
+ * supervisor then checks them in /proc (assertConfined) and refuses the run otherwise.
  */
 export async function startSlirp(tools: Tools, ns: NetnsAccess): Promise<Slirp> {
   const userns = ns.ownerUserns === null ? [] : ["--userns-path=/proc/self/fd/5"];
   const proc = Bun.spawn(
-    [tools.slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--exit-fd=3", "--ready-fd=4", "--netns-type=path", ...userns, `/proc/${ns.pid}/ns/net`, "tap0"],
+    [tools.slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", ...SLIRP_CONFINEMENT, "--exit-fd=3", "--ready-fd=4", "--netns-type=path", ...userns, `/proc/${ns.pid}/ns/net`, "tap0"],
     { env: HELPER_ENV, stdio: ns.ownerUserns === null ? ["ignore", "ignore", "pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe", "pipe", "pipe", ns.ownerUserns] },
   );
   const exitFd = proc.stdio[3] as number;
@@ -111,6 +118,7 @@ export async function startSlirp(tools: Tools, ns: NetnsAccess): Promise<Slirp> 
   };
   try {
     await waitReady(readyFd, proc.exited);
+    assertConfined(proc.pid);
   } catch (e) {
     proc.kill("SIGKILL");
     await stop();
@@ -121,6 +129,35 @@ export async function startSlirp(tools: Tools, ns: NetnsAccess): Promise<Slirp> 
   }
   void new Response(proc.stderr as ReadableStream).arrayBuffer().catch(() => {}); // drain its log
   return { stop };
+}
+
+/** slirp4netns's own confinement (both since 0.4.0). */
+export const SLIRP_CONFINEMENT = ["--enable-sandbox", "--enable-seccomp"] as const;
+
+/** The only capability --enable-sandbox keeps (slirp binds no port below 1024 without port forwarding, which is off). */
+const CAP_NET_BIND_SERVICE = 1n << 10n;
+
+/**
+ * Fail closed: a slirp4netns that signalled ready without its sandbox (an old or
+ * patched build, a flag ignored, a wrapper in its place) must not serve the run.
+ * Checked from /proc, which the process cannot forge: seccomp filter mode, no_new_privs,
+ * capability sets, and a mount namespace other than the supervisor's.
+ */
+export function assertConfined(pid: number): void {
+  const status: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) status[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  const problems: string[] = [];
+  if (status.Seccomp !== "2") problems.push(`no seccomp filter (Seccomp: ${status.Seccomp ?? "?"})`);
+  if (status.NoNewPrivs !== "1") problems.push("no_new_privs is not set");
+  for (const set of ["CapEff", "CapPrm", "CapBnd", "CapAmb"] as const) {
+    const v = /^[0-9a-f]{16}$/.test(status[set] ?? "") ? BigInt(`0x${status[set]}`) : null;
+    if (v === null || (v & ~CAP_NET_BIND_SERVICE) !== 0n) problems.push(`${set} ${status[set] ?? "?"} holds more than CAP_NET_BIND_SERVICE`);
+  }
+  if (readlinkSync(`/proc/${pid}/ns/mnt`) === readlinkSync("/proc/self/ns/mnt")) problems.push("it shares the supervisor's mount namespace");
+  if (problems.length) throw new Error(`slirp4netns is not confined: ${problems.join("; ")}`);
 }
 
 /** slirp4netns writes "1" (no newline) on --ready-fd once the tap device is configured. */

@@ -1,4 +1,3 @@
-import { accessSync, constants } from "node:fs";
 import {
   bwrapCapabilities,
   composePlan,
@@ -19,6 +18,8 @@ import {
   type Workspace,
 } from "../../src/index.ts";
 import { closeSync } from "node:fs";
+import { parseAllowEntry, readHostNets, type RulesetInput } from "../../src/network/ruleset.ts";
+import type { EgressSpec } from "../../src/sandbox/spec.ts";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
 const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
@@ -33,14 +34,16 @@ export interface RootlessOptions {
   nsenter?: string;
 }
 
-function tunUsable(): boolean {
-  try {
-    accessSync("/dev/net/tun", constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/**
+ * slirp4netns's --enable-sandbox, as non-root, re-enters the user namespace of its target
+ * PID and then calls setegid(0); started with --netns-type=path (which the nested user
+ * namespace of bwrap's child requires) it has no target PID and fails ("setegid(0)",
+ * measured with slirp4netns 1.2.0). An unconfined slirp4netns is refused, so a non-root
+ * supervisor cannot run this provider today (it also needs /dev/net/tun, 0600 root on
+ * some hosts).
+ */
+const NON_ROOT =
+  "the supervisor is not root: slirp4netns cannot confine itself (--enable-sandbox fails with setegid(0) when it joins the sandbox's network namespace by path), and an unconfined slirp4netns is refused; run the supervisor as root";
 
 /**
  * bwrap + slirp4netns: a fresh network namespace whose only way out is a user-mode
@@ -70,8 +73,8 @@ export class RootlessProvider implements Provider {
       ? `${missing.join(", ")} not found (Debian: apt-get install slirp4netns nftables util-linux)`
       : !bwrap.features.blockFd
         ? "this bwrap has no --block-fd: rules could not be loaded before the script starts"
-        : !hostFacts().isRoot && !tunUsable()
-          ? "/dev/net/tun is not usable by this user (mode 0600 root on some hosts): slirp4netns cannot create its tap device; run the supervisor as root or make /dev/net/tun 0666"
+        : !hostFacts().isRoot
+          ? NON_ROOT
           : null;
     const ip = findExecutable("ip", SYSTEM_PATH); // optional: waits for slirp's IPv6 route when present
     return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools, ...(ip ? { ip } : {}) } };
@@ -97,11 +100,30 @@ export class RootlessProvider implements Provider {
   }
 }
 
+/**
+ * The ruleset input of a run. blockMetadata also blocks the host: the slirp gateway and
+ * every address of the host as it is now (read in this process, whose network namespace
+ * slirp4netns inherits). A rule the policy wrote as an address or network is `literal`:
+ * only such a rule can name a host address (src/network/ruleset.ts).
+ */
+function rulesetInput(egress: EgressSpec): RulesetInput {
+  return {
+    mode: egress.mode,
+    rules: egress.rules.map((r) => ({ ...r, literal: r.entry !== undefined && parseAllowEntry(r.entry).target.kind === "net" })),
+    blockMetadata: egress.blockMetadata,
+    blockGateway: egress.blockMetadata,
+    hostNets: egress.blockMetadata ? readHostNets() : [],
+  };
+}
+
 /** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
 function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }): Launch {
   const egress = spec.network.egress;
   if (!egress) return launch;
-  const ruleset = renderRuleset({ mode: egress.mode, rules: egress.rules, blockMetadata: egress.blockMetadata, blockGateway: egress.blockMetadata });
+  // Rendered now so a policy the ruleset refuses (e.g. a hostname pinned to a host
+  // address) fails the plan; rendered again just before release with the host's
+  // addresses as they are then (an address added meanwhile is blocked too).
+  renderRuleset(rulesetInput(egress));
   let slirp: Slirp | null = null;
   // Only an allowlisted IPv6 destination waits for it: unrestricted runs start at once (IPv6 follows ~1-2 s later).
   const needsIpv6 = egress.rules.some((r) => r.family === 6);
@@ -110,6 +132,7 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
     beforeRelease: async (childPid) => {
       const ns: NetnsAccess = { pid: childPid, ownerUserns: hostFacts().isRoot ? null : openOwnerUserns(childPid) };
       try {
+        const ruleset = renderRuleset(rulesetInput(egress));
         await loadRuleset(tools, ns, ruleset); // rules first: there is no egress path without them
         slirp = await startSlirp(tools, ns);
         if (needsIpv6 && tools.ip) await waitForIpv6Route({ ...tools, ip: tools.ip }, ns);

@@ -21,15 +21,24 @@
  *     tcp/udp port 53 only, whatever ports the rule gave (libslirp forwards TCP to the
  *     DNS alias on any port to the host's resolver, so the rule is narrowed to DNS).
  *     This is the one explicit way to give the sandbox a resolver through the host.
- *  5. Refusals of the always-blocked ranges (blockMetadata: ALWAYS_BLOCKED_V4/V6) and of
+ *  5. Refusals of the always-blocked ranges (blockMetadata: ALWAYS_BLOCKED_V4/V6), of
  *     the slirp virtual networks (blockGateway: 10.0.2.0/24, fd00::/64, fe80::2: libslirp
- *     maps every address there to the host). They come before every accept of step 6,
+ *     maps every address there to the host) and of the host's own addresses (blockGateway:
+ *     `hostNets`, read by src/network/host.ts when the run starts: slirp4netns connects
+ *     from the host's network namespace, so any of its addresses is a local connection
+ *     to host services on 0.0.0.0 / [::]). They come before every accept of step 6,
  *     so no allow rule can open them: a rule lying wholly inside an active blocked
  *     range is refused at render time (RulesetError, code "invalid-policy") instead of
  *     being rendered as an accept that the refusal above silently overrides. A rule that
  *     only overlaps one (0.0.0.0/0, 169.0.0.0/8) is rendered: the refusals carve the
  *     blocked part out. Hostnames that resolve into a blocked range hit the same check;
  *     the planner can ask `blockedRangeContaining` first to report them by name.
+ *     One exception, decided here: an allowlist rule that lies wholly inside a host net
+ *     AND was written as an IP literal in the policy (`literal`) is an explicit choice to
+ *     reach that host service: it is accepted just before the host refusals, with its own
+ *     protocols and ports only. A hostname pinned to a host address is refused
+ *     (invalid-policy): what a name resolves to can change under the policy's author, the
+ *     host is opened only by writing its address.
  *  6. allowlist: one accept per rule, family and protocol (`ip daddr A/P tcp dport X-Y
  *     accept`, or `ip daddr A/P meta l4proto udp accept` without ports), then a final
  *     refusal of everything else. unrestricted: a final `accept`.
@@ -57,6 +66,7 @@ import {
   bigIntToIpv6,
   blockedRangeContaining,
   IPV4_PATTERN,
+  ipNetContains,
   parseIpNet,
   SLIRP,
   SLIRP_HOST_RANGES,
@@ -69,6 +79,7 @@ import {
 
 /** The network layer's public surface is this module: the allow-entry API comes with it. */
 export * from "./allow.ts";
+export { hostNetsFrom, readHostNets, type HostNetSources } from "./host.ts";
 
 export type RulesetMode = "allowlist" | "unrestricted";
 
@@ -81,6 +92,8 @@ export interface ResolvedRule {
   ports: PortRange | null;
   /** The policy entry it came from: used in error messages only, never rendered. */
   entry?: string;
+  /** The policy wrote this address or network itself (not a hostname): see the host exception above. */
+  literal?: boolean;
 }
 
 export interface RulesetInput {
@@ -92,8 +105,16 @@ export interface RulesetInput {
   rules: ResolvedRule[];
   /** Refuse ALWAYS_BLOCKED_V4 / ALWAYS_BLOCKED_V6 (policy `network.blockMetadata`). */
   blockMetadata: boolean;
-  /** Refuse the slirp virtual networks, i.e. the host (10.0.2.0/24, fd00::/64, fe80::2). */
+  /**
+   * Refuse the host: the slirp virtual networks (10.0.2.0/24, fd00::/64, fe80::2) and
+   * every net in `hostNets`.
+   */
   blockGateway: boolean;
+  /**
+   * The host's own addresses (src/network/host.ts, read in the process that starts
+   * slirp4netns). Required non-empty with blockGateway: an empty list would open the host.
+   */
+  hostNets: readonly IpNet[];
 }
 
 /** A ruleset input that must never be rendered. */
@@ -124,6 +145,9 @@ interface View {
   resolver: (ViewNet & { proto: NetProtocol })[];
   metadata: ViewNet[];
   gateway: ViewNet[];
+  /** Allow rules naming a host address by IP: before the host refusals. */
+  hostAccepts: ViewAccept[];
+  host: ViewNet[];
   accepts: ViewAccept[];
 }
 
@@ -137,10 +161,10 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 65535;
 
 /** Validate one rule strictly and return a copy built only from checked values. */
-export function validateResolvedRule(rule: unknown, index = 0): Required<Omit<ResolvedRule, "entry">> & { entry?: string } {
+export function validateResolvedRule(rule: unknown, index = 0): Required<Omit<ResolvedRule, "entry" | "literal">> & { entry?: string; literal?: true } {
   const where = `rule ${index}`;
   if (!isPlainObject(rule)) return bad(`${where} is not an object`);
-  const { family, address, prefix, protocols, ports, entry } = rule;
+  const { family, address, prefix, protocols, ports, entry, literal } = rule;
   if (family !== 4 && family !== 6) return bad(`${where}: family must be 4 or 6, got ${JSON.stringify(family)}`);
   if (typeof address !== "string") return bad(`${where}: address must be a string`);
   const textOk = family === 4 ? IPV4_PATTERN.test(address) : /^[0-9A-Fa-f:.]{2,45}$/.test(address);
@@ -173,10 +197,18 @@ export function validateResolvedRule(rule: unknown, index = 0): Required<Omit<Re
     protocols: protos,
     ports: range,
     ...(typeof entry === "string" ? { entry } : {}),
+    ...(literal === true ? { literal: true as const } : {}),
   };
 }
 
 const famOf = (family: IpFamily): Fam => (family === 4 ? "ip" : "ip6");
+
+/** A host net, checked like a rule's destination and rebuilt from checked values. */
+function validateNet(raw: unknown, where: string): IpNet {
+  if (!isPlainObject(raw)) return bad(`${where} is not an object`);
+  const r = validateResolvedRule({ family: raw.family, address: raw.address, prefix: raw.prefix, protocols: ["tcp"], ports: null }, 0);
+  return { family: r.family, address: r.address, prefix: r.prefix };
+}
 
 /** nft text of a validated net: re-printed from its integer value, never copied. */
 function viewNet(net: IpNet): ViewNet {
@@ -198,18 +230,24 @@ function describeRule(rule: { entry?: string; family: IpFamily; address: string;
 /** Build the template's view model; throws RulesetError on anything it will not render. */
 export function rulesetView(input: RulesetInput): View {
   if (!isPlainObject(input)) return bad("input is not an object");
-  const { mode, rules, blockMetadata, blockGateway } = input;
+  const { mode, rules, blockMetadata, blockGateway, hostNets } = input;
   if (mode !== "allowlist" && mode !== "unrestricted") return bad(`unknown mode ${JSON.stringify(mode)}`);
   if (typeof blockMetadata !== "boolean") return bad("blockMetadata must be a boolean");
   if (typeof blockGateway !== "boolean") return bad("blockGateway must be a boolean");
   if (!Array.isArray(rules)) return bad("rules must be an array");
   if (rules.length > MAX_RULESET_RULES) return bad(`more than ${MAX_RULESET_RULES} rules`);
+  if (!Array.isArray(hostNets)) return bad("hostNets must be an array");
+  if (hostNets.length > MAX_RULESET_RULES) return bad(`more than ${MAX_RULESET_RULES} host nets`);
+  if (blockGateway && hostNets.length === 0) return bad("blockGateway without the host's own addresses would leave the host open");
+  const host = blockGateway ? hostNets.map((h, i) => validateNet(h, `host net ${i}`)) : [];
 
   const view: View = {
     mode,
     resolver: [],
     metadata: blockMetadata ? [...ALWAYS_BLOCKED_V4, ...ALWAYS_BLOCKED_V6].map((r) => viewNet(parseIpNet(r))) : [],
     gateway: blockGateway ? SLIRP_HOST_RANGES.map((r) => viewNet(parseIpNet(r))) : [],
+    hostAccepts: [],
+    host: host.map(viewNet),
     accepts: [],
   };
 
@@ -232,13 +270,20 @@ export function rulesetView(input: RulesetInput): View {
           ? `${describeRule(rule, index)} lies inside the always-blocked range ${blocked.range} (cloud metadata, link-local and unique-local addresses); it can only be allowed with network.blockMetadata: false`
           : `${describeRule(rule, index)} lies inside the slirp network ${blocked.range}, which is the host; it can only be allowed with network.blockMetadata: false (the slirp resolver ${SLIRP.dns} can be allowed on port 53)`,
       );
+    const own = host.find((h) => ipNetContains(h, rule));
+    const explicit = own !== undefined && mode === "allowlist" && rule.literal === true;
+    if (own && !explicit)
+      throw new RulesetError(
+        "invalid-policy",
+        `${describeRule(rule, index)} is an address of this host (${own.address}/${own.prefix}), which slirp4netns would reach as a local connection; the host is opened only by an allow entry that names the address itself (e.g. "tcp://${own.family === 4 ? own.address : `[${own.address}]`}:PORT"), never through a hostname`,
+      );
     if (mode === "unrestricted")
       throw new RulesetError(
         "internal",
         `${describeRule(rule, index)}: under unrestricted everything outside the blocked ranges is open; only the slirp resolver may be listed`,
       );
     const ports = rule.ports === null ? null : rule.ports.from === rule.ports.to ? `${rule.ports.from}` : `${rule.ports.from}-${rule.ports.to}`;
-    for (const proto of rule.protocols) view.accepts.push({ ...viewNet(rule), rule: index, proto, ports });
+    for (const proto of rule.protocols) (explicit ? view.hostAccepts : view.accepts).push({ ...viewNet(rule), rule: index, proto, ports });
   });
   return view;
 }
@@ -285,8 +330,8 @@ export function renderRuleset(input: RulesetInput): string {
 export function resolvedRulesFor(rule: AllowRule, addresses: readonly string[] = []): ResolvedRule[] {
   const base = { protocols: [...rule.protocols], ports: rule.ports ? { ...rule.ports } : null, entry: rule.entry };
   if (rule.target.kind === "net")
-    return [{ family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix, ...base }];
-  return addresses.map((a) => {
+    return [{ family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix, ...base, literal: true }];
+  return addresses.map((a): ResolvedRule => {
     const family: IpFamily = a.includes(":") ? 6 : 4;
     const n = addressToBigInt(family, a);
     if (n === null) return bad(`resolved address ${JSON.stringify(a)} of ${rule.target.kind === "host" ? rule.target.name : ""} is not an IP address`);

@@ -40,9 +40,26 @@ export function egressFor(ctx: LayerContext): { spec: EgressSpec; problems: stri
   return { spec: { mode: mode === "allowlist" ? "allowlist" : "unrestricted", rules, blockMetadata, hosts }, problems };
 }
 
+/**
+ * Only the rootless provider filters egress (slirp4netns + nftables): this says what its
+ * ruleset refuses (src/network/ruleset.ts, src/network/host.ts) and how slirp4netns,
+ * which parses the sandbox's raw packets as root, is confined (a run is refused otherwise).
+ */
+const BLOCKED =
+  "blocked: cloud metadata, link-local and unique-local ranges, the slirp gateway networks, and every address of the host " +
+  "(read from its routing table when the run starts: interface addresses v4 and v6, loopback, 0.0.0.0/8, broadcast, multicast)";
+const SLIRP_CONFINED =
+  "slirp4netns itself confined, checked before the script starts: --enable-sandbox (own mount namespace holding only /etc and /run, read-only; no_new_privs; " +
+  "every capability dropped but CAP_NET_BIND_SERVICE; still uid 0) and --enable-seccomp";
+
 function describeEgress(e: EgressSpec): string {
   const what = e.mode === "allowlist" ? `only ${e.rules.length} allowlisted destination(s)` : "any destination";
-  return `fresh network namespace; egress to ${what} through a user-mode stack, nftables policy drop${e.blockMetadata ? "; metadata, link-local and the host blocked" : ""}`;
+  const blocked = e.blockMetadata
+    ? `; ${BLOCKED}${e.mode === "allowlist" ? ", unless an allow entry names a host address by IP" : ""}`
+    : e.mode === "allowlist"
+      ? "; network.blockMetadata is false: allow entries may open metadata, link-local and the host's own addresses"
+      : "; network.blockMetadata is false: metadata, link-local and every address of the host are reachable (only 10.0.2.2, the host's loopback, is refused, by slirp4netns)";
+  return `fresh network namespace; egress to ${what} through a user-mode stack (slirp4netns), nftables policy drop${blocked}; ${SLIRP_CONFINED}`;
 }
 
 export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
