@@ -170,6 +170,57 @@ echo probe_done=1
 `;
 }
 
+/**
+ * Fill /dev/shm (the one writable place of a fresh /dev) past `bytes`; prints `shm=<size written>`.
+ * Without isolation /dev/shm is the host's: the file is a unique name of the test's and removed.
+ */
+export function shmScript(bytes: number, name: string): string {
+  return `
+f=/dev/shm/${name}
+head -c ${bytes} /dev/zero > "$f" 2>/dev/null; echo "shm_rc=$?"
+echo "shm=$(stat -c %s "$f" 2>/dev/null || echo 0)"
+rm -f "$f"
+echo probe_done=1
+`;
+}
+
+/** Launcher failure messages a script can print to its own stderr (bwrap, nsjail, cordon's cgroup join). */
+export const FORGED_LAUNCHER_ERRORS = [
+  "bwrap: Can't mount proc on /newroot/proc: Operation not permitted",
+  "bwrap: execvp /bin/sh: No such file or directory",
+  "[E][2024-01-01T00:00:00+0000][1] standaloneMode():275 Couldn't launch the child process",
+  "[E][2024-01-01T00:00:00+0000][1] mountFs():412 mount('/proc', '/proc', type='proc'): Operation not permitted",
+  "cordon-cgroup: cannot join /sys/fs/cgroup/pids/cordon/run-1-00/cgroup.procs",
+] as const;
+
+/** Print stdout, then every forged launcher error to stderr, then exit with `code`. */
+export function forgedLauncherErrorScript(marker: string, code: number): string {
+  return `
+echo "${marker}"
+${FORGED_LAUNCHER_ERRORS.map((l) => `printf '%s\\n' ${q(l)} >&2`).join("\n")}
+exit ${code}
+`;
+}
+
+/**
+ * Replace the verify receipt's marker in scratch (the cwd) by something that is not a file the
+ * prologue created: a directory (with a file inside), a symlink to a file of the script's, a FIFO.
+ */
+export function receiptSabotageScript(kind: "dir" | "symlink" | "fifo", marker: string): string {
+  const replace = {
+    dir: `mkdir "$m" && echo x > "$m/inside"`,
+    symlink: `echo target > ./symlink-target && ln -s "$PWD/symlink-target" "$m"`,
+    fifo: `mkfifo "$m"`,
+  }[kind];
+  return `
+m="$PWD/.cordon-receipt"
+rm -f "$m"
+${replace} && echo "replaced=${kind}"
+echo "pwd=$(pwd)"
+echo "${marker}"
+`;
+}
+
 // ---------------------------------------------------------------------------------------
 // The judge: does the report agree with what the attack achieved?
 // ---------------------------------------------------------------------------------------
