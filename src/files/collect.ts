@@ -1,12 +1,13 @@
 /**
- * Output files: after the run (every process of it is gone), walk scratch and return
- * what was created or changed. Symlinks are never followed, FIFOs and devices are
- * skipped, and count, bytes, depth and time are capped so a hostile tree (sparse 1 TiB
- * files, a million entries, deep nesting) cannot hang or flood the supervisor.
+ * Output files: after the run, walk scratch and return what was created or changed.
+ * The walk never trusts scratch's paths (the script owned it; see Collector.walk).
+ * Symlinks are never followed, FIFOs and devices are skipped, and count, bytes, depth
+ * and time are capped so a hostile tree (sparse 1 TiB files, a million entries, deep
+ * nesting) cannot hang or flood the supervisor.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, opendirSync, readSync, type Dirent } from "node:fs";
-import { join } from "node:path";
-import { fingerprint } from "./stage.ts";
+import { closeSync, fstatSync, readSync, type Dir, type Dirent } from "node:fs";
+import { openDirectory, openEntry, openForReading, openPathNoFollow, streamDirectory } from "./safe-open.ts";
+import { fingerprintOf } from "./stage.ts";
 
 export interface OutputFile {
   path: string;
@@ -66,62 +67,99 @@ class Collector {
     return performance.now() <= this.deadline || this.stop(`collection stopped after ${this.limits.collectMs} ms; the rest of scratch was not read`);
   }
 
-  walk(dir: string, rel: string, depth: number): void {
-    let handle;
+  /**
+   * Walk the open directory `dirfd`. Scratch belonged to the sandboxed script, which may
+   * have left symlinks and, if something of it escaped, may still be swapping entries:
+   * every step is relative to an open directory fd and decided by fstat on what was
+   * opened without following a link (./safe-open.ts), never by a second look-up by path.
+   */
+  walk(dirfd: number, rel: string, depth: number): void {
+    let handle: Dir;
     try {
-      handle = opendirSync(dir);
+      handle = streamDirectory(dirfd);
     } catch (e) {
-      this.omit(rel || ".", `cannot open directory: ${(e as NodeJS.ErrnoException).code}`);
+      this.omit(rel || ".", `cannot open directory: ${errCode(e)}`);
       return;
     }
     try {
       let entry: Dirent | null;
       while (this.inTime() && (entry = handle.readSync()) !== null) {
         const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-        this.visit(join(dir, entry.name), relPath, depth);
+        this.visit(dirfd, entry.name, relPath, depth);
       }
     } finally {
       handle.closeSync();
     }
   }
 
-  private visit(path: string, rel: string, depth: number): void {
-    let st;
+  private visit(dirfd: number, name: string, rel: string, depth: number): void {
+    let fd: number;
     try {
-      st = lstatSync(path, { throwIfNoEntry: false });
+      fd = openEntry(dirfd, name);
     } catch (e) {
-      return this.omit(rel, `cannot stat: ${(e as NodeJS.ErrnoException).code}`); // e.g. a dir the script made unsearchable
+      if (errCode(e) === "ENOENT") return; // gone meanwhile
+      return this.omit(rel, `cannot stat: ${errCode(e)}`); // e.g. a dir the script made unsearchable
     }
-    if (!st) return;
-    if (st.isSymbolicLink()) return this.omit(rel, "symlink (never followed)");
+    let subdir: number | null = null;
+    try {
+      subdir = this.visitOpened(fd, rel, depth);
+    } finally {
+      closeSync(fd);
+    }
+    if (subdir !== null) {
+      try {
+        this.walk(subdir, rel, depth + 1);
+      } finally {
+        closeSync(subdir);
+      }
+    }
+  }
+
+  /** `fd` is an O_PATH fd of the entry itself (a symlink's fd is the link's); a directory to walk is returned open. */
+  private visitOpened(fd: number, rel: string, depth: number): number | null {
+    const st = fstatSync(fd, { bigint: true });
+    if (st.isSymbolicLink()) return this.skip(rel, "symlink (never followed)");
     if (st.isDirectory()) {
-      if (depth >= this.limits.maxDepth) return this.omit(rel, `deeper than ${this.limits.maxDepth} levels`);
-      return this.walk(path, rel, depth + 1);
+      if (depth >= this.limits.maxDepth) return this.skip(rel, `deeper than ${this.limits.maxDepth} levels`);
+      try {
+        return openDirectory(fd);
+      } catch (e) {
+        return this.skip(rel, `cannot open directory: ${errCode(e)}`);
+      }
     }
-    if (!st.isFile()) return this.omit(rel, "not a regular file (FIFO, socket or device)");
-    if (this.unchanged.has(rel) && this.unchanged.get(rel) === fingerprint(path)) return; // an input file the script left alone
+    if (!st.isFile()) return this.skip(rel, "not a regular file (FIFO, socket or device)");
+    if (this.unchanged.has(rel) && this.unchanged.get(rel) === fingerprintOf(st)) return null; // an input file the script left alone
     // Only now is this a file to return: the count cap counts returned files, not entries seen.
     if (this.files.length >= this.limits.maxCount) {
       this.stop(`more than ${this.limits.maxCount} output files; the rest were not read`);
-      return;
+      return null;
     }
-    if (st.size > this.limits.maxTotalBytes - this.bytes) {
-      return this.omit(rel, `${st.size} bytes would exceed the ${this.limits.maxTotalBytes}-byte output cap`);
+    const size = Number(st.size);
+    if (size > this.limits.maxTotalBytes - this.bytes) {
+      return this.skip(rel, `${size} bytes would exceed the ${this.limits.maxTotalBytes}-byte output cap`);
     }
-    const content = readRegularFile(path, st.size);
-    if (typeof content === "string") return this.omit(rel, content);
+    const content = readRegularFile(fd, size);
+    if (typeof content === "string") return this.skip(rel, content);
     this.bytes += content.length;
     this.files.push({ path: rel, size: content.length, content });
+    return null;
+  }
+
+  private skip(rel: string, reason: string): null {
+    this.omit(rel, reason);
+    return null;
   }
 }
 
-/** Read at most `size` bytes without following a symlink or blocking on a FIFO swapped in. */
-function readRegularFile(path: string, size: number): Uint8Array | string {
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
+
+/** Read at most `size` bytes of the regular file held by the O_PATH fd `at` (the same inode, never blocking). */
+function readRegularFile(at: number, size: number): Uint8Array | string {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openForReading(at);
   } catch (e) {
-    return `cannot open: ${(e as NodeJS.ErrnoException).code}`;
+    return `cannot open: ${errCode(e)}`;
   }
   try {
     if (!fstatSync(fd).isFile()) return "not a regular file";
@@ -138,10 +176,33 @@ function readRegularFile(path: string, size: number): Uint8Array | string {
   }
 }
 
+/** Scratch itself, opened as a directory (the supervisor made it: its own path is not the script's). */
+function openScratch(scratchDir: string): number {
+  const at = openPathNoFollow(scratchDir);
+  try {
+    if (!fstatSync(at).isDirectory()) throw Object.assign(new Error("scratch is not a directory"), { code: "ENOTDIR" });
+    return openDirectory(at);
+  } finally {
+    closeSync(at);
+  }
+}
+
 /** Files created or changed under scratch; `unchanged` maps staged input paths to their fingerprints. */
 export function collectOutputFiles(scratchDir: string, limits: OutputLimits, unchanged: ReadonlyMap<string, string> = new Map()): CollectedFiles {
   const collector = new Collector(limits, unchanged);
-  collector.walk(scratchDir, "", 0);
+  let root: number | null = null;
+  try {
+    root = openScratch(scratchDir);
+  } catch (e) {
+    collector.omit(".", `cannot open directory: ${errCode(e)}`);
+  }
+  if (root !== null) {
+    try {
+      collector.walk(root, "", 0);
+    } finally {
+      closeSync(root);
+    }
+  }
   collector.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { files: collector.files, omitted: collector.omitted };
 }

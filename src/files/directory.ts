@@ -6,11 +6,12 @@
  * code) are never written through a link that happens to exist in the output directory.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, opendirSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Dirent, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, readSync, writeSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { JobInputError } from "../errors.ts";
 import type { OmittedFile, OutputFile } from "./collect.ts";
-import type { InputFile, InputLimits } from "./input.ts";
+import { MAX_PATH_BYTES, type InputFile, type InputLimits } from "./input.ts";
+import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openForReading, openPathNoFollow, renameAt, unlinkAt } from "./safe-open.ts";
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
 
@@ -30,65 +31,100 @@ function kindOf(st: Stats): string {
  * tree are refused (JobInputError naming the path), as is a `dir` that is not itself a
  * real directory. Stops as soon as the count or total-size cap would be exceeded,
  * before reading further contents. Empty directories are not represented.
+ *
+ * The tree may belong to someone less privileged than the supervisor, who may change it
+ * during the walk: every step is relative to an open directory fd and decided by fstat
+ * on what was opened (./safe-open.ts), so a subdirectory swapped for a symlink is either
+ * the real directory (already open) or refused as a symlink, never followed.
  */
 export function readInputDirectory(dir: string, limits: InputLimits): InputFile[] {
-  let st: Stats;
+  let root: number;
   try {
-    st = lstatSync(dir);
+    root = openPathNoFollow(dir);
   } catch (e) {
     throw new JobInputError(`cannot read input directory ${dir}: ${errCode(e)}`);
   }
-  if (!st.isDirectory()) throw new JobInputError(`input directory ${dir} is ${kindOf(st)}, not a directory${st.isSymbolicLink() ? " (symlinks are not followed)" : ""}`);
+  let dirfd: number;
+  try {
+    const st = fstatSync(root);
+    if (!st.isDirectory()) throw new JobInputError(`input directory ${dir} is ${kindOf(st)}, not a directory${st.isSymbolicLink() ? " (symlinks are not followed)" : ""}`);
+    dirfd = openInputDirectory(root, dir);
+  } finally {
+    closeSync(root);
+  }
   const files: InputFile[] = [];
-  const budget = { bytes: 0 };
-  walkInput(dir, "", limits, files, budget);
+  try {
+    walkInput(dirfd, dir, "", limits, files, { bytes: 0 });
+  } finally {
+    closeSync(dirfd);
+  }
   return files;
 }
 
-function walkInput(dir: string, rel: string, limits: InputLimits, files: InputFile[], budget: { bytes: number }): void {
-  const entries: Dirent[] = [];
-  let handle;
+/** The directory held by `at` (an O_PATH fd fstat found a directory), opened for listing. */
+function openInputDirectory(at: number, dir: string): number {
   try {
-    handle = opendirSync(dir);
+    return openDirectory(at);
   } catch (e) {
     throw new JobInputError(`cannot read input directory ${dir}: ${errCode(e)}`);
   }
+}
+
+/**
+ * Walk the open directory `dirfd` (`dir` is its path, for messages only). One fd per level
+ * is held while descending; the path cap bounds the depth.
+ */
+function walkInput(dirfd: number, dir: string, rel: string, limits: InputLimits, files: InputFile[], budget: { bytes: number }): void {
+  let names: string[];
   try {
-    let entry: Dirent | null;
-    while ((entry = handle.readSync()) !== null) entries.push(entry);
-  } finally {
-    handle.closeSync();
+    names = listDirectory(dirfd);
+  } catch (e) {
+    throw new JobInputError(`cannot read input directory ${dir}: ${errCode(e)}`);
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)); // a stable order, whatever the filesystem's
-  for (const entry of entries) {
-    const path = join(dir, entry.name);
-    const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-    let st: Stats;
+  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)); // a stable order, whatever the filesystem's
+  for (const name of names) {
+    const path = join(dir, name);
+    const relPath = rel ? `${rel}/${name}` : name;
+    // A longer path would be refused when staged anyway; refusing it here also bounds the depth.
+    if (Buffer.byteLength(relPath) > MAX_PATH_BYTES) throw new JobInputError(`input file path ${relPath.slice(0, 64)}… in ${dir} is longer than ${MAX_PATH_BYTES} bytes`);
+    let fd: number;
     try {
-      st = lstatSync(path);
+      fd = openEntry(dirfd, name);
     } catch (e) {
       throw new JobInputError(`cannot read input file ${path}: ${errCode(e)}`);
     }
-    if (st.isDirectory()) {
-      walkInput(path, relPath, limits, files, budget);
-      continue;
+    let subdir: number | null = null;
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) {
+        subdir = openInputDirectory(fd, path);
+      } else if (!st.isFile()) {
+        throw new JobInputError(`input file ${path} is ${kindOf(st)}; only regular files and directories are staged${st.isSymbolicLink() ? " (symlinks are never followed)" : ""}`);
+      } else {
+        if (files.length + 1 > limits.maxCount) throw new JobInputError(`too many input files in ${dir}: more than the limit of ${limits.maxCount}`);
+        if (budget.bytes + st.size > limits.maxTotalBytes) throw new JobInputError(`input files exceed ${limits.maxTotalBytes} bytes in total (at ${path}, ${st.size} bytes)`);
+        const content = readRegular(fd, path, st);
+        budget.bytes += content.length;
+        files.push({ path: relPath, content, ...((st.mode & 0o111) !== 0 ? { executable: true } : {}) });
+      }
+    } finally {
+      closeSync(fd);
     }
-    if (!st.isFile()) {
-      throw new JobInputError(`input file ${path} is ${kindOf(st)}; only regular files and directories are staged${st.isSymbolicLink() ? " (symlinks are never followed)" : ""}`);
+    if (subdir !== null) {
+      try {
+        walkInput(subdir, path, relPath, limits, files, budget);
+      } finally {
+        closeSync(subdir);
+      }
     }
-    if (files.length + 1 > limits.maxCount) throw new JobInputError(`too many input files in ${dir}: more than the limit of ${limits.maxCount}`);
-    if (budget.bytes + st.size > limits.maxTotalBytes) throw new JobInputError(`input files exceed ${limits.maxTotalBytes} bytes in total (at ${path}, ${st.size} bytes)`);
-    const content = readRegular(path, st);
-    budget.bytes += content.length;
-    files.push({ path: relPath, content, ...((st.mode & 0o111) !== 0 ? { executable: true } : {}) });
   }
 }
 
-/** Read a file lstat found regular, refusing one swapped for a link or FIFO meanwhile; never more than its size then. */
-function readRegular(path: string, before: Stats): Uint8Array {
+/** Read the regular file held by `at` (fstat said so: `before`); never more than its size then. */
+function readRegular(at: number, path: string, before: Stats): Uint8Array {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openForReading(at);
   } catch (e) {
     throw new JobInputError(`cannot read input file ${path}: ${errCode(e)}`);
   }
@@ -131,86 +167,117 @@ function checkOutputPath(path: unknown): string[] {
 /**
  * Write returned files under `dir` (created when missing), each 0644. Every path is
  * re-validated before anything is written (a bad one throws JobInputError). Nothing is
- * written through a symlink: every existing parent must be a real directory (lstat),
- * missing ones are created, and the content goes to a fresh temporary file (O_EXCL,
- * checked through /proc/self/fd to be where it should be) that is then renamed over the
- * destination, so an existing symlink or hard link there is replaced, never written
- * through. A file whose destination is unsafe is skipped and listed, the rest written.
+ * written through a symlink, even if someone with write access to `dir` swaps things
+ * while it is written: every step is relative to an open directory fd (./safe-open.ts);
+ * an existing parent must be a real directory (fstat on what was opened without following
+ * a link), missing ones are created, and the content goes to a fresh temporary file
+ * (O_EXCL) in that same open directory, then renamed over the destination there, so an
+ * existing symlink or hard link at the destination is replaced, never written through.
+ * A file whose destination is unsafe is skipped and listed, the rest written.
  * `dir` itself is the caller's choice and may be a symlink to a directory.
  */
 export function writeOutputFiles(dir: string, files: readonly OutputFile[]): WrittenOutput {
   const checked = files.map((f) => ({ file: f, parts: checkOutputPath(f.path) }));
   let root: string;
+  let rootfd: number;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    root = realpathSync(dir);
+    rootfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   } catch (e) {
     throw new JobInputError(`cannot use output directory ${dir}: ${errCode(e)}`);
   }
-  if (!statSync(root).isDirectory()) throw new JobInputError(`output directory ${dir} is not a directory`);
   const written: string[] = [];
   const skipped: OmittedFile[] = [];
-  for (const { file, parts } of checked) {
-    const reason = writeOne(root, parts, file.content);
-    if (reason === null) written.push(file.path);
-    else skipped.push({ path: file.path, reason });
+  try {
+    root = readlinkSync(`/proc/self/fd/${rootfd}`); // where the directory really is, for messages
+    for (const { file, parts } of checked) {
+      const reason = writeOne(rootfd, root, parts, file.content);
+      if (reason === null) written.push(file.path);
+      else skipped.push({ path: file.path, reason });
+    }
+  } finally {
+    closeSync(rootfd);
   }
   return { written, skipped };
 }
 
-/** Write one file; null when written, else why not. */
-function writeOne(root: string, parts: string[], content: Uint8Array): string | null {
-  let parent = root;
-  for (const name of parts.slice(0, -1)) {
-    parent = join(parent, name);
-    const st = lstatSync(parent, { throwIfNoEntry: false });
-    if (!st) {
+/** Write one file under the directory fd `rootfd` (at `root`); null when written, else why not. */
+function writeOne(rootfd: number, root: string, parts: string[], content: Uint8Array): string | null {
+  const opened: number[] = [];
+  try {
+    let parentfd = rootfd;
+    let parent = root;
+    for (const name of parts.slice(0, -1)) {
+      parent = join(parent, name);
       try {
-        mkdirSync(parent, { mode: 0o755 });
+        makeDirectoryAt(parentfd, name, 0o755);
       } catch (e) {
         return `cannot create directory ${parent}: ${errCode(e)}`;
       }
-    } else if (!st.isDirectory()) {
-      return `${parent} is ${kindOf(st)}${st.isSymbolicLink() ? " (never written through)" : ", not a directory"}`;
+      let fd: number;
+      try {
+        fd = openEntry(parentfd, name);
+      } catch (e) {
+        return `cannot open directory ${parent}: ${errCode(e)}`;
+      }
+      opened.push(fd);
+      const st = fstatSync(fd);
+      if (!st.isDirectory()) return `${parent} is ${kindOf(st)}${st.isSymbolicLink() ? " (never written through)" : ", not a directory"}`;
+      try {
+        parentfd = openDirectory(fd);
+      } catch (e) {
+        return `cannot open directory ${parent}: ${errCode(e)}`;
+      }
+      opened.push(parentfd);
     }
-  }
-  const target = join(parent, parts[parts.length - 1]!);
-  const existing = lstatSync(target, { throwIfNoEntry: false });
-  if (existing?.isDirectory()) return `${target} is a directory`;
-  const tmp = join(parent, `.cordon-out-${randomBytes(6).toString("hex")}`);
-  let fd: number;
-  try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  } catch (e) {
-    return `cannot create ${tmp}: ${errCode(e)}`;
-  }
-  let ok = false;
-  try {
-    // A parent swapped for a symlink between the checks above and the open would show here.
-    if (readlinkSync(`/proc/self/fd/${fd}`) !== tmp) return `${parent} moved while writing (not written through)`;
-    fchmodSync(fd, 0o644); // exactly 0644, whatever the umask
-    let off = 0;
-    while (off < content.length) off += writeSync(fd, content, off, content.length - off);
-    ok = true;
-  } catch (e) {
-    return `cannot write ${target}: ${errCode(e)}`;
+    const name = parts[parts.length - 1]!;
+    const target = join(parent, name);
+    let existing: number | null = null;
+    try {
+      existing = openEntry(parentfd, name);
+    } catch {
+      // nothing there (or nothing we could open): the rename below decides
+    }
+    if (existing !== null) {
+      const isDir = fstatSync(existing).isDirectory();
+      closeSync(existing);
+      if (isDir) return `${target} is a directory`;
+    }
+    const tmpName = `.cordon-out-${randomBytes(6).toString("hex")}`;
+    let fd: number;
+    try {
+      fd = createFileAt(parentfd, tmpName, 0o644);
+    } catch (e) {
+      return `cannot create ${join(parent, tmpName)}: ${errCode(e)}`;
+    }
+    let ok = false;
+    try {
+      fchmodSync(fd, 0o644); // exactly 0644, whatever the umask
+      let off = 0;
+      while (off < content.length) off += writeSync(fd, content, off, content.length - off);
+      ok = true;
+    } catch (e) {
+      return `cannot write ${target}: ${errCode(e)}`;
+    } finally {
+      closeSync(fd);
+      if (!ok) tryUnlinkAt(parentfd, tmpName);
+    }
+    try {
+      renameAt(parentfd, tmpName, name); // replaces a symlink or hard link at target, never writes through it
+    } catch (e) {
+      tryUnlinkAt(parentfd, tmpName);
+      return `cannot write ${target}: ${errCode(e)}`;
+    }
+    return null;
   } finally {
-    closeSync(fd);
-    if (!ok) tryUnlink(tmp);
+    for (const fd of opened) closeSync(fd);
   }
-  try {
-    renameSync(tmp, target); // replaces a symlink or hard link at target, never writes through it
-  } catch (e) {
-    tryUnlink(tmp);
-    return `cannot write ${target}: ${errCode(e)}`;
-  }
-  return null;
 }
 
-function tryUnlink(path: string): void {
+function tryUnlinkAt(dirfd: number, name: string): void {
   try {
-    unlinkSync(path);
+    unlinkAt(dirfd, name);
   } catch {
-    // already gone
+    // nothing more to do: it is in a directory we checked, not elsewhere
   }
 }

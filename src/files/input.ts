@@ -24,7 +24,7 @@ export interface InputLimits {
   maxTotalBytes: number;
 }
 
-const MAX_PATH_BYTES = 1024;
+export const MAX_PATH_BYTES = 1024;
 const MAX_NAME_BYTES = 255;
 
 /** The normalized relative path, or a reason why it is refused. */
