@@ -4,7 +4,8 @@
  * provider, or a launcher stripped of the option) to show the test can fail.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { BwrapProvider, builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
@@ -22,7 +23,7 @@ import {
   type Runner,
   type SpawnPlan,
 } from "../src/index.ts";
-import { BASE_POLICY, freshRunRoot, makeCordon, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, token } from "./support.ts";
+import { BASE_POLICY, CORDON_CLI, freshRunRoot, makeCordon, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -279,5 +280,51 @@ describe("12. stdin is streamed under a cap", () => {
   test("bytes given whole are capped the same way", async () => {
     const r = await makeCordon().run({ runner: "shell", script: { source: "wc -c" }, args: [], stdin: new Uint8Array(5000), policy: { ...BASE_POLICY, resources: { maxStdinBytes: 1000 } } });
     expect([r.stdout.trim(), r.stdinTruncated]).toEqual(["1000", true]);
+  });
+});
+
+describe("12. the CLI streams its stdin under the cap", () => {
+  /** Peak resident memory of a running process (VmHWM), polled until it exits. */
+  async function peakRssKiB(proc: ReturnType<typeof Bun.spawn>): Promise<number> {
+    let peak = 0;
+    while (proc.exitCode === null && proc.signalCode === null) {
+      try {
+        peak = Math.max(peak, Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? 0));
+      } catch {
+        break; // gone
+      }
+      await Bun.sleep(20);
+    }
+    return peak;
+  }
+
+  test("300 MB on stdin: the script gets the 16 MiB default cap, the CLI stays small, and says it cut stdin", async () => {
+    const script = join(tempDir("stdin"), "count.sh");
+    writeFileSync(script, "wc -c\n");
+    let pulled = 0;
+    const block = new Uint8Array(1 << 20);
+    const source = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulled >= 300 << 20) return c.close();
+        pulled += block.length;
+        c.enqueue(block);
+      },
+    });
+    const p = Bun.spawn([process.execPath, CORDON_CLI, "run", script], { stdin: source, stdout: "pipe", stderr: "pipe" });
+    const [peak, stdout, stderr, code] = await Promise.all([peakRssKiB(p), new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect([code, stdout.trim()]).toEqual([0, String(16 * 1024 * 1024)]);
+    expect(stderr).toContain("cordon: stdin cut at resources.maxStdinBytes (16777216 bytes)");
+    expect(peak).toBeLessThan(200 * 1024); // KiB: nowhere near the 300 MB offered
+  });
+
+  test("an open stdin pipe does not hold back a script that never reads it", async () => {
+    const script = join(tempDir("stdin"), "noread.sh");
+    writeFileSync(script, "echo started\n");
+    const source = new ReadableStream<Uint8Array>({ pull: () => Bun.sleep(60_000) }); // open, silent
+    const started = performance.now();
+    const p = Bun.spawn([process.execPath, CORDON_CLI, "run", script], { stdin: source, stdout: "pipe", stderr: "pipe" });
+    const [stdout, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    expect([code, stdout]).toEqual([0, "started\n"]);
+    expect(performance.now() - started).toBeLessThan(15_000);
   });
 });

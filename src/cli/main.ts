@@ -5,6 +5,7 @@ import { Cordon, type Plugins } from "../cordon.ts";
 import { readInputDirectory, writeOutputFiles } from "../files/directory.ts";
 import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
 import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
+import type { StdinSource } from "../sandbox/spec.ts";
 import { formatReport, summarizeReport } from "../sandbox/report.ts";
 import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
 import { escapeControls, escapeLines, jsonText } from "./escape.ts";
@@ -15,18 +16,24 @@ export interface CliIO {
   stdout: (data: string | Uint8Array) => void;
   stderr: (data: string | Uint8Array) => void;
   /** Bytes to forward to the script, or undefined for none. */
-  readStdin: () => Promise<Uint8Array | undefined>;
+  /** The script's stdin, forwarded as it arrives (never read whole first), or undefined for none. */
+  readStdin: () => Promise<StdinSource | undefined>;
 }
 
-/** Forward stdin only when it is a pipe or a file: never block on a terminal or an idle socket. */
-export async function processStdin(): Promise<Uint8Array | undefined> {
+/**
+ * Forward stdin when it is a pipe, a socket or a file; never a terminal (a script must not
+ * read the user's keystrokes unasked). Streamed, so an idle pipe or socket holds nothing back.
+ */
+export async function processStdin(): Promise<StdinSource | undefined> {
   try {
     const st = fstatSync(0);
-    if (!st.isFIFO() && !st.isFile()) return undefined;
+    if (!st.isFIFO() && !st.isFile() && !st.isSocket()) return undefined;
   } catch {
     return undefined;
   }
-  return new Uint8Array(await Bun.stdin.arrayBuffer());
+  // A stream, not the whole input: the script starts at once, and memory stays bounded
+  // (the supervisor forwards at most resources.maxStdinBytes, then stops reading).
+  return Bun.stdin.stream() as ReadableStream<Uint8Array>;
 }
 
 function readJsonFile(path: string, what: string, invalidCode: "invalid-policy" | "invalid-config"): unknown {
@@ -92,6 +99,7 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
     io.stdout(result.stdoutBytes); // the exact bytes, not the decoded text
     io.stderr(result.stderrBytes);
     if (cmd.outDir) notes.unshift(...result.filesOmitted.map((o) => `cordon: not returned: ${o.path} (${o.reason})`));
+    if (result.stdinTruncated) notes.unshift(`cordon: stdin cut at resources.maxStdinBytes (${result.sandbox?.requested.resources.maxStdinBytes ?? "?"} bytes): the script got that much, then end of file`);
     if (cmd.report && result.sandbox) io.stderr(`${escapeLines(formatReport(result.sandbox))}\n`);
   }
   for (const note of notes) io.stderr(`${escapeControls(note)}\n`);
