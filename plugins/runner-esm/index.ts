@@ -18,6 +18,8 @@ import {
 import { normalizeEsmPayload } from "./result.ts";
 
 const HARNESS = readFileSync(new URL("./harness.mjs", import.meta.url));
+/** An empty Bun config, staged read-only: what Bun reads instead of a bunfig.toml in the cwd. */
+const CONFIG_FILE = "bunfig.toml";
 
 export interface EsmRunnerOptions {
   /** The Bun binary run inside the sandbox; default: the one running cordon. */
@@ -74,8 +76,13 @@ export class EsmRunner implements Runner {
     return {
       runner: this.name,
       // --no-install: an import of a missing package must fail, not try to download it.
-      argv: [bun, "--no-install", `${layout.jobDir}/harness.mjs`, `${layout.jobDir}/main/${module.file}`, ...request.args],
+      // The cwd is scratch, where input files land: Bun must not take its configuration from
+      // there (a bunfig.toml `preload` would run before the harness) nor load `.env` files
+      // into the environment. --config names an empty file in the read-only job directory
+      // (Bun then reads no bunfig.toml of the cwd), --no-env-file turns every .env file off.
+      argv: [bun, "--no-install", "--no-env-file", `--config=${layout.jobDir}/${CONFIG_FILE}`, `${layout.jobDir}/harness.mjs`, `${layout.jobDir}/main/${module.file}`, ...request.args],
       files: [
+        { path: CONFIG_FILE, content: "" },
         { path: "harness.mjs", content: HARNESS },
         { path: `main/${module.file}`, content: module.content },
       ],

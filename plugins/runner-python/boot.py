@@ -1,5 +1,12 @@
 # cordon's Python bootstrap: runs the user's script as __main__ with a clean sys.path,
 # and turns an uncaught exception into a structured result (the traceback still goes to stderr).
+#
+# The working directory (scratch) holds input files and whatever the script or its target
+# writes: it must never decide which code runs in place of the standard library or of
+# cordon's own helper. So the helper is imported here, from the read-only job directory,
+# before scratch is on sys.path (a later `import cordon` gets this module from sys.modules),
+# and scratch comes LAST on sys.path: a module there is only found when nothing in the
+# standard library or the configured packages has that name.
 import os
 import runpy
 import sys
@@ -10,11 +17,17 @@ def _main():
     here = os.path.dirname(os.path.abspath(__file__))
     script = sys.argv[1]
     packages = [p for p in os.environ.pop("CORDON_PYTHON_PACKAGES", "").split(os.pathsep) if p]
-    # Like `python script.py`: the script's directory first; then the working directory
-    # (scratch, where input files are), the configured packages and cordon's helper module.
-    sys.path[:] = [os.path.dirname(script), os.getcwd()] + packages + [os.path.join(here, "lib")] + [
-        p for p in sys.path if p and p != here
-    ]
+    lib = os.path.join(here, "lib")
+    # -I already keeps the cwd and the script's directory off sys.path at start: what is
+    # there now is the standard library (and its site directory). Cordon's helper first.
+    stdlib = [p for p in sys.path if p and p != here]
+    sys.path[:] = [lib] + stdlib
+    import cordon as helper
+
+    # Like `python script.py`: the script's directory (read-only, holding only the script)
+    # first; then the configured packages (like PYTHONPATH), the standard library, and at
+    # the end the working directory, so input files can be imported as helper modules.
+    sys.path[:] = [os.path.dirname(script)] + packages + stdlib + [lib, os.getcwd()]
     sys.argv = sys.argv[1:]
     try:
         runpy.run_path(script, run_name="__main__")
@@ -22,10 +35,8 @@ def _main():
         raise
     except BaseException as exc:
         traceback.print_exc()
-        import cordon
-
         # Reported or not, the script crashed: the exception is the last word.
-        cordon._report_exception(exc)
+        helper._report_exception(exc)
         sys.exit(1)
 
 

@@ -6,6 +6,9 @@ export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
 
+/** The lowest `resources.maxOpenFiles` under which every runner still starts (see ResourcesSchema). */
+export const MIN_OPEN_FILES = 12;
+
 const int = (min: number, max: number, unit = "") =>
   z
     .number({ error: `expected a number${unit ? ` (${unit})` : ""}` })
@@ -34,7 +37,13 @@ export const ResourcesSchema = z.strictObject({
   memoryBytes: int(4 * MiB, 1024 * GiB, "bytes"),
   maxProcesses: int(1, 65536),
   maxFileSizeBytes: int(1, 1024 * GiB, "bytes"),
-  maxOpenFiles: int(8, 1 << 20),
+  /**
+   * RLIMIT_NOFILE. The floor is what every runner needs to start, print and report
+   * (measured, Debian 12, bwrap and rootless): dash puts the script's fd at 10 and saves a
+   * redirected fd at 11 (`echo … >&4`, `cordon-result`), so 12; python3 -I needs 6 and the
+   * Bun harness 7, but `--verify`'s receipt prologue is dash again: 12 for every runner.
+   */
+  maxOpenFiles: int(MIN_OPEN_FILES, 1 << 20),
   /** Per stream (stdout and stderr each). */
   maxOutputBytes: int(1, GiB, "bytes"),
   /** Stdin is streamed into the sandbox up to this many bytes; the rest is cut (RunResult.stdinTruncated). */

@@ -1,4 +1,5 @@
-import { relative } from "node:path";
+import { lstatSync, readdirSync, readlinkSync } from "node:fs";
+import { dirname, relative } from "node:path";
 import { degraded, enforced, off } from "../report.ts";
 import type { FilesystemSpec, Mount, StagedFile } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
@@ -58,6 +59,39 @@ function workMounts(ctx: LayerContext): Mount[] {
   ];
 }
 
+/**
+ * filesystem.mode off: the host's `/` cannot be bound as the sandbox's root, because the work
+ * mounts (/scratch, /cordon/job) would need mount points created on the host's own root, which
+ * fails (and must not succeed). Instead the sandbox's root stays its private tmpfs, every host
+ * top-level entry is bound in read-write (symlinks recreated) at its own path, and the root is
+ * sealed afterwards. Left out: /proc and /dev (fresh ones) and the top-level dirs of the work
+ * mounts (/tmp, /scratch, /cordon), which the sandbox's own take the place of.
+ */
+function hostTopLevel(layout: LayerContext["layout"]): { mounts: Mount[]; bound: string[]; hidden: string[] } {
+  const own = new Set(["/proc", "/dev", ...[layout.scratchDir, layout.jobDir, layout.tmpDir].map((p) => `/${p.split("/")[1]}`)]);
+  const mounts: Mount[] = [];
+  const bound: string[] = [];
+  const hidden: string[] = [];
+  for (const name of readdirSync("/").sort()) {
+    const path = `/${name}`;
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (own.has(path)) {
+      if (path !== "/proc" && path !== "/dev" && path !== layout.tmpDir) hidden.push(path);
+      continue;
+    }
+    if (st.isSymbolicLink()) mounts.push({ kind: "symlink", linkTarget: readlinkSync(path), path });
+    else if (st.isDirectory() || st.isFile()) mounts.push({ kind: "bind", source: path, target: path });
+    else continue; // a socket or device node at the top level: nothing a script needs
+    bound.push(path);
+  }
+  return { mounts, bound, hidden };
+}
+
 export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> {
   const { policy, caps, workspace, layout } = ctx;
   // Hostnames of the allowlist resolve from /etc/hosts: the sandbox needs (and gets) no DNS.
@@ -66,11 +100,33 @@ export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> 
   const binds = ctx.job.readOnlyBinds.length ? ` + runner binds ${ctx.job.readOnlyBinds.map((b) => b.source).join(", ")}` : "";
 
   if (policy.filesystem.mode === "off") {
-    // No isolation asked for: the host filesystem as is, still with a private scratch as cwd.
-    const mounts: Mount[] = caps.filesystem.view
-      ? [{ kind: "bind", source: "/", target: "/" }, { kind: "proc", path: "/proc" }, devMount(ctx), ...workMounts(ctx)]
-      : [];
-    return { controls: { view: off("policy filesystem.mode is off: the host filesystem is visible and writable") }, spec: { isolated: false, mounts, cwd: layout.scratchDir, stage } };
+    // No isolation asked for: the host filesystem at its own paths, still with a private scratch as cwd.
+    if (!caps.filesystem.view) {
+      return {
+        controls: { view: off(`policy filesystem.mode is off and this provider has no mount namespace: the host filesystem as is, writable wherever the sandbox uid may write; cwd ${workspace.scratchDir}`) },
+        spec: { isolated: false, mounts: [], cwd: layout.scratchDir, stage },
+      };
+    }
+    const host = hostTopLevel(layout);
+    // Other runs (their launcher arguments carry secret values) stay out of reach: when the run
+    // root lies in a bound host dir, an empty tmpfs covers it (the work mounts' sources are host paths).
+    const runRoot = dirname(workspace.root);
+    const hideRunRoot = runRoot !== "/" && host.bound.includes(`/${runRoot.split("/")[1]}`);
+    const mounts: Mount[] = [
+      ...host.mounts,
+      ...(hideRunRoot ? [{ kind: "tmpfs", path: runRoot, sizeBytes: caps.resources.tmpfsSize ? 64 * 1024 : null, mode: 0o555 } satisfies Mount] : []),
+      { kind: "proc", path: "/proc" },
+      devMount(ctx),
+      ...workMounts(ctx),
+      { kind: "remount-ro", path: "/" },
+    ];
+    const reason =
+      `policy filesystem.mode is off: no filesystem isolation. The host's top-level entries (${host.bound.join(", ")}) are bound read-write at their own paths, ` +
+      "writable wherever the sandbox uid's own permissions allow; / itself is a read-only tmpfs (no new top-level entries); " +
+      `fresh /proc and /dev; a private /tmp, ${layout.scratchDir} (cwd, per run) and ${layout.jobDir} on top` +
+      `${hideRunRoot ? `; the run root ${runRoot} is hidden under an empty tmpfs` : ""}` +
+      `${host.hidden.length ? `; host ${host.hidden.join(", ")} not visible` : ""}; filesystem.readOnlyBinds are not applied`;
+    return { controls: { view: off(reason) }, spec: { isolated: false, mounts, cwd: layout.scratchDir, stage } };
   }
 
   if (!caps.filesystem.view) {
