@@ -349,25 +349,25 @@ describe("failures become results, never crashes", () => {
     expect(cycle.result?.message).toMatch(/not JSON-serialisable/);
   });
 
-  test("an invalid status is a resultError naming status; no result (ESM has no exit-code fallback)", async () => {
+  test("an invalid status is crit with a resultError naming status (a report that cannot be read is crit)", async () => {
     const r = await runEsm(makeEsmCordon(), `export default () => ({ status: "great", message: "fine really" });`);
     expect(r.outcome, describeResult(r)).toBe("ok");
     expect(r.exitCode).toBe(0);
-    expect(r.result).toBeNull();
-    expect(r.resultSource).toBeNull();
+    expect(r.result?.status).toBe("crit");
+    expect(r.resultSource).toBe("channel");
     expect(r.resultError).toMatch(/status/);
   });
 
-  test("an oversized result is a resultError naming the cap; the supervisor carries on", async () => {
+  test("an oversized result ends the run as an output limit, crit naming the cap; the supervisor carries on", async () => {
     const runRoot = freshRunRoot("esm");
     const cordon = makeEsmCordon(runRoot, { maxResultBytes: 4096 });
     const r = await runEsm(cordon, `export default () => ({ status: "ok", message: "big", blob: "x".repeat(1024 * 1024) });`, {
       policy: { resources: { wallMs: 8000 } },
     });
-    expect(r.result, describeResult(r)).toBeNull();
+    expect(r.result?.status, describeResult(r)).toBe("crit");
     expect(r.resultError).toContain("4096");
     expect(r.resultError).toMatch(/larger than/);
-    expect(r.outcome, describeResult(r)).not.toBe("timeout"); // a blocked writer must not hang the run
+    expect([r.outcome, r.limitHit], describeResult(r)).toEqual(["limit", "output"]); // a blocked writer must not hang the run
     expect(r.durationMs).toBeLessThan(5000);
     // The same supervisor runs the next job normally.
     const next = await runEsm(cordon, `export default () => ({ status: "ok", message: "after" });`);

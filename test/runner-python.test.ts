@@ -378,46 +378,49 @@ describe("python runner: structured results", () => {
 
 // ---------------------------------------------------------------------------------------
 
-describe("python runner: oversized and invalid reports become resultError, never a crash", () => {
-  test("1 MiB on fd 4 with maxResultBytes 1024: resultError names the cap, the exit decides, the supervisor is fine", async () => {
+describe("python runner: oversized and invalid reports are crit with a resultError, never a crash", () => {
+  test("1 MiB on fd 4 with maxResultBytes 1024: the run ends as an output limit, crit naming the cap, the supervisor is fine", async () => {
     const runRoot = freshRunRoot("py");
     const cordon = pyCordon(runRoot, { maxResultBytes: 1024 });
     const r = await runPy(
       cordon,
-      py("import os, sys", "data = b'x' * (1 << 20)", "while data:", "    data = data[os.write(4, data):]", "print('wrote all')", "sys.exit(2)"),
+      py("import os, sys", "print('started', flush=True)", "data = b'x' * (1 << 20)", "while data:", "    data = data[os.write(4, data):]", "print('wrote all')", "sys.exit(0)"),
     );
-    expect([r.outcome, r.exitCode], describeResult(r)).toEqual(["exit-nonzero", 2]);
-    expect(r.stdout).toBe("wrote all\n"); // drained, not blocked or killed
+    // An over-cap channel ends the run like an over-cap stdout: the writer is killed, not drained.
+    expect([r.outcome, r.limitHit], describeResult(r)).toEqual(["limit", "output"]);
+    expect(r.stdout).toBe("started\n");
     expect(r.resultError).toContain("larger than 1024 bytes");
-    expect(r.result).toEqual({ status: "crit", message: "no structured result; exit code 2 maps to crit" });
-    expect(r.resultSource).toBe("exit-code");
+    expect(r.result?.status).toBe("crit");
+    expect(r.resultSource).toBe("channel");
     expect(r.durationMs).toBeLessThan(5000);
-    // An oversized report through the helper is no different.
+    // An oversized report through the helper is no different: crit, though the call said ok.
     const helper = await runPy(cordon, py("import cordon", "cordon.result('ok', 'y' * 5000)"));
     expect(helper.resultError, describeResult(helper)).toContain("larger than 1024 bytes");
-    expect(helper.result?.status).toBe("ok"); // exit 0
-    expect(helper.resultSource).toBe("exit-code");
+    expect(helper.result?.status).toBe("crit");
+    expect(helper.resultSource).toBe("channel");
     const next = await runPy(cordon, py("import cordon", "cordon.result('ok', 'small')"));
     expect(next.result, describeResult(next)).toEqual({ status: "ok", message: "small" });
     expect(next.resultError).toBeNull();
     expectClean(runRoot);
   });
 
-  const invalid: { name: string; payload: string; exit: number; error: string[]; status: ResultStatus }[] = [
-    { name: "truncated JSON", payload: '{"status": "ok",', exit: 1, error: ["not valid JSON"], status: "warn" },
-    { name: "invalid UTF-8", payload: "\\xff\\xfe{}", exit: 0, error: ["not valid JSON"], status: "ok" },
-    { name: 'status "great"', payload: '{"status":"great"}\\n', exit: 2, error: ["is invalid", "status"], status: "crit" },
-    { name: "a non-number metric", payload: '{"status":"ok","metrics":{"x":"a"}}\\n', exit: 3, error: ["is invalid", "metrics.x"], status: "unknown" },
+  // Whatever the exit code says (0 would map to ok): a report that cannot be read is crit.
+  const invalid: { name: string; payload: string; exit: number; error: string[] }[] = [
+    { name: "truncated JSON", payload: '{"status": "ok",', exit: 1, error: ["not valid JSON"] },
+    { name: "invalid UTF-8", payload: "\\xff\\xfe{}", exit: 0, error: ["not valid JSON"] },
+    { name: 'status "great"', payload: '{"status":"great"}\\n', exit: 2, error: ["is invalid", "status"] },
+    { name: "a non-number metric", payload: '{"status":"ok","metrics":{"x":"a"}}\\n', exit: 3, error: ["is invalid", "metrics.x"] },
+    { name: "a repeated key", payload: '{"status":"crit","status":"ok"}\\n', exit: 0, error: ["duplicate key"] },
   ];
   for (const c of invalid) {
-    test(`${c.name}: resultError, and the exit-code fallback (exit ${c.exit} → ${c.status}) is still the result`, async () => {
+    test(`${c.name}: crit (exit ${c.exit} does not decide), the reason in resultError`, async () => {
       const runRoot = freshRunRoot("py");
       const r = await runPy(pyCordon(runRoot), py("import os, sys", `os.write(4, b'${c.payload}')`, `sys.exit(${c.exit})`));
       expect(r.exitCode, describeResult(r)).toBe(c.exit);
       expect(r.outcome).toBe(c.exit === 0 ? "ok" : "exit-nonzero");
       for (const part of c.error) expect(r.resultError, `${r.resultError}`).toContain(part);
-      expect(r.resultSource).toBe("exit-code");
-      expect(r.result).toEqual({ status: c.status, message: `no structured result; exit code ${c.exit} maps to ${c.status}` });
+      expect(r.resultSource).toBe("channel");
+      expect(r.result).toEqual({ status: "crit", message: `${r.resultError} (a report that cannot be read is crit)` });
       expectClean(runRoot);
     });
   }

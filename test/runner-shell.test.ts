@@ -323,10 +323,11 @@ echo "helper_rc=$?"
     expectClean(runRoot);
   });
 
-  test("helper misuse is refused by the helper (exit 64, usage on stderr), nothing is reported", async () => {
+  test("helper misuse is refused by the helper (exit 64, usage on stderr) and reported as an unreadable report: crit", async () => {
     const runRoot = freshRunRoot("sh");
+    const cordon = shellCordon(runRoot);
     const r = await runSh(
-      shellCordon(runRoot),
+      cordon,
       `cordon-result great "m"; echo "bad_status=$?"
 cordon-result ok "m" used=abc; echo "bad_metric=$?"
 cordon-result ok "m" nonpair; echo "bad_pair=$?"
@@ -337,38 +338,39 @@ cordon-result; echo "no_args=$?"`,
     expect(r.stderr).toContain("usage: cordon-result ok|warn|crit|unknown");
     expect(r.stderr).toContain("'abc' is not a number");
     expect(r.stderr).toContain("'nonpair' is not NAME=NUMBER");
-    expect(r.resultSource).toBe("exit-code"); // nothing reached the channel
-    expect(r.result?.status).toBe("ok");
+    // A refused call is a report that cannot be read, never "no report" (exit 0 would say ok).
+    expect(r.resultSource).toBe("channel");
+    expect(r.result?.status).toBe("crit");
+    expect(r.resultError).toContain("cordon-result refused its arguments: usage"); // the last call counts
+    const one = await runSh(cordon, 'cordon-result warn "m" used=abc; exit 0');
+    expect(one.result?.status, describeResult(one)).toBe("crit");
+    expect(one.resultError).toContain("'abc' is not a number");
     expectClean(runRoot);
   });
 
-  // KNOWN BUG (marked failing so the suite stays green; remove `.failing` once fixed): the
-  // helper's number check accepts leading zeros (`007`, `-01.5`), which JSON forbids, so the
-  // whole report is lost as "not valid JSON" while the helper exits 0. It should either
-  // refuse the metric (exit 64) or write a valid number.
-  test("cordon-result with a leading-zero metric either refuses it or reports a valid number", async () => {
+  test("cordon-result with a leading-zero metric refuses it (exit 64): crit with the reason, never lost", async () => {
     const runRoot = freshRunRoot("sh");
     const r = await runSh(shellCordon(runRoot), 'cordon-result ok "zeros" a=007; echo "rc=$?"');
-    const rc = parseKv(r.stdout).rc;
-    expect(r.resultError, describeResult(r)).toBeNull();
-    if (rc === "0") expect(r.result).toEqual({ status: "ok", message: "zeros", metrics: { a: 7 } });
-    else expect(rc).toBe("64");
+    expect(parseKv(r.stdout).rc, describeResult(r)).toBe("64");
+    expect(r.result?.status).toBe("crit");
+    expect(r.resultError).toContain("metric a: '007' is not a number");
     expectClean(runRoot);
   });
 });
 
 // ---------------------------------------------------------------------------------------
 
-describe("shell runner: oversized and invalid reports become resultError, never a crash", () => {
-  test("1 MiB on fd 4 with maxResultBytes 1024: resultError names the cap, the exit decides, the supervisor is fine", async () => {
+describe("shell runner: oversized and invalid reports are crit with a resultError, never a crash", () => {
+  test("1 MiB on fd 4 with maxResultBytes 1024: the run ends as an output limit, crit naming the cap, the supervisor is fine", async () => {
     const runRoot = freshRunRoot("sh");
     const cordon = shellCordon(runRoot, { maxResultBytes: 1024 });
-    const r = await runSh(cordon, "head -c 1048576 /dev/zero | tr '\\0' x >&4; echo \"write_rc=$?\"; exit 2");
-    expect([r.outcome, r.exitCode], describeResult(r)).toEqual(["exit-nonzero", 2]);
-    expect(r.stdout).toBe("write_rc=0\n"); // the writer was drained, not blocked or killed
+    const r = await runSh(cordon, "echo started; head -c 1048576 /dev/zero | tr '\\0' x >&4; echo \"write_rc=$?\"; exit 0");
+    // An over-cap channel ends the run like an over-cap stdout: the writer is killed, not drained.
+    expect([r.outcome, r.limitHit], describeResult(r)).toEqual(["limit", "output"]);
+    expect(r.stdout).toBe("started\n");
     expect(r.resultError).toContain("larger than 1024 bytes");
-    expect(r.result).toEqual({ status: "crit", message: "no structured result; exit code 2 maps to crit" });
-    expect(r.resultSource).toBe("exit-code");
+    expect(r.result?.status).toBe("crit");
+    expect(r.resultSource).toBe("channel");
     expect(r.durationMs).toBeLessThan(5000);
     // A report under the cap on the same cordon is taken as usual.
     const next = await runSh(cordon, 'cordon-result ok "small"');
@@ -377,24 +379,26 @@ describe("shell runner: oversized and invalid reports become resultError, never 
     expectClean(runRoot);
   });
 
-  const invalid: { name: string; payload: string; exit: number; error: string[]; status: ResultStatus }[] = [
-    { name: "truncated JSON", payload: `printf '{"status": "ok",' >&4`, exit: 1, error: ["not valid JSON"], status: "warn" },
-    { name: "not JSON at all", payload: "echo all good >&4", exit: 0, error: ["not valid JSON"], status: "ok" },
-    { name: "invalid UTF-8", payload: "printf '\\377\\376{}' >&4", exit: 0, error: ["not valid JSON"], status: "ok" },
-    { name: 'status "great"', payload: `printf '{"status":"great"}\\n' >&4`, exit: 2, error: ["is invalid", "status"], status: "crit" },
-    { name: "a non-number metric", payload: `printf '{"status":"ok","metrics":{"x":"a"}}\\n' >&4`, exit: 3, error: ["is invalid", "metrics.x"], status: "unknown" },
-    { name: "a number message", payload: `printf '{"status":"ok","message":5}\\n' >&4`, exit: 0, error: ["is invalid", "message"], status: "ok" },
-    { name: "a JSON array", payload: "printf '[1,2]\\n' >&4", exit: 0, error: ["is invalid", "(root)"], status: "ok" },
+  // Whatever the exit code says (0 would map to ok): a report that cannot be read is crit.
+  const invalid: { name: string; payload: string; exit: number; error: string[] }[] = [
+    { name: "truncated JSON", payload: `printf '{"status": "ok",' >&4`, exit: 1, error: ["not valid JSON"] },
+    { name: "not JSON at all", payload: "echo all good >&4", exit: 0, error: ["not valid JSON"] },
+    { name: "invalid UTF-8", payload: "printf '\\377\\376{}' >&4", exit: 0, error: ["not valid JSON"] },
+    { name: 'status "great"', payload: `printf '{"status":"great"}\\n' >&4`, exit: 2, error: ["is invalid", "status"] },
+    { name: "a non-number metric", payload: `printf '{"status":"ok","metrics":{"x":"a"}}\\n' >&4`, exit: 3, error: ["is invalid", "metrics.x"] },
+    { name: "a number message", payload: `printf '{"status":"ok","message":5}\\n' >&4`, exit: 0, error: ["is invalid", "message"] },
+    { name: "a JSON array", payload: "printf '[1,2]\\n' >&4", exit: 0, error: ["is invalid", "(root)"] },
+    { name: "a repeated key", payload: `printf '{"status":"crit","status":"ok"}\\n' >&4`, exit: 0, error: ["duplicate key"] },
   ];
   for (const c of invalid) {
-    test(`${c.name}: resultError, and the exit-code fallback (exit ${c.exit} → ${c.status}) is still the result`, async () => {
+    test(`${c.name}: crit (exit ${c.exit} does not decide), the reason in resultError`, async () => {
       const runRoot = freshRunRoot("sh");
       const r = await runSh(shellCordon(runRoot), `${c.payload}\nexit ${c.exit}`);
       expect(r.exitCode, describeResult(r)).toBe(c.exit);
       expect(r.outcome).toBe(c.exit === 0 ? "ok" : "exit-nonzero");
       for (const part of c.error) expect(r.resultError, `${r.resultError}`).toContain(part);
-      expect(r.resultSource).toBe("exit-code");
-      expect(r.result).toEqual({ status: c.status, message: `no structured result; exit code ${c.exit} maps to ${c.status}` });
+      expect(r.resultSource).toBe("channel");
+      expect(r.result).toEqual({ status: "crit", message: `${r.resultError} (a report that cannot be read is crit)` });
       expectClean(runRoot);
     });
   }

@@ -19,7 +19,7 @@ export const ScriptResultSchema = z.strictObject({
   /** The sandbox truncated stdout, or it was cut to OUTPUT_CAP_BYTES here. */
   outputTruncated: z.boolean(),
   output: z.string().optional(),
-  /** Why the script's structured result was not taken (oversized, not JSON, invalid). */
+  /** Why the script's structured result could not be read (oversized, not JSON, invalid); the status is then crit. */
   resultError: z.string().optional(),
   /** null when nothing ran (bad input, or a refusal before planning). */
   sandbox: z
@@ -78,6 +78,9 @@ function supervisorVerdict(run: RunResult): Verdict | null {
 
 /** The script's own verdict; a script that reported nothing is judged by how it ended. */
 function scriptVerdict(run: RunResult): Verdict {
+  // A report that was made but could not be read is crit (the result rules), whatever the
+  // transport put in `result`: it must never read as "no report" or as a better status.
+  if (run.resultError && run.resultSource !== null) return { status: "crit", message: run.result?.message ?? run.resultError };
   if (run.result) {
     const { status, message, metrics } = run.result;
     return { status, message, metrics: withValueMetric(metrics, run.result.value) };

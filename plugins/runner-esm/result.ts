@@ -13,7 +13,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 
 /**
  * A returned value becomes a result: `{ status, ... }` as it is; checkstack's
- * `{ success, message, value }` maps success to ok/crit; anything else is `ok` with `value`.
+ * `{ success, message, value }` maps success to ok/crit (a `success` that is not a boolean
+ * throws: the report is unreadable, hence crit); anything else is `ok` with `value`.
  * An exception is `crit` with the error's message and stack.
  */
 export function normalizeEsmPayload(payload: unknown): unknown {
@@ -24,7 +25,9 @@ export function normalizeEsmPayload(payload: unknown): unknown {
   }
   const value = envelope.value;
   if (isRecord(value) && "status" in value) return value;
-  if (isRecord(value) && typeof value.success === "boolean") {
+  if (isRecord(value) && "success" in value) {
+    // `success: "false"` must not read as ok: anything but a boolean is an unreadable report (crit).
+    if (typeof value.success !== "boolean") throw new Error(`success must be a boolean, not ${value.success === null ? "null" : typeof value.success}`);
     const { success, ...rest } = value;
     return { ...rest, status: success ? "ok" : "crit", success };
   }

@@ -102,10 +102,14 @@ export interface ExecutedRun {
   channel: ChannelBytes;
 }
 
-/** Drain the result channel under its cap; a flood is discarded, never fatal to the run or the supervisor. */
-async function readChannel(fd: number, cap: number, stop: AbortSignal): Promise<ChannelBytes> {
+/**
+ * Read the result channel under its cap. Going over the cap ends the run like an output
+ * flood (`onOverflow`): draining a flood would burn the supervisor's CPU, outside the run's
+ * cgroup, for the whole wall time.
+ */
+async function readChannel(fd: number, cap: number, onOverflow: () => void, stop: AbortSignal): Promise<ChannelBytes> {
   try {
-    return await readCapped(Bun.file(fd).stream(), cap, () => {}, stop);
+    return await readCapped(Bun.file(fd).stream(), cap, onOverflow, stop);
   } finally {
     closeSync(fd); // Bun does not close an extra stdio fd for us
   }
@@ -222,7 +226,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const cutPipes = new AbortController();
   const stdoutP = readCapped(proc.stdout as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
   const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
-  const channelP = readChannel(channelFd, options.maxResultBytes, cutPipes.signal);
+  const channelP = readChannel(channelFd, options.maxResultBytes, onOverflow, cutPipes.signal);
   const stopStdin = new AbortController();
   const stdinP = options.stdin ? pumpStdin(options.stdin, proc.stdin as unknown as FileSinkLike, plan.maxStdinBytes, stopStdin.signal) : Promise.resolve(false);
 
