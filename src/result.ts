@@ -1,10 +1,16 @@
 import { CordonError } from "./errors.ts";
 import type { OmittedFile, OutputFile } from "./files/collect.ts";
 import type { StructuredResult } from "./result-channel.ts";
+import type { SignalSource } from "./sandbox/exit.ts";
 import type { Receipt } from "./sandbox/receipt.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 
 export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
+/**
+ * `fsize` is kept for compatibility and no longer produced: nothing the script cannot forge
+ * says RLIMIT_FSIZE ended a run (the kernel's SIGXFSZ, `kill -XFSZ $$` and `exit 153` look the
+ * same), so such an end is the script's own (`killed`, SIGXFSZ).
+ */
 export type LimitHit = "wall" | "cpu" | "memory" | "pids" | "fsize" | "output";
 
 /** Tree-wide statistics of a run (from its cgroup); null where the host cannot measure them. */
@@ -22,8 +28,18 @@ export interface RunResult {
   outcome: Outcome;
   limitHit: LimitHit | null;
   exitCode: number | null;
-  /** The real signal, also when the launcher reported it as 128+N. */
+  /**
+   * The signal the run died of, as far as cordon can tell: see `signalSource`. Never a limit
+   * verdict by itself (that is `limitHit`, decided from the run cgroup's counters).
+   */
   signal: string | null;
+  /**
+   * Where `signal` comes from: `wait-status`, the kernel's wait status of the process cordon
+   * started (a fact); `exit-status`, the launcher's exit status 128+N (bwrap, nsjail), which
+   * is how it reports a death by signal N and also exactly what the script's own
+   * `exit 128+N` looks like: indistinguishable. Absent or null when there is no signal.
+   */
+  signalSource?: SignalSource | null;
   /** Decoded as UTF-8 (invalid bytes replaced); the exact bytes are in stdoutBytes. */
   stdout: string;
   stderr: string;
@@ -72,6 +88,7 @@ export function resultFromError(err: unknown, sandbox: EffectiveSandboxReport | 
     limitHit: null,
     exitCode: null,
     signal: null,
+    signalSource: null,
     stdout: "",
     stderr: "",
     stdoutBytes: EMPTY,

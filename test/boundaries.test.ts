@@ -33,13 +33,13 @@ describe("plugin boundaries", () => {
 });
 
 describe("exit decoding", () => {
-  test("bwrap's 128+N becomes the real signal; ordinary codes stay codes", () => {
-    expect(decodeExit(137, null, "shell-128")).toEqual({ exitCode: 137, signal: "SIGKILL" });
-    expect(decodeExit(153, null, "shell-128")).toEqual({ exitCode: 153, signal: "SIGXFSZ" });
-    expect(decodeExit(3, null, "shell-128")).toEqual({ exitCode: 3, signal: null });
-    expect(decodeExit(128, null, "shell-128")).toEqual({ exitCode: 128, signal: null });
-    expect(decodeExit(137, null, "native")).toEqual({ exitCode: 137, signal: null });
-    expect(decodeExit(null, "SIGTERM", "native")).toEqual({ exitCode: null, signal: "SIGTERM" });
+  test("bwrap's 128+N is read as signal N, marked as read from the exit status; ordinary codes stay codes", () => {
+    expect(decodeExit(137, null, "shell-128")).toEqual({ exitCode: 137, signal: "SIGKILL", signalSource: "exit-status" });
+    expect(decodeExit(153, null, "shell-128")).toEqual({ exitCode: 153, signal: "SIGXFSZ", signalSource: "exit-status" });
+    expect(decodeExit(3, null, "shell-128")).toEqual({ exitCode: 3, signal: null, signalSource: null });
+    expect(decodeExit(128, null, "shell-128")).toEqual({ exitCode: 128, signal: null, signalSource: null });
+    expect(decodeExit(137, null, "native")).toEqual({ exitCode: 137, signal: null, signalSource: null });
+    expect(decodeExit(null, "SIGTERM", "native")).toEqual({ exitCode: null, signal: "SIGTERM", signalSource: "wait-status" });
   });
 });
 

@@ -303,3 +303,8 @@ export async function runCli(args: string[], opts: { stdin?: string; env?: Recor
  * Unicode line/paragraph separators and bidi controls. Text cordon writes itself must hold none.
  */
 export const TERMINAL_CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/** The run tree's CPU time (user + system, from its cgroup), 0 when not measured. */
+export function cpuMsOf(r: RunResult): number {
+  return (r.stats?.cpuUserMs ?? 0) + (r.stats?.cpuSystemMs ?? 0);
+}

@@ -4,6 +4,7 @@
  */
 import { listRunCgroups, removeStaleCgroup, type CgroupEvents, type CgroupFacts, type CgroupStats } from "../cgroup/index.ts";
 import type { LimitHit, Outcome, RunStats } from "../result.ts";
+import { cpuLimitHit } from "./outcome.ts";
 import { pidAlive } from "./workspace.ts";
 
 /** The join launcher's own error lines start with this (a setup failure, not the script's). */
@@ -43,10 +44,11 @@ export function runStats(wallMs: number, stats: CgroupStats | null, events: Cgro
 }
 
 /**
- * What the cgroup adds to the outcome the executor saw. The supervisor's own reasons
- * (wall, output, memory it acted on) stand; an OOM kill the executor did not see is a
- * memory limit; a SIGKILL after the tree used its CPU budget is the RLIMIT_CPU hard cap;
- * a failed run that hit pids.max ran out of processes.
+ * What the cgroup adds to the outcome the executor saw, from counters the script cannot
+ * write. The supervisor's own reasons (wall, output, memory it acted on) stand; an OOM kill
+ * the executor did not see is a memory limit; a death by SIGXCPU or SIGKILL after the tree
+ * used its CPU budget is RLIMIT_CPU (soft or hard); a failed run that hit pids.max ran out
+ * of processes. Nothing here trusts the exit status to name a limit.
  */
 export function refineWithCgroup(
   run: { outcome: Outcome; limitHit: LimitHit | null; signal: string | null },
@@ -59,8 +61,13 @@ export function refineWithCgroup(
   // An OOM kill is the memory limit at work even when the script survived it and exited 0.
   if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
   if (run.outcome === "ok") return current;
-  const cpuMs = (stats.cpuUserMs ?? 0) + (stats.cpuSystemMs ?? 0);
-  if (run.signal === "SIGKILL" && cpuMs >= cpuSeconds * 1000) return { outcome: "limit", limitHit: "cpu" };
+  if (run.outcome === "killed" && cpuLimitHit(run.signal, treeCpuMs(stats), cpuSeconds)) return { outcome: "limit", limitHit: "cpu" };
   if (events.pidsLimitHit) return { outcome: "limit", limitHit: "pids" };
   return current;
+}
+
+/** The tree's CPU (user + system) from the cgroup, null when it was not measured. */
+export function treeCpuMs(stats: CgroupStats): number | null {
+  if (stats.cpuUserMs === null && stats.cpuSystemMs === null) return null;
+  return (stats.cpuUserMs ?? 0) + (stats.cpuSystemMs ?? 0);
 }

@@ -287,6 +287,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     limitHit,
     exitCode: exit.exitCode,
     signal: exit.signal,
+    signalSource: exit.signalSource,
     stdout: decoder.decode(out.bytes),
     stderr,
     stdoutBytes: out.bytes,
