@@ -14,7 +14,11 @@ export const CordonConfigSchema = z.strictObject({
   cgroups: z.enum(["auto", "off"]).default("auto"),
   /** The cgroup (relative to each hierarchy's mount) per-run cgroups are created under. */
   cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, "a relative cgroup path such as cordon or system.slice/cordon").default("cordon"),
-  /** Where per-run directories are created (default: $TMPDIR/cordon-runs-<uid>). */
+  /**
+   * Where per-run directories are created (default: /run/cordon for a root supervisor, else
+   * $XDG_RUNTIME_DIR/cordon, else $TMPDIR/cordon-runs-<uid>). Checked before every run: every
+   * directory on the way owned by the supervisor's uid or root and not writable by others.
+   */
   runRoot: AbsolutePath.optional(),
   maxScriptBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
   /** Input files staged into scratch: refused before anything runs when over these caps. */

@@ -2,7 +2,7 @@ import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
 import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
 import { detectCgroups } from "./cgroup/detect.ts";
-import { hostFacts, type HostFacts } from "./host.ts";
+import { hostFacts, sandboxUidUsers, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import type { Provider, ProviderProbe } from "./provider.ts";
 import { probeJob } from "./readiness/probes.ts";
@@ -127,7 +127,7 @@ export class Cordon {
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes: this.config.maxResultBytes,
       cgroupParent: this.config.cgroupParent,
-      host: this.host(),
+      host: this.host(policy),
       resolved,
       secrets,
       ...(request.verify ? { verify: true } : {}),
@@ -139,7 +139,7 @@ export class Cordon {
   private dryPlan(provider: Provider, probe: ProviderProbe, policy: Policy, runner: Runner, request: ScriptRequest): SpawnPlan {
     const workspace = allocateWorkspace(this.runRoot);
     const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
-    return provider.plan({ policy, job, host: this.host(), workspace }, probe);
+    return provider.plan({ policy, job, host: this.host(policy), workspace }, probe);
   }
 
   private async choose(name: string, policy: Policy, runner: Runner, request: ScriptRequest): Promise<{ provider: Provider; probe: ProviderProbe; dryPlan: SpawnPlan }> {
@@ -179,14 +179,18 @@ export class Cordon {
     throw new SandboxUnavailableError("auto", reasons);
   }
 
-  /** The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable. */
-  host(): HostFacts {
+  /**
+   * The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable.
+   * With a policy, and a root supervisor (it drops to policy.privilege.uid), also who else on
+   * the host runs as that uid (looked up at most ~1 s earlier).
+   */
+  host(policy?: Policy): HostFacts {
     const detected = hostFacts();
     // Writability depends on the parent: a delegated subtree is checked where runs will go.
     this.hostForParent ??= this.config.cgroupParent === "cordon" ? detected : { ...detected, cgroups: detectCgroups(this.config.cgroupParent) };
     const host = this.hostForParent;
-    if (this.config.cgroups === "auto") return host;
-    return { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
+    const facts = this.config.cgroups === "auto" ? host : { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
+    return policy && facts.isRoot ? { ...facts, sandboxUidUsers: sandboxUidUsers(policy.privilege.uid) } : facts;
   }
 
   private runnerOptions(policy: Policy): RunnerOptions {
@@ -200,7 +204,7 @@ export class Cordon {
    */
   readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
     if (options.refresh || !this.readinessCache) {
-      const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent, policy: this.policy };
+      const prove = { runRoot: this.runRoot, host: this.host(this.policy), cgroupParent: this.config.cgroupParent, policy: this.policy };
       this.readinessCache = Promise.all([...this.providers.values()].map((p) => p.readiness(prove)));
     }
     return this.readinessCache;
@@ -222,7 +226,7 @@ export class Cordon {
         try {
           const provider = this.provider(name);
           const workspace = allocateWorkspace(this.runRoot);
-          provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host: this.host(), workspace }, await provider.probe());
+          provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host: this.host(policy), workspace }, await provider.probe());
           return { provider: name, ready: true, reasons: [] };
         } catch (e) {
           if (!(e instanceof SandboxUnavailableError)) throw e;

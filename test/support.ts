@@ -304,6 +304,27 @@ export async function runCli(args: string[], opts: { stdin?: string; env?: Recor
  */
 export const TERMINAL_CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
+/** Host uids some process runs as (real, effective, saved or filesystem). */
+export function uidsInUse(): Set<number> {
+  const uids = new Set<number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const line = /^Uid:\s+(.*)$/m.exec(readProc(Number(name), "status") ?? "")?.[1];
+    for (const u of line?.split(/\s+/) ?? []) uids.add(Number(u));
+  }
+  return uids;
+}
+
+/** A uid (and gid of the same number) with no passwd or group entry and no process running as it. */
+export function unusedUid(from = 65533): number {
+  const named = new Set(
+    ["/etc/passwd", "/etc/group"].flatMap((f) => (existsSync(f) ? readFileSync(f, "utf8").split("\n").map((l) => Number(l.split(":")[2])) : [])),
+  );
+  const busy = uidsInUse();
+  for (let u = from; u > 1000; u--) if (!named.has(u) && !busy.has(u)) return u;
+  throw new Error("no unused uid found");
+}
+
 /** The run tree's CPU time (user + system, from its cgroup), 0 when not measured. */
 export function cpuMsOf(r: RunResult): number {
   return (r.stats?.cpuUserMs ?? 0) + (r.stats?.cpuSystemMs ?? 0);

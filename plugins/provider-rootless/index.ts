@@ -3,23 +3,25 @@ import {
   composePlan,
   findExecutable,
   hostFacts,
+  parseAllowEntry,
   probeBwrap,
   proveProvider,
+  readHostNets,
   renderBwrap,
   renderRuleset,
+  type EgressSpec,
   type Launch,
   type Layout,
   type PlanInput,
   type Provider,
   type ProveOptions,
   type ProviderProbe,
+  type RulesetInput,
   type SandboxSpec,
   type SpawnPlan,
   type Workspace,
 } from "../../src/index.ts";
 import { closeSync } from "node:fs";
-import { parseAllowEntry, readHostNets, type RulesetInput } from "../../src/network/ruleset.ts";
-import type { EgressSpec } from "../../src/sandbox/spec.ts";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
 const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;

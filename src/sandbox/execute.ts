@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { RunCgroup } from "../cgroup/index.ts";
@@ -9,6 +9,7 @@ import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { decodeExit, signalName } from "./exit.ts";
 import { classifyOutcome } from "./outcome.ts";
 import { readCapped } from "./output.ts";
+import { openExclusive, writeExclusive } from "./run-root.ts";
 import type { SpawnPlan, StdinSource, Workspace } from "./spec.ts";
 
 /** How long to wait for pipes to close after the process tree is gone before cutting them. */
@@ -82,7 +83,7 @@ export const LAUNCHER_ARGS_FD = 5;
 function openLauncherArgs(plan: SpawnPlan, workspace: Workspace): number | null {
   if (!plan.launcherArgs) return null;
   const path = join(workspace.root, "launcher-args");
-  writeFileSync(path, plan.launcherArgs.map((a) => `${a}\0`).join(""), { mode: 0o600 });
+  writeExclusive(path, plan.launcherArgs.map((a) => `${a}\0`).join(""), 0o600); // a fresh file: nothing planted is reused
   return openSync(path, "r");
 }
 
@@ -180,7 +181,7 @@ function launcherFailure(plan: SpawnPlan, status: LaunchStatus | null, exitedNon
 /** Spawn the plan's ONE argv, stream output under caps, enforce the wall clock, kill the tree. */
 export async function executePlan(plan: SpawnPlan, workspace: Workspace, options: ExecuteOptions): Promise<ExecutedRun> {
   const statusPath = plan.statusFd ? join(workspace.root, "launcher-status") : null;
-  const statusFd = statusPath ? openSync(statusPath, "w", 0o600) : null;
+  const statusFd = statusPath ? openExclusive(statusPath, 0o600) : null; // O_EXCL|O_NOFOLLOW: never through a planted link
   const argsFd = openLauncherArgs(plan, workspace);
   const cgroup = options.cgroup ?? null;
   const started = performance.now();
@@ -273,13 +274,15 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     if (heldBack && status?.commandStarted === false) return failed(new SandboxUnavailableError("launch", [`sandbox setup failed before the script started: ${setupError}`]));
     return failed(new CordonError("sandbox-failed", `sandbox setup failed (${setupError}) and the command was not held back: it was killed; its output is discarded`));
   }
-  // A launcher the supervisor killed (wall, output, OOM) could not report the exec any more:
-  // the supervisor's own reason stands. Otherwise the status fd says whether it ever ran.
-  const launcherFailed = killed ? null : launcherFailure(plan, status, exit.exitCode !== 0 || exit.signal !== null, stderr);
-  if (launcherFailed) return failed(launcherFailed);
-
+  // A launcher that was killed (by the supervisor: wall, output; by the kernel's OOM killer,
+  // which may pick bwrap's own processes inside the run cgroup) could not report the exec
+  // any more: that reason stands. Otherwise the status fd says whether it ever ran.
   const cgEvents = cgroup?.events() ?? null;
   const cgStats = cgroup?.stats() ?? null;
+  const launcherKilled = killed || cgEvents?.oomKilled === true;
+  const launcherFailed = launcherKilled ? null : launcherFailure(plan, status, exit.exitCode !== 0 || exit.signal !== null, stderr);
+  if (launcherFailed) return failed(launcherFailed);
+
   const classified = classifyOutcome(events, exit);
   const { outcome, limitHit } = cgEvents && cgStats ? refineWithCgroup({ ...classified, signal: exit.signal }, cgEvents, cgStats, plan.report.requested.resources.cpuSeconds) : classified;
   const run: RunResult = {

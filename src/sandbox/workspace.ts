@@ -1,15 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
 import { firstUnreachableAncestor } from "../host.ts";
+import { checkRunRoot, ensureRunRoot, writeExclusive } from "./run-root.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
-/** Where run directories live unless configured: one tree per supervisor uid, cleaned of dead supervisors' runs. */
-export function defaultRunRoot(): string {
-  return join(tmpdir(), `cordon-runs-${process.getuid?.() ?? "user"}`);
-}
+export { defaultRunRoot } from "./run-root.ts";
 
 const RUN_DIR = /^run-(\d+)-[0-9a-f]+$/;
 
@@ -42,21 +39,27 @@ async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: numb
   if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
 }
 
-/** Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid. */
+/**
+ * Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid.
+ * The run root is checked first (no one else may own, replace or link into it); the run dir
+ * is a fresh mkdir and every file in it a fresh O_EXCL|O_NOFOLLOW create, so nothing that
+ * was there before is reused.
+ */
 export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): Promise<void> {
-  mkdirSync(dirname(ws.root), { recursive: true, mode: 0o711 });
+  ensureRunRoot(dirname(ws.root));
   // dirname(root) itself must be searchable too, hence the "/." suffix.
   const blocked = plan.scratch.owner && firstUnreachableAncestor(`${dirname(ws.root)}/.`, plan.scratch.owner);
   if (blocked) {
     throw new CordonError("invalid-config", `the run directory root ${dirname(ws.root)} is not reachable by the sandbox uid ${plan.scratch.owner!.uid}: ${blocked} lacks search (x) permission for it; choose a runRoot under a world-searchable directory (e.g. /tmp) or chmod o+x ${blocked}`);
   }
-  mkdirSync(ws.root, { mode: 0o711 });
+  mkdirSync(ws.root, { mode: 0o711 }); // fails if anything is there already
+  chmodSync(ws.root, 0o711); // the umask must not hide it from the sandbox uid
+  // Below the fresh run dir only the supervisor can write: plain creation is safe from here on.
   mkdirSync(ws.jobDir, { recursive: true, mode: 0o755 });
   for (const file of plan.stage) {
     const path = join(ws.root, file.path);
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    writeFileSync(path, file.content, { mode: file.mode });
-    chmodSync(path, file.mode); // umask must not narrow what the sandbox uid may read
+    writeExclusive(path, file.content, file.mode); // exactly file.mode: the umask must not narrow what the sandbox uid may read
   }
   mkdirSync(ws.scratchDir, { mode: 0o700 });
   const { quotaBytes, owner } = plan.scratch;
@@ -66,9 +69,11 @@ export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, 
 
 /** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
 export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): Promise<void> {
-  if (isMountPoint(ws.scratchDir)) {
-    const r = await system(["umount", ws.scratchDir]);
-    if (!r.ok) await system(["umount", "-l", ws.scratchDir]); // busy: detach now, the kernel frees it when unused
+  // The mount table holds real paths: a run root reached through a symlink must still find its mount.
+  const scratch = realPathOr(ws.scratchDir);
+  if (isMountPoint(scratch)) {
+    const r = await system(["umount", scratch]);
+    if (!r.ok) await system(["umount", "-l", scratch]); // busy: detach now, the kernel frees it when unused
   }
   if (existsSync(ws.root)) {
     rmSync(ws.root, { recursive: true, force: true });
@@ -85,9 +90,21 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Remove run directories left by supervisors that died mid-run. Returns how many were removed. */
+function realPathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Remove run directories left by supervisors that died mid-run. Returns how many were removed.
+ * The run root is checked first (a CordonError when it is not safe): removing trees and
+ * unmounting in a directory someone else controls is exactly what must not happen.
+ */
 export async function cleanStaleWorkspaces(runRoot: string): Promise<number> {
-  if (!existsSync(runRoot)) return 0;
+  if (checkRunRoot(runRoot) === null) return 0;
   let removed = 0;
   for (const name of readdirSync(runRoot)) {
     const m = RUN_DIR.exec(name);

@@ -1,6 +1,8 @@
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { dirname, relative } from "node:path";
+import { checkedBindSource } from "../bind-sources.ts";
 import { degraded, enforced, off } from "../report.ts";
+import { defaultRunRoot } from "../run-root.ts";
 import type { FilesystemSpec, Mount, StagedFile } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
 import { egressFor } from "./network.ts";
@@ -41,8 +43,20 @@ function devMount(ctx: LayerContext): Mount {
   return { kind: "dev", path: "/dev", shmBytes: ctx.caps.resources.tmpfsSize ? ctx.policy.resources.scratchBytes : null };
 }
 
+/**
+ * Policy and runner binds with their sources checked and resolved to real paths: one that is,
+ * lies in or holds /proc, /sys, /dev or a run root is a PolicyValidationError (nothing spawned).
+ */
+function checkedBinds(ctx: LayerContext): { source: string; target: string }[] {
+  const runRoots = [dirname(ctx.workspace.root), defaultRunRoot()];
+  return [
+    ...ctx.policy.filesystem.readOnlyBinds.map((b, i) => ({ source: checkedBindSource(b.source, `filesystem.readOnlyBinds.${i}.source`, runRoots), target: b.target })),
+    ...ctx.job.readOnlyBinds.map((b, i) => ({ source: checkedBindSource(b.source, `${ctx.job.runner}.readOnlyBinds.${i}.source`, runRoots, "runner binds"), target: b.target })),
+  ];
+}
+
 function extraBinds(ctx: LayerContext): Mount[] {
-  const binds = [...ctx.policy.filesystem.readOnlyBinds, ...ctx.job.readOnlyBinds];
+  const binds = checkedBinds(ctx);
   const seen = new Set<string>();
   return binds
     .filter((b) => !seen.has(b.target) && seen.add(b.target))
@@ -98,6 +112,7 @@ export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> 
   const pinned = caps.network.allowlist && policy.network.mode === "allowlist" ? egressFor(ctx).spec.hosts : [];
   const stage = etcStubs(policy.privilege.uid, policy.privilege.gid, pinned);
   const binds = ctx.job.readOnlyBinds.length ? ` + runner binds ${ctx.job.readOnlyBinds.map((b) => b.source).join(", ")}` : "";
+  checkedBinds(ctx); // whatever the mode or provider: a bind that breaks a control is a wrong policy
 
   if (policy.filesystem.mode === "off") {
     // No isolation asked for: the host filesystem at its own paths, still with a private scratch as cwd.

@@ -23,6 +23,22 @@ export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
     );
   }
 
+  // The run's user namespace is owned by the host uid it drops to: every other process running
+  // as that uid can read the run's /proc/<pid>/environ and /proc/<pid>/root. Looked up before
+  // the run, not prevented: when none is seen the uid verdict says so, when some are it degrades.
+  const users = host.sandboxUidUsers;
+  if (hostDrop && users && users.uid === uid) {
+    if (users.count === 0 && controls.uid.status === "enforced") {
+      controls.uid = enforced(`${controls.uid.mechanism}; no host process outside cordon's runs ran as uid ${uid} when the run was planned`);
+    } else if (users.count > 0) {
+      const n = users.count;
+      controls.uidShared = degraded(
+        `${n} host process${n === 1 ? "" : "es"} outside cordon's runs run${n === 1 ? "s" : ""} as uid ${uid} (${users.processes.join(", ")}${n > users.processes.length ? ", …" : ""}): the run's user namespace is owned by that uid, so they can read its /proc/<pid>/environ (secret values included) and /proc/<pid>/root`,
+        `give the sandbox a uid nothing else on the host uses: set policy.privilege.uid and privilege.gid to an unused number (no /etc/passwd entry, no process), or stop those processes`,
+      );
+    }
+  }
+
   if (!dropCapabilities) controls.capabilities = off("policy privilege.dropCapabilities is false");
   else if (pc.capabilityDrop) controls.capabilities = enforced("all capabilities dropped (bounding, effective, ambient)");
   else controls.capabilities = degraded("this provider cannot drop capabilities", "use an isolating provider (bwrap)");
