@@ -11,11 +11,18 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { collectOutputFiles, JobInputError, readInputDirectory, writeOutputFiles } from "../src/index.ts";
-import { BASE_POLICY, IS_ROOT, fdCount, removeTempDirs, rootOnlyCanary, startFlipper, tempDir, waitFor } from "./support.ts";
+import { BASE_POLICY, IS_ROOT, fdCount, removeTempDirs, rootOnlyCanary, startFlipper, tempDir, unusedUid, waitFor } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
-const NOBODY = { uid: 65534, gid: 65534 };
+/**
+ * The attacker: an unprivileged local user. Not the sandbox uid (65534): a host process of
+ * that uid makes runs refuse (privilege.uidShared), rightly, which would hide the race.
+ */
+const ATTACKER = (() => {
+  const id = unusedUid();
+  return { uid: id, gid: id };
+})();
 const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
 const LIMITS = { maxCount: 256, maxTotalBytes: 16 * 1024 * 1024 };
 const OUTPUT_LIMITS = { maxCount: 256, maxTotalBytes: 16 * 1024 * 1024, maxDepth: 16, collectMs: 5_000 };
@@ -26,7 +33,7 @@ const CLI_TRIES = 12;
 
 /** Make `path` (not following it) and whatever is below it owned by the attacker. */
 function giveAway(...paths: string[]): void {
-  for (const path of paths) lchownSync(path, NOBODY.uid, NOBODY.gid);
+  for (const path of paths) lchownSync(path, ATTACKER.uid, ATTACKER.gid);
 }
 
 /**
@@ -62,7 +69,7 @@ describe.skipIf(!IS_ROOT)("--files: the input owner swaps a subdirectory with a 
   test("readInputDirectory: thousands of walks under attack, the root-only canary never comes back", async () => {
     const secret = rootOnlyCanary("f.txt");
     const tree = attackerInputTree(secret.dir);
-    const flipper = await startFlipper(tree.sub, tree.swap, NOBODY);
+    const flipper = await startFlipper(tree.sub, tree.swap, ATTACKER);
     let leaks = 0;
     let staged = 0;
     let refused = 0;
@@ -102,7 +109,7 @@ describe.skipIf(!IS_ROOT)("--files: the input owner swaps a subdirectory with a 
       writeFileSync(policy, JSON.stringify(provider === "unsafe" ? { onUnavailable: "degrade" } : BASE_POLICY));
       const script = join(base, "show.sh");
       writeFileSync(script, "cat top.txt sub/f.txt 2>&1\n");
-      const flipper = await startFlipper(tree.sub, tree.swap, NOBODY);
+      const flipper = await startFlipper(tree.sub, tree.swap, ATTACKER);
       const outcomes: string[] = [];
       try {
         for (let i = 0; i < CLI_TRIES; i++) {
@@ -138,7 +145,7 @@ describe.skipIf(!IS_ROOT)("output collection: scratch's owner swaps a directory 
   test("collectOutputFiles: thousands of walks under attack, the canary never comes back", async () => {
     const secret = rootOnlyCanary("f");
     const tree = scratchTree(secret.dir);
-    const flipper = await startFlipper(tree.d, tree.l, NOBODY);
+    const flipper = await startFlipper(tree.d, tree.l, ATTACKER);
     let leaks = 0;
     let returned = 0;
     let tries = 0;
@@ -213,7 +220,7 @@ describe.skipIf(!IS_ROOT)("--out: the output directory's owner swaps a subdirect
     mkdirSync(sub, { recursive: true });
     symlinkSync(secret.dir, swap);
     giveAway(home, out, sub, swap);
-    const flipper = await startFlipper(sub, swap, NOBODY);
+    const flipper = await startFlipper(sub, swap, ATTACKER);
     let written = 0;
     let skipped = 0;
     try {
