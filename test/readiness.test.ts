@@ -267,6 +267,9 @@ describe("what readiness proves on this host", () => {
     expect(bwrap.cells.privilege.detail).toContain("host uid 65534");
     expect(bwrap.cells.memory.detail).toContain("cgroup v"); // the whole tree's cap, cgroups being usable here
     expect(bwrap.cells.pids.detail).toMatch(/fork failed after \d+ processes/);
+    // /dev/shm and stdin are attacked too: a write past the /dev/shm cap stops, stdin is cut at its cap.
+    expect(bwrap.cells.filesystem.detail).toMatch(/\/dev\/shm stopped at \d+ of \d+ bytes/);
+    expect(bwrap.cells.output.detail).toMatch(/stdin cut at \d+ of \d+ bytes/);
 
     const fit = Object.fromEntries(bwrap.policies.map((p) => [p.name, p]));
     expect(Object.keys(fit)).toEqual(["default (network deny)", "allowlist egress", "unrestricted egress, metadata blocked"]);
@@ -303,6 +306,8 @@ describe("what readiness proves on this host", () => {
     expect(statuses(unsafe), describeReport(unsafe)).toEqual(expected);
     for (const l of ["filesystem", "network", "resources", "privilege"] as const) expect(unsafe.layers[l].status).toBe("not-enforced");
     expect(unsafe.layers.env.status).toBe("proven");
+    // The same /dev/shm attack that bwrap stops succeeds on the host's /dev/shm.
+    expect(unsafe.cells.filesystem.detail).toMatch(/\/dev\/shm took \d+ bytes/);
     expect(unsafe.runsDefaultPolicy).toBe(false);
     expect(unsafe.policies.every((p) => !p.runsUnderFail)).toBe(true);
     expect(unsafe.cells.privilege.detail).toContain("host uid 0");

@@ -2,7 +2,7 @@
 import type { Policy } from "../policy/index.ts";
 import type { RunResult } from "../result.ts";
 import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
-import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS } from "./probes.ts";
+import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS, SHM_ATTEMPT_BYTES, STDIN_OFFERED_BYTES } from "./probes.ts";
 import { CELLS_OF_LAYER, READINESS_CELLS, type ReadinessCell, type ReadinessVerdict } from "./types.ts";
 
 export interface Observations {
@@ -50,11 +50,13 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
   const ifaces = (p.net_ifaces ?? "").replace(/,$/, "");
   const uid = hostUid(obs);
   const fsizeBytes = Number(p.fsize_bytes ?? 0);
+  const shmBytes = Number(p.shm_bytes ?? NaN);
+  const stdinBytes = Number(p.stdin_bytes ?? NaN);
   return {
     filesystem: verdict(
-      p.fs_canary === "hidden" && p.fs_write === "blocked" && obs.canaryDirEntries.length === 1 /* only the canary */ && p.scratch_write === "ok",
-      "host canary unreadable, /usr /etc / read-only, scratch writable",
-      `canary ${p.fs_canary}, write ${p.fs_write}, scratch ${p.scratch_write}`,
+      p.fs_canary === "hidden" && p.fs_write === "blocked" && obs.canaryDirEntries.length === 1 /* only the canary */ && p.scratch_write === "ok" && shmBytes <= PROBE_LIMITS.scratchBytes,
+      `host canary unreadable, /usr /etc / read-only, scratch writable, /dev/shm stopped at ${shmBytes} of ${SHM_ATTEMPT_BYTES} bytes`,
+      `canary ${p.fs_canary}, write ${p.fs_write}, scratch ${p.scratch_write}, /dev/shm took ${p.shm_bytes ?? "?"} bytes (cap ${PROBE_LIMITS.scratchBytes})`,
     ),
     network: verdict(
       ifaces === "" && obs.listenerHits === 0 && p.net_loopback === "failed",
@@ -74,7 +76,11 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
       `a write past ${PROBE_LIMITS.maxFileSizeBytes} bytes failed (file stopped at ${fsizeBytes})`,
       `a ${PROBE_LIMITS.maxFileSizeBytes * 2}-byte file was written (${fsizeBytes} bytes)`,
     ),
-    output: verdict(obs.main.stdoutTruncated || obs.main.stderrTruncated, "output capped while streaming", "output not capped"),
+    output: verdict(
+      (obs.main.stdoutTruncated || obs.main.stderrTruncated) && stdinBytes === PROBE_LIMITS.maxStdinBytes && obs.main.stdinTruncated === true,
+      `output capped while streaming; stdin cut at ${stdinBytes} of ${STDIN_OFFERED_BYTES} bytes`,
+      `output ${obs.main.stdoutTruncated || obs.main.stderrTruncated ? "capped" : "not capped"}, stdin: the script read ${p.stdin_bytes ?? "?"} of ${STDIN_OFFERED_BYTES} bytes (cap ${PROBE_LIMITS.maxStdinBytes})`,
+    ),
     privilege: verdict(
       uid === policy.privilege.uid && p.cap_eff === "0000000000000000" && p.no_new_privs === "1",
       `host uid ${uid}, no capabilities, no_new_privs, seccomp mode ${p.seccomp ?? "?"}`,

@@ -7,7 +7,10 @@ import type { Job, Layout } from "../sandbox/spec.ts";
 
 export const PROBE_OUTPUT_CAP = 4096;
 /** The strict test policy's small caps: cheap to cross, so every probe ends in well under a second. */
-export const PROBE_LIMITS = { memoryBytes: 16 * 1024 * 1024, maxProcesses: 8, maxFileSizeBytes: 1024 * 1024, wallMs: 300 } as const;
+export const PROBE_LIMITS = { memoryBytes: 16 * 1024 * 1024, maxProcesses: 8, maxFileSizeBytes: 1024 * 1024, wallMs: 300, scratchBytes: 4 * 1024 * 1024, maxStdinBytes: 64 * 1024 } as const;
+/** The main probe writes this much into /dev/shm (sized like /tmp: scratchBytes), in files under the fsize cap, and is offered this much stdin. */
+export const SHM_ATTEMPT_BYTES = 2 * PROBE_LIMITS.scratchBytes;
+export const STDIN_OFFERED_BYTES = 2 * PROBE_LIMITS.maxStdinBytes;
 /** The memory probe tries to hold this much; the pids probe tries to start this many. */
 export const MEMORY_ATTEMPT_BYTES = 40 * 1024 * 1024;
 export const PIDS_ATTEMPT = 24;
@@ -42,6 +45,8 @@ say lim_cpu "$(limit 'Max cpu time')"
 say lim_fsize "$(limit 'Max file size')"
 say lim_nofile "$(limit 'Max open files')"
 (head -c ${PROBE_LIMITS.maxFileSizeBytes * 2} /dev/zero > ./fsize-probe) 2>/dev/null; say fsize_rc "$?"; say fsize_bytes "$(stat -c %s ./fsize-probe 2>/dev/null || echo 0)"
+shm=/dev/shm/.cordon-probe-${token}; for i in $(seq ${SHM_ATTEMPT_BYTES / PROBE_LIMITS.maxFileSizeBytes}); do head -c ${PROBE_LIMITS.maxFileSizeBytes} /dev/zero > "$shm.$i" 2>/dev/null || break; done; say shm_bytes "$(cat "$shm".* 2>/dev/null | wc -c)"; rm -f "$shm".*
+say stdin_bytes "$(wc -c)"
 head -c ${PROBE_OUTPUT_CAP * 4} /dev/zero
 `;
 }
@@ -63,7 +68,8 @@ export function parseProbe(output: string): Record<string, string> {
   return kv;
 }
 
-export const probeJob = (script: string, shell = "/bin/bash") => (layout: Layout): Job => ({
+export const probeJob = (script: string, shell = "/bin/bash", stdin?: Uint8Array) => (layout: Layout): Job => ({
+  ...(stdin ? { stdin } : {}),
   runner: "readiness-probe",
   argv: [shell, `${layout.jobDir}/probe.sh`],
   files: [{ path: "probe.sh", content: script }],

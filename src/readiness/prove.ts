@@ -16,7 +16,7 @@ import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
 import { runInSandbox, type SandboxRunOptions } from "../sandbox/run.ts";
 import { allocateWorkspace, defaultRunRoot } from "../sandbox/workspace.ts";
 import { fillCells, judgeCells, summarizeLayers } from "./judge.ts";
-import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, wallProbe } from "./probes.ts";
+import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, STDIN_OFFERED_BYTES, wallProbe } from "./probes.ts";
 import type { PolicyFit, ReadinessCell, ReadinessReport, ReadinessVerdict } from "./types.ts";
 
 export interface ProveOptions {
@@ -95,7 +95,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     const strict: Policy = mergePolicy(base, {
       onUnavailable: "degrade",
       // A generous wall: on a loaded host a probe cut short would read as a missing layer.
-      resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, wallMs: 30_000 },
+      resources: { maxOutputBytes: PROBE_OUTPUT_CAP, maxFileSizeBytes: PROBE_LIMITS.maxFileSizeBytes, wallMs: 30_000, scratchBytes: PROBE_LIMITS.scratchBytes, maxStdinBytes: PROBE_LIMITS.maxStdinBytes },
     });
     // Each small cap only where it is attacked: the main probe itself needs a few processes.
     const memoryPolicy = mergePolicy(strict, { resources: { memoryBytes: PROBE_LIMITS.memoryBytes } });
@@ -103,7 +103,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     const runOptions: SandboxRunOptions = { host, ...(options.cgroupParent ? { cgroupParent: options.cgroupParent } : {}) };
     let scratchOwner: number | null = null;
     const [main, wall, memory, pids] = await Promise.all([
-      runInSandbox(provider, probe, strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating })), runRoot, {
+      runInSandbox(provider, probe, strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating }), "/bin/bash", new Uint8Array(STDIN_OFFERED_BYTES)), runRoot, {
         ...runOptions,
         inspect: (ws) => {
           const f = join(ws.scratchDir, "owner-probe");
