@@ -14,12 +14,15 @@ import { resolveAllowlist } from "./network/resolve.ts";
 import type { SpawnPlan } from "./sandbox/spec.ts";
 import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile } from "./files/input.ts";
-import { maskDeep, maskText, secretValues } from "./secrets.ts";
+import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secrets.ts";
 import { checkRunRequest } from "./run-request.ts";
 import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
-  /** Variables whose values are masked as **** in everything the run returns. */
+  /**
+   * Variables whose values are masked as **** in the script's data the run returns (see
+   * secrets.ts). Each value must be at least MIN_SECRET_BYTES (8) bytes: JobInputError.
+   */
   secretEnv?: Record<string, string>;
   /** Carry a receipt of what the sandboxed process itself saw: host uid, CapEff, NoNewPrivs, seccomp, interfaces, cgroup. */
   verify?: boolean;
@@ -93,9 +96,12 @@ export class Cordon {
    * input (policy, provider, runner, script) and for refusals under `onUnavailable: fail`.
    */
   async run(request: RunRequest): Promise<RunResult> {
+    // A secret too short to mask is refused before anything exists (names, never values).
+    refuseWeakSecrets(request.secretEnv);
     const secrets = secretValues(request.secretEnv);
     try {
-      return maskDeep(await this.runUnmasked(request, secrets), secrets);
+      // The script's data only: cordon's keys, outcomes and report statuses stay as they are.
+      return maskRunResult(await this.runUnmasked(request, secrets), secrets);
     } catch (e) {
       // Thrown errors leave too (a path or value in a message): mask them like results.
       if (e instanceof Error) e.message = maskText(e.message, secrets);

@@ -67,6 +67,12 @@ export interface RunResult {
   stats: RunStats | null;
   /** With `verify: true`: what the sandboxed process itself saw (null if it could not report). */
   receipt?: Receipt | null;
+  /**
+   * JSON Pointers (RFC 6901, from the RunResult's root, e.g. `/result/metrics/card`) of the
+   * script's numbers withheld because their decimal text shows a secret: a metric is
+   * removed (metrics stay numbers), any other number becomes null. Absent when none was.
+   */
+  masked?: string[];
 }
 
 /** The result fields of a run that produced no structured result and no files. */

@@ -367,7 +367,7 @@ const FIELDS: Field[] = [
   { name: "RunRequest.args[i]", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => ({ request: request({ args: ["first", v, "last"] }) }) },
   { name: "RunRequest.env name", benign: "BENIGN_VALUE", scenario: (v) => ({ request: request({ env: { A: "1", [v]: "1" } }) }) },
   { name: "RunRequest.env value", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => ({ request: request({ env: { A: "1", X: v } }) }) },
-  { name: "RunRequest.secretEnv name", benign: "BENIGN_VALUE", scenario: (v) => ({ request: request({ secretEnv: { [v]: "s3cret" } }) }) },
+  { name: "RunRequest.secretEnv name", benign: "BENIGN_VALUE", scenario: (v) => ({ request: request({ secretEnv: { [v]: "s3cret-value" } }) }) },
   { name: "RunRequest.secretEnv value", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => ({ request: request({ secretEnv: { S: v } }) }) },
   { name: "RunRequest.files[].path", benign: "benign-value.txt", over: [4097], scenario: (v) => ({ request: request({ files: [{ path: v, content: "x" }] }) }) },
   { name: "RunRequest.runner", benign: "shell", over: [129], scenario: (v) => ({ request: request({ runner: v }) }) },
@@ -400,7 +400,7 @@ const FIELDS: Field[] = [
   { name: "collector args[]", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => collector({ script: "true", args: ["first", v] }) },
   { name: "collector env name", benign: "BENIGN_VALUE", scenario: (v) => collector({ script: "true", env: { [v]: "1" } }) },
   { name: "collector env value", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => collector({ script: "true", env: { X: v } }) },
-  { name: "collector secretEnv name", benign: "BENIGN_VALUE", scenario: (v) => collector({ script: "true", secretEnv: { [v]: "s3cret" } }) },
+  { name: "collector secretEnv name", benign: "BENIGN_VALUE", scenario: (v) => collector({ script: "true", secretEnv: { [v]: "s3cret-value" } }) },
   { name: "collector secretEnv value", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => collector({ script: "true", secretEnv: { S: v } }) },
   { name: "collector provider", benign: "PROVIDER", scenario: (v, t) => collector({ script: "true", provider: v === "PROVIDER" ? t.name : v }) },
   { name: "collector policy env.set value", benign: "benign-value", over: [128 * KiB + 1], scenario: (v) => collector({ script: "true", policy: { env: { set: { X: v } } } }) },
@@ -638,7 +638,8 @@ describe("real bwrap runs of `true`: the bytes written for fd 5 hold exactly the
       { name: "env value", benign: "benign-value", hostile: '\\"} exec_bin { path: "/bin/sh" } #', make: (v) => real({ env: { X: v } }) },
       { name: "env value", benign: "benign-value", hostile: "a\n--share-net\r\u001b", make: (v) => real({ env: { X: v } }) },
       { name: "env value", benign: "benign-value", hostile: "y".repeat(100 * KiB), make: (v) => real({ env: { X: v } }) },
-      { name: "secretEnv value", benign: "benign-value", hostile: "--bind", make: (v) => real({ secretEnv: { S: v } }) },
+      // At least MIN_SECRET_BYTES: a shorter secret is refused before planning.
+      { name: "secretEnv value", benign: "benign-value", hostile: "--share-net", make: (v) => real({ secretEnv: { S: v } }) },
       { name: "args", benign: "benign-value", hostile: "--", make: (v) => real({ args: [v, "--share-net", "--bind"] }) },
       {
         name: "readOnlyBinds",

@@ -4,7 +4,12 @@
  * secrets, a provider and a policy override, and counts milliseconds.
  */
 import { z } from "zod";
-import { EnvName, EnvValue, PolicyOverrideSchema, Versioned, type Migration } from "../../src/index.ts";
+import { EnvName, EnvValue, MIN_SECRET_BYTES, PolicyOverrideSchema, Versioned, type Migration } from "../../src/index.ts";
+
+/** A secret value: at least MIN_SECRET_BYTES bytes (a shorter one would mask ordinary text everywhere). */
+const SecretValue = EnvValue.refine((v) => Buffer.byteLength(v, "utf8") >= MIN_SECRET_BYTES, {
+  error: `a secret must be at least ${MIN_SECRET_BYTES} bytes (pass a value that is not secret in env)`,
+});
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -17,8 +22,8 @@ const ScriptConfigShape = z.strictObject({
   /** Becomes the policy's wall-clock limit: the whole process tree is killed when it passes. */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_TIMEOUT_MS),
   env: z.record(EnvName, EnvValue).default({}),
-  /** Reach the script as environment; their values are masked as **** in everything returned. */
-  secretEnv: z.record(EnvName, EnvValue).default({}),
+  /** Reach the script as environment; their values (each at least MIN_SECRET_BYTES bytes) are masked as **** in the script's data returned. */
+  secretEnv: z.record(EnvName, SecretValue).default({}),
   /** Provider name or "auto"; the Cordon instance's configured provider when absent. */
   provider: z.string().min(1).optional(),
   /** Applied on top of the Cordon instance's policy (an esm check needs `onUnavailable: "degrade"` until cgroups land). */

@@ -4,9 +4,10 @@
  * `cordonClient` and report its verdict, timing and effective sandbox.
  */
 import {
-  maskDeep,
   maskText,
   secretValues,
+  weakSecretMessage,
+  weakSecretNames,
   type CollectorExecuteParams,
   type CollectorResult,
   type CollectorStrategy,
@@ -17,9 +18,9 @@ import {
 import { mergeScriptResult, scriptAggregated, type ScriptAggregated } from "./aggregate.ts";
 import { scriptConfig, type ScriptConfig } from "./config.ts";
 import { buildRunRequest, type ScriptRunner } from "./request.ts";
-import { scriptResult, toScriptResult, type ScriptResult } from "./result.ts";
+import { maskScriptResult, scriptResult, toScriptResult, type ScriptResult } from "./result.ts";
 
-export { healthStatus, OUTPUT_CAP_BYTES, ScriptResultSchema, type ScriptResult } from "./result.ts";
+export { healthStatus, maskScriptResult, OUTPUT_CAP_BYTES, ScriptResultSchema, type ScriptResult } from "./result.ts";
 export { ScriptConfigSchema, type ScriptConfig } from "./config.ts";
 export { ScriptAggregatedSchema, type ScriptAggregated } from "./aggregate.ts";
 export { buildRunRequest, type ScriptRunner } from "./request.ts";
@@ -46,6 +47,9 @@ async function execute(runner: ScriptRunner, params: CollectorExecuteParams<Scri
   // Just-in-time secrets win over stored ones of the same name.
   const secretEnv = { ...params.config.secretEnv, ...params.secretEnv };
   const secrets = secretValues(secretEnv);
+  // A secret too short to mask is refused here too (whatever the client): nothing runs.
+  const weak = weakSecretNames(secretEnv);
+  if (weak.length > 0) return unknownResult(`error: ${weakSecretMessage(weak)}`); // names the variables, never a value
   let run: RunResult;
   try {
     run = await params.client.exec(buildRunRequest(runner, params.config, secretEnv));
@@ -53,10 +57,11 @@ async function execute(runner: ScriptRunner, params: CollectorExecuteParams<Scri
     // Any client, not only cordonClient: a transport that throws is a result, not a crash.
     return unknownResult(maskText(`error: ${err instanceof Error ? err.message : String(err)}`, secrets));
   }
-  const result = toScriptResult(run, secrets);
+  // The script's data masked once more (defence in depth should the client not mask);
+  // cordon's structure (status, flags, layer names) is never masked.
+  const result = maskScriptResult(toScriptResult(run, secrets), secrets);
   const failed = run.outcome === "refused" || run.outcome === "error";
-  // Masked once more whole: defence in depth should the client not mask.
-  return maskDeep(failed ? { result, error: result.message ?? run.outcome } : { result }, secrets);
+  return failed ? { result, error: result.message ?? run.outcome } : { result };
 }
 
 export function createScriptCollector(runner: ScriptRunner): ScriptCollector {

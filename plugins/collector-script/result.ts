@@ -4,7 +4,7 @@
  * are kept per run and shown to people who must not see the secrets.
  */
 import { z } from "zod";
-import { LAYER_NAMES, maskText, RESULT_STATUSES, Versioned, type ResultStatus, type RunResult } from "../../src/index.ts";
+import { LAYER_NAMES, maskMetrics, maskText, RESULT_STATUSES, Versioned, type ResultStatus, type RunResult } from "../../src/index.ts";
 
 /** Stored stdout and message are capped: a result is kept for every run. */
 export const OUTPUT_CAP_BYTES = 4 * 1024;
@@ -21,6 +21,11 @@ export const ScriptResultSchema = z.strictObject({
   output: z.string().optional(),
   /** Why the script's structured result could not be read (oversized, not JSON, invalid); the status is then crit. */
   resultError: z.string().optional(),
+  /**
+   * JSON Pointers (e.g. `/metrics/card`) of metrics withheld because their value's decimal
+   * text shows a secret: they are left out of `metrics` (which holds numbers only).
+   */
+  masked: z.array(z.string()).optional(),
   /** null when nothing ran (bad input, or a refusal before planning). */
   sandbox: z
     .strictObject({
@@ -94,9 +99,31 @@ function withValueMetric(metrics: Record<string, number> | undefined, value: unk
   return { ...metrics, value };
 }
 
-/** maskDeep masks values only; a metric name is script-chosen text too. */
-function maskKeys(record: Record<string, number>, secrets: readonly string[]): Record<string, number> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [maskText(k, secrets), v]));
+/** Where cordon withheld a number of the script's result, as a path in this result (metrics only: free JSON is not kept). */
+function maskedMetricPaths(run: RunResult): string[] {
+  return (run.masked ?? []).flatMap((p) => (p.startsWith("/result/metrics/") ? [p.slice("/result".length)] : p === "/result/value" ? ["/metrics/value"] : []));
+}
+
+/**
+ * The script's data of a stored result, masked again (defence in depth should a client not
+ * mask): message, output, resultError, metric names and values; the status, the flags and
+ * the sandbox summary's names are cordon's and stay as they are.
+ */
+export function maskScriptResult(result: ScriptResult, secrets: readonly string[]): ScriptResult {
+  if (secrets.length === 0) return result;
+  const text = (s: string) => maskText(s, secrets);
+  const masked = [...(result.masked ?? [])];
+  const metrics = result.metrics && maskMetrics(result.metrics, secrets, "/metrics", masked);
+  const { metrics: _m, masked: _k, ...rest } = result;
+  return {
+    ...rest,
+    ...(rest.message !== undefined ? { message: text(rest.message) } : {}),
+    ...(metrics && Object.keys(metrics).length ? { metrics } : {}),
+    ...(rest.output !== undefined ? { output: text(rest.output) } : {}),
+    ...(rest.resultError !== undefined ? { resultError: text(rest.resultError) } : {}),
+    ...(masked.length ? { masked: [...new Set(masked)] } : {}),
+    sandbox: rest.sandbox ? { ...rest.sandbox, downgrades: rest.sandbox.downgrades.map(text) } : null,
+  };
 }
 
 /** A RunResult as a stored collector result, every string masked with `secrets`. */
@@ -104,7 +131,9 @@ export function toScriptResult(run: RunResult, secrets: readonly string[]): Scri
   const verdict = supervisorVerdict(run) ?? scriptVerdict(run);
   const message = verdict.message === undefined ? undefined : capText(verdict.message, secrets).text;
   const output = capText(run.stdout, secrets);
-  const metrics = verdict.metrics && maskKeys(verdict.metrics, secrets);
+  // Only where the script's own metrics are what is stored; esm's value only where it would have become metrics.value.
+  const masked = verdict.metrics === undefined && supervisorVerdict(run) !== null ? [] : maskedMetricPaths(run).filter((p) => p !== "/metrics/value" || verdict.metrics?.value === undefined);
+  const metrics = verdict.metrics && maskMetrics(verdict.metrics, secrets, "/metrics", masked);
   const result: ScriptResult = {
     status: verdict.status,
     ...(message ? { message } : {}),
@@ -115,6 +144,7 @@ export function toScriptResult(run: RunResult, secrets: readonly string[]): Scri
     outputTruncated: run.stdoutTruncated || output.cut,
     ...(output.text ? { output: output.text } : {}),
     ...(run.resultError ? { resultError: maskText(run.resultError, secrets) } : {}),
+    ...(masked.length ? { masked: [...new Set(masked)] } : {}),
     sandbox: sandboxSummary(run),
   };
   return result;

@@ -6,7 +6,7 @@
  */
 import type { Cordon, RunRequest } from "../cordon.ts";
 import { resultFromError, type RunResult } from "../result.ts";
-import { maskDeep, secretValues } from "../secrets.ts";
+import { maskRunResult, secretValues } from "../secrets.ts";
 import type { TransportClient } from "./strategy.ts";
 
 export type CordonClient = TransportClient<RunRequest, RunResult>;
@@ -18,7 +18,7 @@ export function cordonClient(cordon: Cordon): CordonClient {
         return await cordon.run(request);
       } catch (err) {
         // Cordon masks what a run returns, not what it throws: mask the error here.
-        return maskDeep(resultFromError(err), secretValues(request.secretEnv));
+        return maskRunResult(resultFromError(err), secretValues(request.secretEnv));
       }
     },
   };

@@ -7,10 +7,12 @@
  */
 import { closeSync, fstatSync, readSync, type Dir, type Dirent } from "node:fs";
 import { openDirectory, openEntry, openForReading, openPathNoFollow, streamDirectory } from "./safe-open.ts";
+import { maskBytes, maskText } from "../secrets.ts";
 import { fingerprintOf } from "./stage.ts";
 
 export interface OutputFile {
   path: string;
+  /** Bytes in `content` (after masking secrets, so it never tells a secret's length). */
   size: number;
   content: Uint8Array;
 }
@@ -187,8 +189,13 @@ function openScratch(scratchDir: string): number {
   }
 }
 
-/** Files created or changed under scratch; `unchanged` maps staged input paths to their fingerprints. */
-export function collectOutputFiles(scratchDir: string, limits: OutputLimits, unchanged: ReadonlyMap<string, string> = new Map()): CollectedFiles {
+/**
+ * Files created or changed under scratch; `unchanged` maps staged input paths to their
+ * fingerprints. With `secrets`, names and contents are masked (a file is read whole, never
+ * cut, so no secret straddles a cut) and `size` is the masked size; the byte budget counts
+ * what was read.
+ */
+export function collectOutputFiles(scratchDir: string, limits: OutputLimits, unchanged: ReadonlyMap<string, string> = new Map(), secrets: readonly string[] = []): CollectedFiles {
   const collector = new Collector(limits, unchanged);
   let root: number | null = null;
   try {
@@ -204,5 +211,10 @@ export function collectOutputFiles(scratchDir: string, limits: OutputLimits, unc
     }
   }
   collector.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { files: collector.files, omitted: collector.omitted };
+  if (secrets.length === 0) return { files: collector.files, omitted: collector.omitted };
+  const files = collector.files.map((f) => {
+    const content = maskBytes(f.content, secrets);
+    return { path: maskText(f.path, secrets), size: content.length, content };
+  });
+  return { files, omitted: collector.omitted.map((o) => ({ path: maskText(o.path, secrets), reason: maskText(o.reason, secrets) })) };
 }

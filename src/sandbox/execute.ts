@@ -93,6 +93,8 @@ export interface ExecuteOptions {
   maxResultBytes: number;
   /** The run's cgroup, already created: the launcher joins it before exec'ing the sandbox. */
   cgroup?: RunCgroup | null;
+  /** Secret values: stdout and stderr are masked as they are read, across the output cap. */
+  secrets?: readonly string[];
 }
 
 /** How often the run's cgroup is checked for an OOM kill (v1 has no oom.group: the supervisor kills the tree). */
@@ -225,8 +227,8 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   };
 
   const cutPipes = new AbortController();
-  const stdoutP = readCapped(proc.stdout as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
-  const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal);
+  const stdoutP = readCapped(proc.stdout as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal, options.secrets);
+  const stderrP = readCapped(proc.stderr as ReadableStream<Uint8Array>, plan.maxOutputBytes, onOverflow, cutPipes.signal, options.secrets);
   const channelP = readChannel(channelFd, options.maxResultBytes, onOverflow, cutPipes.signal);
   const stopStdin = new AbortController();
   const stdinP = options.stdin ? pumpStdin(options.stdin, proc.stdin as unknown as FileSinkLike, plan.maxStdinBytes, stopStdin.signal) : Promise.resolve(false);

@@ -25,7 +25,7 @@ export interface SandboxRunOptions {
   host?: HostFacts;
   /** The cgroup runs are created under (default "cordon"). */
   cgroupParent?: string;
-  /** Secret values, masked in the plan's report. */
+  /** Secret values: masked in the plan's report, in stdout and stderr as they are read (across the cap) and in output files. */
   secrets?: readonly string[];
   /** Carry a receipt of what the sandboxed process saw (RunResult.receipt). */
   verify?: boolean;
@@ -62,12 +62,12 @@ export async function runInSandbox(
     const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
     // Named like the run dir, so a crashed supervisor's cgroups are found by the same pid rule.
     if (plan.cgroup) cgroup = await createRunCgroup(host.cgroups, options.cgroupParent ?? DEFAULT_CGROUP_PARENT, basename(workspace.root), plan.cgroup);
-    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes, cgroup });
+    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes, cgroup, secrets: options.secrets ?? [] });
     options.inspect?.(workspace);
     if (run.outcome === "error") return run; // the sandbox never ran the script
     const { receipt, rest } = nonce ? takeReceipt(channel, nonce, workspace.scratchDir) : { receipt: null, rest: channel };
     const decoded = decodeResult(rest, maxResultBytes, job.result, run);
-    const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged) : { files: [], omitted: [] };
+    const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged, options.secrets ?? []) : { files: [], omitted: [] };
     return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted, ...(nonce ? { receipt } : {}) };
   } finally {
     try {
