@@ -14,6 +14,14 @@
 import { z } from "zod";
 
 /** The channel's file descriptor inside the sandbox (fd 3 is the launcher's info fd). */
+/**
+ * A script's text quoted in a reason: whole, or not at all. A cut excerpt could end inside a
+ * secret, and masking (which happens later, on whole values) would then miss its prefix.
+ */
+function quoted(text: string): string {
+  return text.length <= 64 ? JSON.stringify(text) : `(${text.length} characters, not shown)`;
+}
+
 export const RESULT_FD = 4;
 /** Runners export the fd number under this name so helpers need no hard-coded 4. */
 export const RESULT_FD_ENV = "CORDON_RESULT_FD";
@@ -88,7 +96,7 @@ export function jsonStructureProblem(text: string, maxDepth = MAX_RESULT_DEPTH):
       const keys = stack.at(-1);
       if (keys && expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string; // escapes decoded: "st\u0061tus" is "status"
-        if (keys.has(key)) return `duplicate key ${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}`;
+        if (keys.has(key)) return `duplicate key ${quoted(key)}`;
         keys.add(key);
         expectKey = false;
       }
@@ -166,10 +174,10 @@ function decodeRecord(bytes: Uint8Array): { record: Record<string, unknown>; res
       const eq = text.indexOf("=");
       const name = eq === -1 ? "" : text.slice(0, eq);
       const value = text.slice(eq + 1);
-      if (!name) throw new Unreadable(`the cordon-result metric ${JSON.stringify(text.slice(0, 64))} is not NAME=NUMBER`);
+      if (!name) throw new Unreadable(`the cordon-result metric ${quoted(text)} is not NAME=NUMBER`);
       const num = METRIC_VALUE.test(value) ? Number(value) : Number.NaN;
-      if (!Number.isFinite(num)) throw new Unreadable(`the cordon-result metric ${JSON.stringify(name.slice(0, 64))} is not a finite number: ${JSON.stringify(value.slice(0, 64))}`);
-      if (Object.hasOwn(metrics, name)) throw new Unreadable(`the cordon-result metric ${JSON.stringify(name.slice(0, 64))} is given twice`);
+      if (!Number.isFinite(num)) throw new Unreadable(`the cordon-result metric ${quoted(name)} is not a finite number: ${quoted(value)}`);
+      if (Object.hasOwn(metrics, name)) throw new Unreadable(`the cordon-result metric ${quoted(name)} is given twice`);
       Object.defineProperty(metrics, name, { value: num, enumerable: true, writable: true, configurable: true });
     } else throw new Unreadable(`the cordon-result record has an unexpected field ${JSON.stringify(tag)}`);
   }
