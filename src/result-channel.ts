@@ -13,7 +13,11 @@
  */
 import { z } from "zod";
 
-/** The channel's file descriptor inside the sandbox (fd 3 is the launcher's info fd). */
+/** The channel's file descriptor inside the sandbox (fd 3 is the launcher's status fd). */
+export const RESULT_FD = 4;
+/** Runners export the fd number under this name so helpers need no hard-coded 4. */
+export const RESULT_FD_ENV = "CORDON_RESULT_FD";
+
 /**
  * A script's text quoted in a reason: whole, or not at all. A cut excerpt could end inside a
  * secret, and masking (which happens later, on whole values) would then miss its prefix.
@@ -21,10 +25,6 @@ import { z } from "zod";
 function quoted(text: string): string {
   return text.length <= 64 ? JSON.stringify(text) : `(${text.length} characters, not shown)`;
 }
-
-export const RESULT_FD = 4;
-/** Runners export the fd number under this name so helpers need no hard-coded 4. */
-export const RESULT_FD_ENV = "CORDON_RESULT_FD";
 
 export const RESULT_STATUSES = ["ok", "warn", "crit", "unknown"] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];
