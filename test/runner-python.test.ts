@@ -490,7 +490,7 @@ describe("python runner: env and secrets", () => {
       "print(f'pid1_environ_hits={(env1 or b\"\").count(tok)}')",
       "print(f'any_cmdline_hits={sum((read(p) or b\"\").count(tok) for p in glob.glob(\"/proc/[0-9]*/cmdline\"))}')",
       "print(f'own_environ_hits={read(\"/proc/self/environ\").count(tok)}', flush=True)",
-      "time.sleep(1)",
+      "time.sleep(4)", // long enough to be found on a loaded host
     );
     const running = runPy(pyCordon(runRoot), source, { args: [mark], secretEnv: { TOKEN: secret } });
     // Find the run's processes on the host: bwrap (outer and the namespace's init) and python.
@@ -499,7 +499,7 @@ describe("python runner: env and secrets", () => {
     const found = await waitFor(() => {
       procs = processesWithMarker(mark);
       return procs.some((p) => p.comm === "bwrap") && procs.some(isPython);
-    }, 3000);
+    }, 10_000);
     expect(found, JSON.stringify(procs)).toBe(true);
     const cmdlineHits = hostPids().filter((pid) => (readProc(pid, "cmdline") ?? "").includes(secret));
     const bwraps = procs.filter((p) => p.comm === "bwrap");
