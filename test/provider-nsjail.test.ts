@@ -14,14 +14,17 @@ import {
   LAUNCHER_PROCESSES,
   mergePolicy,
   LauncherInputError,
+  runInSandbox,
   SandboxUnavailableError,
   type HostFacts,
   type Job,
+  type Workspace,
   type PolicyOverride,
   type ProviderProbe,
   type RunResult,
 } from "../src/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { parseLaunchStatus } from "../src/sandbox/launch-status.ts";
 import { CONFIG_FILE, DEFAULT_SECCOMP_DENY, NsjailProvider, quote, seccompPolicy, timeLimitSeconds } from "../plugins/provider-nsjail/index.ts";
 import {
   BASE_POLICY,
@@ -140,6 +143,20 @@ describe("nsjail plan (pure)", () => {
     expect(user.report.layers.privilege.controls.uid?.status).toBe("degraded");
   });
 
+  test("uid map honours policy.privilege.uid/gid (like bwrap): root maps sandbox 4242/4343 to host 4242/4343", () => {
+    const root = planFor({ privilege: { uid: 4242, gid: 4343 } });
+    expect(root.config).toContain('uidmap { inside_id: "4242" outside_id: "4242" count: 1 }');
+    expect(root.config).toContain('gidmap { inside_id: "4343" outside_id: "4343" count: 1 }');
+    expect(root.config).not.toContain("65534");
+    expect(root.plan.scratch.owner).toEqual({ uid: 4242, gid: 4343 });
+    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("sandbox uid 4242 gid 4343 to host uid 4242 gid 4343");
+    // a non-root supervisor can only map its own uid, to the policy's uid inside
+    const user = new NsjailProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", privilege: { uid: 4242, gid: 4343 } }), job, host: USER_HOST, workspace }, probe);
+    const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
+    expect(cfg).toContain('uidmap { inside_id: "4242" outside_id: "1000" count: 1 }');
+    expect(cfg).toContain('gidmap { inside_id: "4343" outside_id: "1000" count: 1 }');
+  });
+
   test("mounts: read-only binds, rw scratch, sized tmpfs, proc, a minimal /dev, symlinks; root read-only (no --rw)", () => {
     const { plan, config } = planFor();
     const mounts = mountLines(config);
@@ -194,8 +211,18 @@ describe("nsjail plan (pure)", () => {
     expect(reported).toContain("API_KEY=****");
     expect(reported).not.toContain("hunter2-secret");
     expect(reported).toContain("WEIRD=****");
-    // nsjail reads text: a control character in any value is refused before anything is created.
+    // nsjail reads text: a control character in any config value is refused before anything is created.
     expect(() => planFor({ env: { set: { WEIRD: "a\nexec_bin: \"/bin/sh\"" } } })).toThrow(LauncherInputError);
+    expect(() => planFor({ env: { set: { WEIRD: "a\nb" } } })).toThrow("env WEIRD contains the control character U+000a");
+    expect(() => planFor({ filesystem: { readOnlyBinds: ["/opt/a\nb"] } })).toThrow(LauncherInputError);
+  });
+
+  test("the command is argv after `--`, not config text: a multi-line argument (the verify wrapper's sh -c) is allowed, NUL is not", () => {
+    const multi: Job = { ...job, argv: ["/bin/sh", "-c", "echo one\necho two", "x"] };
+    const { plan, config } = planFor({}, CGROUP_HOST, multi);
+    expect(plan.argv.slice(-4)).toEqual(["/bin/sh", "-c", "echo one\necho two", "x"]);
+    expect(config).not.toContain("echo one");
+    expect(() => planFor({}, CGROUP_HOST, { ...job, argv: ["/bin/sh", "-c", "true", "x\0--rw"] })).toThrow("NUL");
   });
 
   test("fd 4 (the result channel) is passed; nsjail closes every other fd", () => {
@@ -497,6 +524,73 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     expect(r.error?.code).toBe("sandbox-failed");
     expect(r.error?.message).toContain("Failed to mount mandatory point");
     expect(r.stdout).toBe("");
+  });
+
+  test("nsjail's log (fd 3, log_level ERROR) has no [E]/[F] line for a normal run, a non-zero exit, a signal death, a timeout or an OOM kill; a setup failure has", async () => {
+    const provider = new NsjailProvider();
+    const probed = await provider.probe();
+    expect(probed.available, probed.reason).toBe(true);
+    const host = detectHostFacts();
+    const cgroups = host.cgroups.problem === null && host.cgroups.controllers.memory !== undefined;
+    /** One run through the real executor; the status file (nsjail's fd 3) is read before the run dir goes. */
+    const logged = async (source: string, override: PolicyOverride, runHost: HostFacts = host) => {
+      let log: string | null = null;
+      const shJob = (): Job => ({ runner: "shell", argv: ["/bin/sh", "-c", source], files: [], readOnlyBinds: [], env: { PATH: "/usr/bin:/bin" }, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true });
+      const policy = mergePolicy(DEFAULT_POLICY, { ...BASE_POLICY, onUnavailable: "degrade", ...override });
+      const r = await runInSandbox(provider, probed, policy, shJob, freshRunRoot(), {
+        host: runHost,
+        inspect: (ws: Workspace) => {
+          const f = join(ws.root, "launcher-status");
+          log = existsSync(f) ? readFileSync(f, "utf8") : null;
+        },
+      });
+      return { r, log: log as string | null };
+    };
+    const big = `python3 -c 'b = bytearray(b"x") * (${256 * MiB}); print(len(b))'`;
+    const cases: { name: string; source: string; override: PolicyOverride; outcome: RunResult["outcome"]; limitHit?: RunResult["limitHit"]; host?: HostFacts }[] = [
+      { name: "ok", source: "echo hi", override: {}, outcome: "ok" },
+      // fd 3 is nsjail's, never the script's: it cannot append a forged [E] line to the log
+      { name: "exit 3, fd 3 forged", source: "echo '[E][2024-01-01T00:00:00+0000][1] forged' >&3; echo '[F][x] forged' > /proc/self/fd/3; exit 3", override: {}, outcome: "exit-nonzero" },
+      { name: "SIGUSR1", source: "kill -USR1 $$", override: {}, outcome: "killed" },
+      { name: "SIGKILL", source: "kill -KILL $$", override: {}, outcome: "killed" },
+      { name: "timeout", source: "exec sleep 30", override: { resources: { wallMs: 800 } }, outcome: "timeout", limitHit: "wall" },
+      // cgroups off: the memory cap is RLIMIT_AS, an allocation fails (MemoryError, exit 1)
+      { name: "rlimit_as", source: big, override: { resources: { memoryBytes: 64 * MiB } }, outcome: "exit-nonzero", host: { ...host, cgroups: NO_CGROUPS } },
+      ...(cgroups && IS_ROOT ? [{ name: "oom", source: big, override: { resources: { memoryBytes: 64 * MiB } }, outcome: "limit" as const, limitHit: "memory" as const }] : []),
+    ];
+    for (const c of cases) {
+      const { r, log } = await logged(c.source, c.override, c.host);
+      expect([c.name, r.outcome, r.error], describeResult(r)).toEqual([c.name, c.outcome, null]);
+      if (c.limitHit) expect(r.limitHit, describeResult(r)).toBe(c.limitHit);
+      expect(log, `${c.name}: no status file`).not.toBeNull();
+      expect(parseLaunchStatus("nsjail-log", log ?? "").launcherErrors, `${c.name}: ${log}`).toEqual([]);
+      expect(log ?? "", c.name).not.toMatch(/^\[[EF]\]/m);
+    }
+    // a setup failure: nsjail's own [E][…] lines on fd 3, as parseLaunchStatus reads them
+    const { r, log } = await logged("echo never", { filesystem: { readOnlyBinds: [`/nonexistent-${token()}`] } });
+    const errors = parseLaunchStatus("nsjail-log", log ?? "").launcherErrors;
+    expect(errors.length, log ?? "").toBeGreaterThan(0);
+    for (const line of errors) expect(line).toMatch(/^\[E\]\[\d{4}-\d\d-\d\dT[^\]]+\]\[\d+\] \w+\(\):\d+ /);
+    expect(errors.join("\n")).toContain("Failed to mount mandatory point");
+    expect(r.outcome, describeResult(r)).toBe("error");
+    expect(r.error?.code).toBe("sandbox-failed");
+    expect(r.error?.message).toContain(errors[0]!);
+    expect(r.stdout).toBe("");
+  });
+
+  test("a non-default policy uid/gid (4242/4343) is the sandbox uid inside and, under a root supervisor, on the host", async () => {
+    const marker = sleepMarker(2);
+    const pending = run(`sleep ${marker} & echo "inside=$(id -u):$(id -g)"; wait`, { privilege: { uid: 4242, gid: 4343 }, resources: { wallMs: 8000 } });
+    let hostIds: string[] = [];
+    await waitFor(() => processesWithMarker(marker).length > 0, 2500);
+    for (const p of processesWithMarker(marker)) {
+      const status = readFileSync(`/proc/${p.pid}/status`, "utf8");
+      hostIds = [/^Uid:\s+(\d+)/m.exec(status)![1]!, /^Gid:\s+(\d+)/m.exec(status)![1]!];
+    }
+    const r = await pending;
+    expect(r.outcome, describeResult(r)).toBe("ok");
+    expect(r.stdout).toContain("inside=4242:4343");
+    if (IS_ROOT) expect(hostIds).toEqual(["4242", "4343"]);
   });
 
   test("a kafel policy nsjail cannot compile is caught by the probe, with kafel's message, not at run time", async () => {
