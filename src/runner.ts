@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { JobInputError } from "./errors.ts";
 import type { SandboxUser } from "./host.ts";
@@ -42,15 +42,54 @@ export function loadScript(script: ScriptSource, maxBytes: number): { name: stri
     if (content.length > maxBytes) throw new JobInputError(`script is too large: ${content.length} bytes (limit ${maxBytes})`);
     return { name: script.name ?? "script", content };
   }
-  let size: number;
+  return { name: basename(script.file), content: readScriptFile(script.file, maxBytes) };
+}
+
+/**
+ * The file is opened ONCE (non-blocking, no controlling tty) and judged by fstat on that fd,
+ * then read at most maxBytes + 1 bytes from it. Why: the path can name anything the supervisor
+ * (often root) may open — a collector config's `file` is a stored string. Checked by path and
+ * read by path again, a FIFO or a symlink swapped in between was read instead; and a pseudo
+ * file that stat calls regular with size 0 (`/proc/kmsg`) was read to its end with
+ * readFileSync: it never ends, so one run request froze the supervisor's whole event loop.
+ * Pseudo files (proc, sys) are refused: their size does not say what a read returns.
+ */
+function readScriptFile(file: string, maxBytes: number): Uint8Array {
+  const refuse = (why: string) => new JobInputError(`script ${file} ${why}`);
+  let fd: number;
   try {
-    const st = statSync(script.file);
-    if (!st.isFile()) throw new JobInputError(`script ${script.file} is not a regular file`);
-    size = st.size;
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    if (e instanceof JobInputError) throw e;
-    throw new JobInputError(`cannot read script ${script.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new JobInputError(`cannot read script ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  if (size > maxBytes) throw new JobInputError(`script ${script.file} is too large: ${size} bytes (limit ${maxBytes})`);
-  return { name: basename(script.file), content: readFileSync(script.file) };
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw refuse("is not a regular file");
+    let real = "";
+    try {
+      real = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // no /proc: the size check below still holds
+    }
+    if (/^\/(proc|sys)(\/|$)/.test(real)) throw refuse(`is a kernel pseudo file (${real}), not a script`);
+    if (st.size > maxBytes) throw refuse(`is too large: ${st.size} bytes (limit ${maxBytes})`);
+    const buf = new Uint8Array(Math.min(maxBytes, st.size) + 1);
+    let got = 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, got, buf.length - got, null);
+      } catch (e) {
+        throw new JobInputError(`cannot read script ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+      if (n === 0) break;
+      got += n;
+      if (got === buf.length) break;
+    }
+    // A file on disk reads exactly its size; one that reads otherwise changed meanwhile or is no plain file.
+    if (got !== st.size) throw refuse(`read ${got} bytes where its size says ${st.size} (it changed while read, or it is not a plain file)`);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
 }

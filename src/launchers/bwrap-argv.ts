@@ -13,7 +13,13 @@ export function mountArgs(m: Mount): string[] {
       return ["--proc", m.path];
     case "dev":
       // bwrap's --dev makes shm a plain directory of its unsized /dev tmpfs: mount a sized one on it.
-      return ["--dev", m.path, ...(m.shmBytes !== null ? ["--size", String(m.shmBytes), "--perms", "1777", "--tmpfs", `${m.path}/shm`] : [])];
+      // Then seal /dev itself: that tmpfs (host default size, half of RAM) belongs to the sandbox
+      // uid, so a script could park files in /dev without bound when no cgroup caps memory.
+      // Not recursive: the device nodes, /dev/pts and the sized /dev/shm stay writable. Policy
+      // binds cannot target /dev (RESERVED_SANDBOX_PATHS), so nothing is mounted under it later.
+      // Without --size (old bwrap) shm is a directory of /dev itself, unsized and reported so.
+      if (m.shmBytes === null) return ["--dev", m.path];
+      return ["--dev", m.path, "--size", String(m.shmBytes), "--perms", "1777", "--tmpfs", `${m.path}/shm`, "--remount-ro", m.path];
     case "tmpfs":
       return [...(m.sizeBytes !== null ? ["--size", String(m.sizeBytes)] : []), "--perms", m.mode.toString(8).padStart(4, "0"), "--tmpfs", m.path];
     case "remount-ro":

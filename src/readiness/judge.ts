@@ -55,7 +55,7 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
   return {
     filesystem: verdict(
       p.fs_canary === "hidden" && p.fs_write === "blocked" && obs.canaryDirEntries.length === 1 /* only the canary */ && p.scratch_write === "ok" && shmBytes <= PROBE_LIMITS.scratchBytes,
-      `host canary unreadable, /usr /etc / read-only, scratch writable, /dev/shm stopped at ${shmBytes} of ${SHM_ATTEMPT_BYTES} bytes`,
+      `host canary unreadable, /usr /etc / /dev read-only, scratch writable, /dev/shm stopped at ${shmBytes} of ${SHM_ATTEMPT_BYTES} bytes`,
       `canary ${p.fs_canary}, write ${p.fs_write}, scratch ${p.scratch_write}, /dev/shm took ${p.shm_bytes ?? "?"} bytes (cap ${PROBE_LIMITS.scratchBytes})`,
     ),
     network: verdict(

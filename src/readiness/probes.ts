@@ -27,7 +27,8 @@ export interface MainProbeInput {
 /** Filesystem, network, privilege, env, rlimits, fsize and output, in one bash run. */
 export function mainProbe(input: MainProbeInput): string {
   const [file, dir, token] = [quote([input.canaryFile]), quote([input.canaryDir]), quote([input.envToken])];
-  const writeTargets = input.isolating ? `/usr /etc / ${dir}` : dir;
+  // /dev too: a fresh /dev is a tmpfs of the host's default size, only bounded when read-only.
+  const writeTargets = input.isolating ? `/usr /etc / /dev ${dir}` : dir;
   return `
 say() { printf '%s=%s\\n' "$1" "$2" >&2; }
 status() { sed -n "s/^$1:[[:space:]]*//p" /proc/self/status; }

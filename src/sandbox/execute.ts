@@ -136,7 +136,11 @@ async function pumpStdin(source: StdinSource, sink: FileSinkLike, cap: number, s
       const room = cap - sent;
       const chunk = value.length > room ? value.subarray(0, room) : value;
       if (chunk.length > 0) {
-        sink.write(chunk);
+        // Awaited, not fired: when the pipe is full write() returns a promise, which rejects
+        // with EPIPE once the script closes its stdin. Left alone, that rejection went
+        // unhandled in the supervisor (a script could make any library caller log errors,
+        // exit 1, or crash under strict rejection handling); here it ends the pump below.
+        await sink.write(chunk);
         await sink.flush();
         sent += chunk.length;
       }
@@ -159,7 +163,7 @@ async function pumpStdin(source: StdinSource, sink: FileSinkLike, cap: number, s
 }
 
 interface FileSinkLike {
-  write(chunk: Uint8Array): number;
+  write(chunk: Uint8Array): number | Promise<number>;
   flush(): number | Promise<number>;
   end(): number | Promise<number>;
 }
