@@ -82,7 +82,7 @@ describe("1. a NUL byte never becomes launcher options", () => {
     }
   });
 
-  test("nsjail's text config: a newline or other control character in any spec string is refused", () => {
+  test("nsjail's text config: a newline or other control character in any config string is refused (the command, nsjail's argv, may hold newlines)", () => {
     const probe: ProviderProbe = { available: true, binary: "/bin/false", version: "test", features: {}, tools: { timeout: "/usr/bin/timeout" } };
     const nsjail = new NsjailProvider();
     const workspace = allocateWorkspace(freshRunRoot());
@@ -100,6 +100,8 @@ describe("1. a NUL byte never becomes launcher options", () => {
     for (const bad of ["a\nexec_bin { path: \"/bin/sh\" }", "a\rb", "a\u001bb", "a\0b"]) {
       expect(() => nsjail.plan(input({ X: bad }), probe)).toThrow(LauncherInputError);
     }
+    const multiLineCommand: PlanInput = { ...input({}), job: { ...job({}), argv: ["/bin/sh", "-c", "echo a\necho b"] } };
+    expect(() => nsjail.plan(multiLineCommand, probe)).not.toThrow();
   });
 
   test("a collector config with NUL in env, secretEnv, args or file is invalid (the config schema says so)", () => {

@@ -570,7 +570,7 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     const { r, log } = await logged("echo never", { filesystem: { readOnlyBinds: [`/nonexistent-${token()}`] } });
     const errors = parseLaunchStatus("nsjail-log", log ?? "").launcherErrors;
     expect(errors.length, log ?? "").toBeGreaterThan(0);
-    for (const line of errors) expect(line).toMatch(/^\[E\]\[\d{4}-\d\d-\d\dT[^\]]+\]\[\d+\] \w+\(\):\d+ /);
+    for (const line of errors) expect(line).toMatch(/^\[[EF]\]\[\d{4}-\d\d-\d\dT[^\]]+\]\[\d+\] \w+\(\):\d+ /);
     expect(errors.join("\n")).toContain("Failed to mount mandatory point");
     expect(r.outcome, describeResult(r)).toBe("error");
     expect(r.error?.code).toBe("sandbox-failed");

@@ -182,8 +182,7 @@ export class NsjailProvider implements Provider {
       version: probe.version,
       capabilities: nsjailCapabilities(input.host),
       layout: this.layout(input.workspace),
-      // No textConfig: it would refuse control characters in spec.command too, which nsjail
-      // gets as argv, not config text. Every config string is checked where it is written (render.ts).
+      textConfig: true,
       render: (spec: SandboxSpec) => {
         const config = renderNsjailConfig(spec, input.host, this.options.seccompDeny ? { seccompDeny: this.options.seccompDeny } : {});
         Object.assign(rendered, { spec, text: config.text });

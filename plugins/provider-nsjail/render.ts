@@ -5,7 +5,7 @@
  * 19, hostname "NSJAIL", cwd "/") is written out explicitly.
  */
 import type { Capabilities, HostFacts, Launch, Mount, ProviderProbe, SandboxSpec } from "../../src/index.ts";
-import { LauncherInputError, RESULT_FD } from "../../src/index.ts";
+import { RESULT_FD } from "../../src/index.ts";
 
 const MiB = 1024 * 1024;
 
@@ -102,29 +102,8 @@ export function nsjailCapabilities(host: HostFacts): Capabilities {
 /** Character devices bound into the minimal /dev (read-write: a read-only bind of /dev/null refuses writes). */
 export const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
 
-/** C0 controls and DEL. */
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/**
- * The one way a string enters the config: as a quoted literal, after refusing every
- * control character. quote() would escape them, but a newline or NUL in a mount path,
- * env value or hostname is never meant: refuse before anything is created. (The command
- * is NOT in the config: it is nsjail's argv after `--`, where only NUL is refused, by the
- * launcher-input choke point. The --verify wrapper is a multi-line `sh -c` script.)
- */
-function configString(name: string, value: string): string {
-  const m = CONTROL.exec(value);
-  if (m) {
-    const eq = value.indexOf("=");
-    const key = name === "envar" && eq > 0 ? value.slice(0, eq) : "";
-    const where = /^[\w-]+$/.test(key) ? `env ${key}` : `nsjail config ${name}`;
-    const what = m[0] === "\0" ? "a NUL byte" : `the control character U+${m[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
-    throw new LauncherInputError(where, `contains ${what} (nsjail reads a text config)`);
-  }
-  return quote(value);
-}
-
-const field = (name: string, value: string | number | boolean) => `${name}: ${typeof value === "string" ? configString(name, value) : String(value)}`;
+/** Strings are quoted literals; control characters never get here (the launcher-input choke point refuses them for nsjail). */
+const field = (name: string, value: string | number | boolean) => `${name}: ${typeof value === "string" ? quote(value) : String(value)}`;
 const block = (name: string, fields: string[]) => `${name} { ${fields.join(" ")} }`;
 
 function tmpfsOptions(sizeBytes: number | null, mode: number): string {

@@ -73,7 +73,10 @@ export function checkLauncherInput(spec: SandboxSpec, launch: Launch, rules: Lau
   ];
   for (const source of sources) {
     for (const { where, value } of source) {
-      const problem = describe(value, rules.textConfig && where.startsWith("spec"));
+      // The command is the launcher's argv after `--`, not config text: only NUL matters there
+      // (the --verify prologue is a multi-line `sh -c` script).
+      const inConfigText = rules.textConfig && where.startsWith("spec") && !where.startsWith("spec.command");
+      const problem = describe(value, inConfigText);
       if (problem) throw new LauncherInputError(where.replace(/^spec\.env\.vars\.(\w+)$/, "env $1"), problem);
     }
   }
