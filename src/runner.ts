@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { JobInputError } from "./errors.ts";
-import type { SandboxUser } from "./host.ts";
+import { firstUnreachableAncestor, type SandboxUser } from "./host.ts";
 import type { Job, Layout, StdinSource } from "./sandbox/spec.ts";
 
 export type ScriptSource = { file: string } | { source: string; name?: string };
@@ -36,13 +36,18 @@ export interface Runner {
 }
 
 /** Read a script from a file or a string, refusing what is missing, not a file, or too large. */
-export function loadScript(script: ScriptSource, maxBytes: number): { name: string; content: Uint8Array } {
+/**
+ * `reader`: the sandbox user (root supervisor). A script file is read only if that user
+ * could read it too: the file ends up inside the sandbox anyway, and a stored check config
+ * must not get the root supervisor to stage a file only root may read (`/etc/shadow`).
+ */
+export function loadScript(script: ScriptSource, maxBytes: number, reader: SandboxUser | null = null): { name: string; content: Uint8Array } {
   if ("source" in script) {
     const content = new TextEncoder().encode(script.source);
     if (content.length > maxBytes) throw new JobInputError(`script is too large: ${content.length} bytes (limit ${maxBytes})`);
     return { name: script.name ?? "script", content };
   }
-  return { name: basename(script.file), content: readScriptFile(script.file, maxBytes) };
+  return { name: basename(script.file), content: readScriptFile(script.file, maxBytes, reader) };
 }
 
 /**
@@ -54,7 +59,7 @@ export function loadScript(script: ScriptSource, maxBytes: number): { name: stri
  * readFileSync: it never ends, so one run request froze the supervisor's whole event loop.
  * Pseudo files (proc, sys) are refused: their size does not say what a read returns.
  */
-function readScriptFile(file: string, maxBytes: number): Uint8Array {
+function readScriptFile(file: string, maxBytes: number, reader: SandboxUser | null): Uint8Array {
   const refuse = (why: string) => new JobInputError(`script ${file} ${why}`);
   let fd: number;
   try {
@@ -72,6 +77,11 @@ function readScriptFile(file: string, maxBytes: number): Uint8Array {
       // no /proc: the size check below still holds
     }
     if (/^\/(proc|sys)(\/|$)/.test(real)) throw refuse(`is a kernel pseudo file (${real}), not a script`);
+    if (reader) {
+      const bit = st.uid === reader.uid ? 0o400 : st.gid === reader.gid ? 0o040 : 0o004;
+      const blocked = (st.mode & bit) === 0 ? real || file : firstUnreachableAncestor(real || file, reader);
+      if (blocked) throw refuse(`is not readable by the sandbox uid ${reader.uid} (${blocked}): script files are read with the sandbox's permissions; make it world-readable, or pass the source inline`);
+    }
     if (st.size > maxBytes) throw refuse(`is too large: ${st.size} bytes (limit ${maxBytes})`);
     const buf = new Uint8Array(Math.min(maxBytes, st.size) + 1);
     let got = 0;

@@ -4,9 +4,12 @@
  * after the attack; each failed on the code it was written against.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { Cordon } from "../src/index.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Cordon, JobInputError } from "../src/index.ts";
+import { buildRunRequest, ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { BASE_POLICY, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs } from "./support.ts";
+import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs, rootOnlyCanary, tempDir } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -82,12 +85,31 @@ describe("script files named by a caller (a collector config's `file`)", () => {
     expect(r.out).toContain("refused: script /proc/self/environ");
   }, 20_000);
 
-  // Not fixed here (a design choice for the collector surface): a stored check config's `file`
-  // is read by the supervisor, often root, wherever it points. `{ file: "/etc/shadow" }` stages
-  // the root-only file into the sandbox as the script (0644 in /cordon/job), and the
-  // interpreter's errors quote it back (shell: `script.sh: 1: root:$y$…: not found` on stderr;
-  // esm: `BuildMessage: Unexpected *` in the check's message). Fix: confine collector files to
-  // a configured scripts directory (opened race-free, no symlinks out), or read them as the
-  // sandbox uid. Then assert: a collector config naming a file outside it is an invalid config.
-  test.todo("a collector config naming a root-only host file as its script (file: /etc/shadow) cannot get it staged into the sandbox");
+  // A stored check config's `file` is read by the supervisor, often root, wherever it points:
+  // `{ file: "/etc/shadow" }` staged the root-only file into the sandbox as the script, and the
+  // interpreter's errors quoted it back. Script files are now read with the sandbox's permissions.
+  test.skipIf(!IS_ROOT)("a collector config naming a root-only host file as its script (file: /etc/shadow) cannot get it staged into the sandbox", async () => {
+    const secret = rootOnlyCanary("check.sh");
+    const cordon = makeCordon();
+    for (const runner of ["shell", "python", "esm"] as const) {
+      const config = ScriptConfigSchema.parse({ file: secret.file });
+      const request = buildRunRequest(runner, config, {});
+      let thrown: unknown = null;
+      try {
+        const r = await cordon.run({ ...request, policy: { ...BASE_POLICY, ...request.policy } });
+        thrown = new Error(`it ran: ${describeResult(r)}`);
+        expect(`${r.stdout}${r.stderr}${JSON.stringify(r.result)}`).not.toContain(secret.canary);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(JobInputError);
+      expect((thrown as Error).message).toContain("not readable by the sandbox uid");
+      expect((thrown as Error).message).not.toContain(secret.canary);
+    }
+    // A world-readable script file still runs.
+    const open = join(tempDir("open-script"), "ok.sh");
+    writeFileSync(open, "echo readable\n", { mode: 0o644 });
+    const r = await cordon.run({ runner: "shell", script: { file: open }, args: [], policy: BASE_POLICY });
+    expect([r.outcome, r.stdout]).toEqual(["ok", "readable\n"]);
+  });
 });
