@@ -19,11 +19,12 @@ export const RESULT_FD = 4;
 export const RESULT_FD_ENV = "CORDON_RESULT_FD";
 
 /**
- * A script's text quoted in a reason: whole, or not at all. A cut excerpt could end inside a
- * secret, and masking (which happens later, on whole values) would then miss its prefix.
+ * A script's text quoted in a reason: whole and verbatim, or not at all. Masking happens
+ * later, on the exact text: a cut excerpt could end inside a secret, and an escaped one
+ * (JSON's \" or \n) would no longer match it. Whoever prints the reason escapes it.
  */
 function quoted(text: string): string {
-  return text.length <= 64 ? JSON.stringify(text) : `(${text.length} characters, not shown)`;
+  return text.length <= 64 ? `"${text}"` : `(${text.length} characters, not shown)`;
 }
 
 export const RESULT_STATUSES = ["ok", "warn", "crit", "unknown"] as const;

@@ -202,6 +202,20 @@ describe("error messages that quote the script's output", () => {
     expectNoLeak(r, s);
   });
 
+  test("a secret with a quote or a backslash, quoted in resultError (a duplicate key), is masked: reasons quote verbatim, never escaped", async () => {
+    for (const s of [`${secretWord()}"x`, `${secretWord()}\\y`]) {
+      // The key is written JSON-escaped; decoded, it is the secret itself.
+      const escaped = JSON.stringify(s).slice(1, -1);
+      // Given on stdin, so only the secret itself (S) is a secret: the escaped form must not leak through the reason.
+      const source = `IFS= read -r SJ; printf '{"status":"ok","%s":1,"%s":2}' "$SJ" "$SJ" >&4`;
+      const r = await cordon.run({ runner: "shell", script: { source }, args: [], stdin: new TextEncoder().encode(`${escaped}\n`), secretEnv: { S: s }, policy: BASE_POLICY });
+      expect(r.result?.status).toBe("crit");
+      expect(r.resultError).toContain("duplicate key");
+      expect(r.resultError).toContain("****");
+      expectNoLeak(r, s);
+    }
+  });
+
   test("an ESM exception quoting the secret: message and the free JSON error are masked", async () => {
     const s = secretWord();
     const r = await cordon.run({ runner: "esm", script: { source: 'throw new Error("bad " + ctx.env.S);' }, args: [], options: { form: "inline" }, secretEnv: { S: s }, policy: ESM_POLICY });
