@@ -26,6 +26,13 @@ export interface RunRequest extends ScriptRequest {
   secretEnv?: Record<string, string>;
   /** Carry a receipt of what the sandboxed process itself saw: host uid, CapEff, NoNewPrivs, seccomp, interfaces, cgroup. */
   verify?: boolean;
+  /**
+   * Whose permissions a script FILE is read with. "sandbox" (default): only a file the
+   * sandbox uid could read itself, so a stored check config cannot get the (root)
+   * supervisor to stage a root-only file. "caller": the supervisor's own; for a caller
+   * that named the file itself with those permissions (the CLI's operator).
+   */
+  scriptFileAccess?: "sandbox" | "caller";
   /** Files staged into scratch (the working directory) before the run. */
   files?: readonly InputFile[];
   /** Runner name; inferred from the script file's extension when absent. */
@@ -35,6 +42,9 @@ export interface RunRequest extends ScriptRequest {
   /** Applied on top of the configured policy. */
   policy?: PolicyOverride;
 }
+
+/** What the runner is given, plus how its script file may be read. */
+type PlannedRequest = ScriptRequest & Pick<RunRequest, "scriptFileAccess">;
 
 export interface Plugins {
   providers: readonly Provider[];
@@ -116,7 +126,7 @@ export class Cordon {
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
     // Secret variables reach the script like any other; only what comes back is masked.
-    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+    const scriptRequest: PlannedRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
     const { provider, probe, dryPlan } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
     // Hostnames are looked up only for a run that will really filter egress with them.
     const filters = policy.network.mode === "allowlist" && dryPlan.report.layers.network.controls.egress?.status === "enforced";
@@ -126,7 +136,7 @@ export class Cordon {
       await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
       this.staleCleaned = true;
     }
-    const options = this.runnerOptions(policy);
+    const options = this.runnerOptions(policy, request.scriptFileAccess);
     const { outputFiles } = this.config;
     return runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
       inputFiles,
@@ -142,13 +152,13 @@ export class Cordon {
 
   /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */
   /** Pure and creates nothing; hostnames not resolved yet. Throws SandboxUnavailableError when refused. */
-  private dryPlan(provider: Provider, probe: ProviderProbe, policy: Policy, runner: Runner, request: ScriptRequest): SpawnPlan {
+  private dryPlan(provider: Provider, probe: ProviderProbe, policy: Policy, runner: Runner, request: PlannedRequest): SpawnPlan {
     const workspace = allocateWorkspace(this.runRoot);
-    const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy));
+    const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy, request.scriptFileAccess));
     return provider.plan({ policy, job, host: this.host(policy), workspace }, probe);
   }
 
-  private async choose(name: string, policy: Policy, runner: Runner, request: ScriptRequest): Promise<{ provider: Provider; probe: ProviderProbe; dryPlan: SpawnPlan }> {
+  private async choose(name: string, policy: Policy, runner: Runner, request: PlannedRequest): Promise<{ provider: Provider; probe: ProviderProbe; dryPlan: SpawnPlan }> {
     if (name !== "auto") {
       const provider = this.provider(name);
       const probe = await provider.probe();
@@ -199,9 +209,9 @@ export class Cordon {
     return policy && facts.isRoot ? { ...facts, sandboxUidUsers: sandboxUidUsers(policy.privilege.uid) } : facts;
   }
 
-  private runnerOptions(policy: Policy): RunnerOptions {
+  private runnerOptions(policy: Policy, scriptFileAccess: RunRequest["scriptFileAccess"] = "sandbox"): RunnerOptions {
     const sandboxUser = hostFacts().isRoot ? { uid: policy.privilege.uid, gid: policy.privilege.gid } : null;
-    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser };
+    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser, scriptReader: scriptFileAccess === "caller" ? null : sandboxUser };
   }
 
   /**

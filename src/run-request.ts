@@ -25,6 +25,7 @@ const RunRequestStrings = z.object({
   runner: Name.optional(),
   provider: Name.optional(),
   verify: z.boolean().optional(),
+  scriptFileAccess: z.enum(["sandbox", "caller"]).optional(),
 });
 
 /** Throws JobInputError naming every offending field; spawns and creates nothing. */

@@ -24,6 +24,8 @@ export interface RunnerOptions {
    * supervisor's own uid. Runners check their interpreter's paths are reachable by it.
    */
   sandboxUser: SandboxUser | null;
+  /** The permissions a script file is read with (null: the supervisor's own); see RunRequest.scriptFileAccess. */
+  scriptReader: SandboxUser | null;
 }
 
 /** A runner plugin turns a script into a Job: interpreter argv, staged files, binds, env. */

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Cordon, JobInputError } from "../src/index.ts";
 import { buildRunRequest, ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs, rootOnlyCanary, tempDir } from "./support.ts";
+import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs, rootOnlyCanary, runCli, tempDir } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -106,6 +106,9 @@ describe("script files named by a caller (a collector config's `file`)", () => {
       expect((thrown as Error).message).toContain("not readable by the sandbox uid");
       expect((thrown as Error).message).not.toContain(secret.canary);
     }
+    // The CLI's operator named FILE on their own command line: it is read with the CLI's permissions.
+    const cli = await runCli(["run", secret.file]);
+    expect([cli.code, cli.stdout]).toEqual([127, ""]); // the canary is no shell command: it ran, as the operator asked
     // A world-readable script file still runs.
     const open = join(tempDir("open-script"), "ok.sh");
     writeFileSync(open, "echo readable\n", { mode: 0o644 });

@@ -70,7 +70,7 @@ export class EsmRunner implements Runner {
     const parsed = EsmRequestOptions.safeParse(request.options);
     if (!parsed.success) throw new JobInputError(`invalid esm runner options: ${zodIssues(parsed.error).map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
     const bun = resolveBun(this.options.bun, options.sandboxUser);
-    const script = loadScript(request.script, options.maxScriptBytes, options.sandboxUser);
+    const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
     const module = userModule(script.name, script.content, parsed.data.form);
     const inUsr = bun.startsWith("/usr/");
     return {

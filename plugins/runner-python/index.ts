@@ -48,7 +48,7 @@ export class PythonRunner implements Runner {
 
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
     const python = this.interpreter(options.sandboxUser);
-    const script = loadScript(request.script, options.maxScriptBytes, options.sandboxUser);
+    const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
     const packages = packageBinds(this.options.packagePaths ?? []);
     return {
       runner: this.name,

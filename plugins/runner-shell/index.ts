@@ -14,7 +14,7 @@ export class ShellRunner implements Runner {
 
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
     if (!existsSync(this.shell)) throw new JobInputError(`shell interpreter ${this.shell} not found`);
-    const script = loadScript(request.script, options.maxScriptBytes, options.sandboxUser);
+    const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
     const file = "script.sh";
     return {
       runner: this.name,

@@ -69,6 +69,8 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
     const stdin = await io.readStdin();
     result = await cordon.run({
       script: { file: resolve(cmd.file) },
+      // The operator named FILE on their own command line: read it with the CLI's permissions.
+      scriptFileAccess: "caller",
       args: cmd.args,
       ...(cmd.runner ? { runner: cmd.runner } : {}),
       ...(cmd.inline ? { options: { form: "inline" } } : {}),
