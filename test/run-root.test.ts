@@ -4,7 +4,7 @@
  * before anything is created or spawned, with a typed error that says how to fix it.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Cordon, CordonError, firstUnreachableAncestor } from "../src/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
@@ -149,17 +149,30 @@ describe.skipIf(!IS_ROOT)("9. a run root another user could control is refused (
 });
 
 /**
- * The CLI as another user needs the checkout (and Bun) readable by that user: a clone under
- * a 0700 directory (/root) is not. Then these tests skip, and say why.
+ * The CLI as another user needs the checkout readable by that user: a clone under a 0700
+ * directory (/root) is not. Then the CLI's runtime parts are copied to a readable temp dir.
+ * Bun itself must be reachable; if it is not, these tests skip and say why.
  */
-const CHECKOUT_BLOCKED = IS_ROOT ? firstUnreachableAncestor(join(ROOT, "bin/cordon.ts"), { uid: OTHER!, gid: OTHER! }) ?? firstUnreachableAncestor(process.execPath, { uid: OTHER!, gid: OTHER! }) : null;
-if (CHECKOUT_BLOCKED) console.warn(`run-root tests: the unprivileged-CLI cases are skipped: ${CHECKOUT_BLOCKED} is not searchable by uid ${OTHER} (the checkout or Bun is under a private directory)`);
+function cliCheckout(): string {
+  const other = { uid: OTHER!, gid: OTHER! };
+  if (firstUnreachableAncestor(join(ROOT, "bin/cordon.ts"), other) === null) return ROOT;
+  const copy = tempDir("rr-checkout", 0o755);
+  for (const part of ["bin", "src", "plugins", "package.json"]) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+  const devOnly = new Set(["typescript", "@typescript", "bun-types", "@types", ".bin"]);
+  for (const dep of readdirSync(join(ROOT, "node_modules")).filter((d) => !devOnly.has(d))) {
+    cpSync(join(ROOT, "node_modules", dep), join(copy, "node_modules", dep), { recursive: true });
+  }
+  return copy;
+}
+const BUN_BLOCKED = IS_ROOT ? firstUnreachableAncestor(process.execPath, { uid: OTHER!, gid: OTHER! }) : null;
+if (BUN_BLOCKED) console.warn(`run-root tests: the unprivileged-CLI cases are skipped: ${BUN_BLOCKED} (on the way to Bun) is not searchable by uid ${OTHER}`);
+const CLI_ROOT = IS_ROOT && !BUN_BLOCKED ? cliCheckout() : ROOT;
 
-describe.skipIf(!IS_ROOT || CHECKOUT_BLOCKED !== null)("9. the default run root of an unprivileged supervisor (CLI)", () => {
+describe.skipIf(!IS_ROOT || BUN_BLOCKED !== null)("9. the default run root of an unprivileged supervisor (CLI)", () => {
   /** `cordon run` as an unprivileged user, with only the variables given. */
   function cliAs(uid: number, env: Record<string, string>, script: string) {
-    const p = Bun.spawnSync(["/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, join(ROOT, "bin/cordon.ts"), "run", "--provider", "unsafe", "--policy", policyFile, "--json", script], {
-      cwd: ROOT,
+    const p = Bun.spawnSync(["/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, join(CLI_ROOT, "bin/cordon.ts"), "run", "--provider", "unsafe", "--policy", policyFile, "--json", script], {
+      cwd: CLI_ROOT,
       env: { PATH: "/usr/bin:/bin", ...env },
     });
     return { status: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
