@@ -2,7 +2,7 @@
  * Startup: validate the config, register the plugins, prove what this host enforces, and
  * say loudly, once, when the configured policy cannot run here, and what runs will then do.
  */
-import { escapeControls } from "./cli/escape.ts";
+import { escapeControls } from "./escape.ts";
 import type { CordonConfigInput } from "./config.ts";
 import { Cordon, type Plugins, type PolicyCheck } from "./cordon.ts";
 import { SandboxUnavailableError } from "./errors.ts";

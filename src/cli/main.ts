@@ -8,7 +8,7 @@ import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
 import type { StdinSource } from "../sandbox/spec.ts";
 import { formatReport, summarizeReport } from "../sandbox/report.ts";
 import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
-import { escapeControls, escapeLines, jsonText } from "./escape.ts";
+import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
 import { readinessTable } from "./readiness-table.ts";
 

@@ -1,6 +1,6 @@
 import type { ReadinessReport, ReadinessVerdict } from "../readiness/index.ts";
 import { LAYER_NAMES } from "../sandbox/report.ts";
-import { escapeControls } from "./escape.ts";
+import { escapeControls } from "../escape.ts";
 
 const MARK = { proven: "✓", "not-enforced": "✗", unknown: "?" } as const;
 
