@@ -11,9 +11,7 @@ import {
   Cordon,
   GiB,
   JobInputError,
-  readInputDirectory,
   validateInputFiles,
-  writeOutputFiles,
   type CordonConfigInput,
   type InputFile,
   type OutputFile,
@@ -22,6 +20,7 @@ import {
 } from "../src/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, caught, describeResult, freshRunRoot, mountsUnder, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
+import { readInputDirectory, writeOutputFiles } from "../src/cli/directory.ts";
 
 afterAll(() => removeTempDirs());
 

@@ -1,9 +1,6 @@
 import {
-  bwrapCapabilities,
   composePlan,
-  probeBwrap,
   proveProvider,
-  renderBwrap,
   type Layout,
   type PlanInput,
   type Provider,
@@ -13,6 +10,7 @@ import {
   type SpawnPlan,
   type Workspace,
 } from "../../src/index.ts";
+import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
 
 export interface BwrapOptions {
   /** bwrap binary; found on PATH when absent. */

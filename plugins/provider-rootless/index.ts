@@ -1,13 +1,10 @@
 import {
-  bwrapCapabilities,
   composePlan,
   findExecutable,
   hostFacts,
   parseAllowEntry,
-  probeBwrap,
   proveProvider,
   readHostNets,
-  renderBwrap,
   renderRuleset,
   type EgressSpec,
   type Launch,
@@ -21,6 +18,7 @@ import {
   type SpawnPlan,
   type Workspace,
 } from "../../src/index.ts";
+import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
 import { closeSync } from "node:fs";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 

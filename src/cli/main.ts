@@ -2,7 +2,7 @@ import { fstatSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { CordonError, JobInputError } from "../errors.ts";
 import { Cordon, type Plugins } from "../cordon.ts";
-import { readInputDirectory, writeOutputFiles } from "../files/directory.ts";
+import { readInputDirectory, writeOutputFiles } from "./directory.ts";
 import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
 import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
 import type { StdinSource } from "../sandbox/spec.ts";

@@ -2,12 +2,8 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import type { HostFacts } from "../host.ts";
-import { findExecutable } from "../host.ts";
-import type { ProviderProbe } from "../provider.ts";
-import { BLOCK_FD, LAUNCHER_ARGS_FD } from "../sandbox/execute.ts";
-import type { Capabilities, Launch, SandboxSpec } from "../sandbox/spec.ts";
-import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./bwrap-argv.ts";
+import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/index.ts";
+import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
 
 /** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
 export function probeBwrap(binaryOption?: string): ProviderProbe {

@@ -9,9 +9,9 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, readSync, writeSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { JobInputError } from "../errors.ts";
-import type { OmittedFile, OutputFile } from "./collect.ts";
-import { MAX_PATH_BYTES, type InputFile, type InputLimits } from "./input.ts";
-import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openForReading, openPathNoFollow, renameAt, unlinkAt } from "./safe-open.ts";
+import type { OmittedFile, OutputFile } from "../files/collect.ts";
+import { MAX_PATH_BYTES, type InputFile, type InputLimits } from "../files/input.ts";
+import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openForReading, openPathNoFollow, renameAt, unlinkAt } from "../files/safe-open.ts";
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
 
