@@ -3,7 +3,10 @@
  * same run: median wall time of N runs of /bin/true and `python3 -c pass`.
  *   bun bench/overhead.ts [N]
  */
-import { Cordon, findExecutable, hostFacts } from "../src/index.ts";
+import { Cordon } from "../src/api/index.ts";
+// Bench-only internals: the host facts and a provider's probe.
+import { findExecutable, hostFacts } from "../src/host.ts";
+import { probeOf } from "../src/provider.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 
 const N = Number(process.argv[2] ?? 30);
@@ -69,7 +72,7 @@ if (hostFacts().cgroups.problem === null) {
 
 // Cost of filtered egress: rootless with an allowlist (ruleset + slirp4netns per run)
 // against bwrap with deny, /bin/true in both; nothing is contacted.
-const rootless = await builtinProviders().find((p) => p.name === "rootless")!.probe();
+const rootless = await probeOf(builtinProviders().find((p) => p.name === "rootless")!, hostFacts());
 if (rootless.available) {
   const allowlist = { network: { mode: "allowlist" as const, allow: ["192.0.2.10:443"] } };
   const deny = median(await time(() => sandboxed("exec /bin/true")));
@@ -101,7 +104,8 @@ if (rootless.available) {
 }
 
 // nsjail, where it is installed (not packaged in Debian): against a bare spawn and bwrap.
-const nsjail = await builtinProviders().find((p) => p.name === "nsjail")?.probe();
+const nsjailProvider = builtinProviders().find((p) => p.name === "nsjail");
+const nsjail = nsjailProvider ? await probeOf(nsjailProvider, hostFacts()) : undefined;
 if (nsjail?.available) {
   const bareTrue = median(await time(() => bare(["/bin/true"])));
   const viaBwrap = median(await time(() => sandboxed("exec /bin/true")));

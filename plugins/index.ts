@@ -1,5 +1,5 @@
 /** The plugins shipped with cordon. The composition root (CLI, examples) registers these. */
-import type { Provider, Runner } from "../src/index.ts";
+import type { Provider, Runner } from "../src/api/plugin.ts";
 import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
 import { RootlessProvider } from "./provider-rootless/index.ts";

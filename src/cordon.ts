@@ -4,19 +4,17 @@ import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunn
 import { detectCgroups } from "./cgroup/detect.ts";
 import { hostFacts, sandboxUidUsers, type HostFacts } from "./host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
-import type { Provider, ProviderProbe } from "./provider.ts";
-import { probeJob } from "./readiness/probes.ts";
-import type { ReadinessCell, ReadinessReport } from "./readiness/index.ts";
+import { probeOf, type Provider, type ProviderProbe } from "./provider.ts";
+import { proveProvider, trialPlanRefusal, unprovenCells, type ReadinessReport } from "./readiness/index.ts";
 import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
-import { runInSandbox } from "./sandbox/run.ts";
-import { resolveAllowlist } from "./network/resolve.ts";
-import type { SpawnPlan } from "./sandbox/spec.ts";
+import { planRun, runInSandbox, type PlannedRun, type RunPlanInput } from "./sandbox/run.ts";
+import { resolveAllowlist, type Resolved } from "./network/resolve.ts";
 import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
-import { validateInputFiles, type InputFile } from "./files/input.ts";
+import { validateInputFiles, type InputFile, type StagedInput } from "./files/input.ts";
 import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secrets.ts";
 import { checkRunRequest } from "./run-request.ts";
-import { allocateWorkspace, cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
+import { cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
   /**
@@ -43,8 +41,8 @@ export interface RunRequest extends ScriptRequest {
   policy?: PolicyOverride;
 }
 
-/** What the runner is given, plus how its script file may be read. */
-type PlannedRequest = ScriptRequest & Pick<RunRequest, "scriptFileAccess">;
+/** What a run is planned from besides the provider, the policy and the host. */
+type RunPlanParts = Pick<RunPlanInput, "makeJob" | "secrets" | "verify">;
 
 export interface Plugins {
   providers: readonly Provider[];
@@ -106,64 +104,87 @@ export class Cordon {
    * input (policy, provider, runner, script) and for refusals under `onUnavailable: fail`.
    */
   async run(request: RunRequest): Promise<RunResult> {
-    // A secret too short to mask is refused before anything exists (names, never values).
+    const secrets = this.secretsOf(request);
+    return maskRunResult(await this.masked(secrets, () => this.runUnmasked(request, secrets)), secrets);
+  }
+
+  /**
+   * Plan a run without running it: everything `run` decides before the run directory is
+   * created (validation, the provider, the report, the launcher's arguments). Nothing is
+   * created or spawned; throws as `run` would.
+   */
+  async plan(request: RunRequest): Promise<PlannedRun> {
+    const secrets = this.secretsOf(request);
+    return (await this.masked(secrets, () => this.prepare(request, secrets))).planned;
+  }
+
+  /** A secret too short to mask is refused before anything exists (names, never values). */
+  private secretsOf(request: RunRequest): readonly string[] {
     refuseWeakSecrets(request.secretEnv);
-    const secrets = secretValues(request.secretEnv);
+    return secretValues(request.secretEnv);
+  }
+
+  /** Thrown errors leave too (a path or value in a message): mask them like results. */
+  private async masked<T>(secrets: readonly string[], work: () => Promise<T>): Promise<T> {
     try {
-      // The script's data only: cordon's keys, outcomes and report statuses stay as they are.
-      return maskRunResult(await this.runUnmasked(request, secrets), secrets);
+      return await work();
     } catch (e) {
-      // Thrown errors leave too (a path or value in a message): mask them like results.
       if (e instanceof Error) e.message = maskText(e.message, secrets);
       if (e instanceof SandboxUnavailableError) (e as { reasons: readonly string[] }).reasons = e.reasons.map((r) => maskText(r, secrets));
       throw e;
     }
   }
 
-  private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
+  /** Validate the request and plan it once: the plan the run then executes. */
+  private async prepare(request: RunRequest, secrets: readonly string[]): Promise<{ planned: PlannedRun; inputFiles: StagedInput[] }> {
     checkRunRequest(request);
     const policy = mergePolicy(this.policy, request.policy);
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
     // Secret variables reach the script like any other; only what comes back is masked.
-    const scriptRequest: PlannedRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
-    const { provider, probe, dryPlan } = await this.choose(request.provider ?? this.config.provider, policy, runner, scriptRequest);
-    // Hostnames are looked up only for a run that will really filter egress with them.
-    const filters = policy.network.mode === "allowlist" && dryPlan.report.layers.network.controls.egress?.status === "enforced";
-    const resolved = filters ? await resolveAllowlist(policy, this.config.staticHosts) : {};
+    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+    const options = this.runnerOptions(policy, request.scriptFileAccess);
+    const planned = await this.choose(request.provider ?? this.config.provider, policy, {
+      makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
+      secrets,
+      ...(request.verify ? { verify: true } : {}),
+    });
+    return { planned, inputFiles };
+  }
+
+  private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
+    const { planned, inputFiles } = await this.prepare(request, secrets);
     if (!this.staleCleaned) {
       await cleanStaleWorkspaces(this.runRoot);
       await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
       this.staleCleaned = true;
     }
-    const options = this.runnerOptions(policy, request.scriptFileAccess);
     const { outputFiles } = this.config;
-    return runInSandbox(provider, probe, policy, (layout) => runner.prepare(scriptRequest, layout, options), this.runRoot, {
+    return runInSandbox(planned, {
       inputFiles,
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes: this.config.maxResultBytes,
       cgroupParent: this.config.cgroupParent,
-      host: this.host(policy),
-      resolved,
-      secrets,
-      ...(request.verify ? { verify: true } : {}),
     });
   }
 
-  /** Named provider (must be available), or "auto": the first in providerOrder that can run this policy. */
-  /** Pure and creates nothing; hostnames not resolved yet. Throws SandboxUnavailableError when refused. */
-  private dryPlan(provider: Provider, probe: ProviderProbe, policy: Policy, runner: Runner, request: PlannedRequest): SpawnPlan {
-    const workspace = allocateWorkspace(this.runRoot);
-    const job = runner.prepare(request, provider.layout(workspace), this.runnerOptions(policy, request.scriptFileAccess));
-    return provider.plan({ policy, job, host: this.host(policy), workspace }, probe);
-  }
-
-  private async choose(name: string, policy: Policy, runner: Runner, request: PlannedRequest): Promise<{ provider: Provider; probe: ProviderProbe; dryPlan: SpawnPlan }> {
+  /**
+   * Plan the run once, on the named provider (it must be available), or for "auto" on the
+   * first in providerOrder that can run this policy. Creates nothing; throws
+   * SandboxUnavailableError when refused. Hostnames are looked up only for a provider that
+   * will really filter egress with them.
+   */
+  private async choose(name: string, policy: Policy, run: RunPlanParts): Promise<PlannedRun> {
+    const host = this.host(policy);
+    let resolved: Promise<Resolved> | undefined;
+    const plan = async (provider: Provider, probe: ProviderProbe, attempt: Policy): Promise<PlannedRun> => {
+      const filters = attempt.network.mode === "allowlist" && probe.available && provider.capabilities(probe, host).network.allowlist;
+      if (filters) resolved ??= resolveAllowlist(attempt, this.config.staticHosts);
+      return planRun({ ...run, provider, probe, policy: attempt, host, runRoot: this.runRoot, ...(filters ? { resolved: await resolved } : {}) });
+    };
     if (name !== "auto") {
       const provider = this.provider(name);
-      const probe = await provider.probe();
-      if (!probe.available) throw new SandboxUnavailableError(name, [probe.reason ?? "provider unavailable"]);
-      return { provider, probe, dryPlan: this.dryPlan(provider, probe, policy, runner, request) };
+      return plan(provider, await probeOf(provider, host), policy);
     }
     // First choice: a provider that enforces everything asked (even under degrade, a full
     // one beats a degraded one: an allowlist goes to rootless, not to bwrap's deny fallback).
@@ -172,20 +193,19 @@ export class Cordon {
     for (const attempt of policy.onUnavailable === "fail" ? [strict] : [strict, policy]) {
       for (const candidate of this.providerOrder) {
         const provider = this.provider(candidate);
-        const probe = await provider.probe();
+        const probe = await probeOf(provider, host);
         if (!probe.available) {
           if (attempt === strict) reasons.push(`${candidate}: ${probe.reason}`);
           continue;
         }
         // Where readiness has run, its proof counts, not the provider's claims.
-        const unproven = attempt === strict ? unprovenCells(policy, await this.provenReport(candidate)) : [];
+        const unproven = attempt === strict ? unprovenCells(policy, (await this.provenReport(candidate))?.cells) : [];
         if (unproven.length) {
           reasons.push(`${candidate}: readiness did not prove ${unproven.join(", ")}`);
           continue;
         }
         try {
-          // Refusal of a dry plan means this provider cannot run the policy.
-          return { provider, probe, dryPlan: this.dryPlan(provider, probe, attempt, runner, request) };
+          return await plan(provider, probe, attempt);
         } catch (e) {
           if (!(e instanceof SandboxUnavailableError)) throw e;
           if (attempt === strict) reasons.push(...e.reasons.map((r) => `${candidate}: ${r}`));
@@ -210,7 +230,7 @@ export class Cordon {
   }
 
   private runnerOptions(policy: Policy, scriptFileAccess: RunRequest["scriptFileAccess"] = "sandbox"): RunnerOptions {
-    const sandboxUser = hostFacts().isRoot ? { uid: policy.privilege.uid, gid: policy.privilege.gid } : null;
+    const sandboxUser = this.host().isRoot ? { uid: policy.privilege.uid, gid: policy.privilege.gid } : null;
     return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser, scriptReader: scriptFileAccess === "caller" ? null : sandboxUser };
   }
 
@@ -221,7 +241,7 @@ export class Cordon {
   readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
     if (options.refresh || !this.readinessCache) {
       const prove = { runRoot: this.runRoot, host: this.host(this.policy), cgroupParent: this.config.cgroupParent, policy: this.policy };
-      this.readinessCache = Promise.all([...this.providers.values()].map((p) => p.readiness(prove)));
+      this.readinessCache = Promise.all([...this.providers.values()].map((p) => proveProvider(p, prove)));
     }
     return this.readinessCache;
   }
@@ -237,18 +257,12 @@ export class Cordon {
     const reasons: string[] = [];
     for (const name of names) {
       const report = reports.find((r) => r.provider === name);
-      const mine = !report?.available ? [report?.reason ?? "not probed"] : unprovenCells(policy, report).map((c) => `${c}: ${report.cells[c as ReadinessCell].detail}`);
-      if (report?.available && mine.length === 0) {
-        try {
-          const provider = this.provider(name);
-          const workspace = allocateWorkspace(this.runRoot);
-          provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host: this.host(policy), workspace }, await provider.probe());
-          return { provider: name, ready: true, reasons: [] };
-        } catch (e) {
-          if (!(e instanceof SandboxUnavailableError)) throw e;
-          mine.push(...e.reasons);
-        }
-      }
+      const provider = this.provider(name);
+      const unproven = report?.available ? unprovenCells(policy, report.cells).map((c) => `${c}: ${report.cells[c].detail}`) : [report?.reason ?? "not probed"];
+      // Proven cells are not enough: the policy must also plan on this provider.
+      const host = this.host(policy);
+      const mine = unproven.length ? unproven : trialPlanRefusal(provider, await probeOf(provider, host), policy, host, this.runRoot);
+      if (mine.length === 0) return { provider: name, ready: true, reasons: [] };
       reasons.push(...mine.map((r) => `${name}: ${r}`));
     }
     return { provider: names.length === 1 ? names[0]! : null, ready: false, reasons };
@@ -266,15 +280,6 @@ export interface PolicyCheck {
   ready: boolean;
   /** Per provider: what is not proven or would be refused, with the fix where known. */
   reasons: string[];
-}
-
-/** Cells a policy relies on that a provider's readiness report did not prove (none without a report). */
-function unprovenCells(policy: Policy, report: ReadinessReport | undefined): string[] {
-  if (!report) return [];
-  const needed: ReadinessCell[] = ["memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"];
-  if (policy.filesystem.mode === "scratch") needed.push("filesystem");
-  if (policy.network.mode === "deny") needed.push("network");
-  return needed.filter((c) => report.cells[c].status !== "proven");
 }
 
 export { CordonError };

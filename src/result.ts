@@ -1,9 +1,22 @@
 import { CordonError } from "./errors.ts";
-import type { OmittedFile, OutputFile } from "./files/collect.ts";
 import type { StructuredResult } from "./result-channel.ts";
 import type { SignalSource } from "./sandbox/exit.ts";
 import type { Receipt } from "./sandbox/receipt.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
+
+/** A file the script created or changed under scratch, returned with the run. */
+export interface OutputFile {
+  path: string;
+  /** Bytes in `content` (after masking secrets, so it never tells a secret's length). */
+  size: number;
+  content: Uint8Array;
+}
+
+/** A file under scratch that was not returned, and why (over a cap, not a regular file, …). */
+export interface OmittedFile {
+  path: string;
+  reason: string;
+}
 
 export type Outcome = "ok" | "exit-nonzero" | "timeout" | "killed" | "limit" | "refused" | "error";
 /**

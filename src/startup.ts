@@ -7,9 +7,8 @@ import type { CordonConfigInput } from "./config.ts";
 import { Cordon, type Plugins, type PolicyCheck } from "./cordon.ts";
 import { SandboxUnavailableError } from "./errors.ts";
 import type { Policy } from "./policy/index.ts";
-import { probeJob } from "./readiness/probes.ts";
-import type { ReadinessReport } from "./readiness/index.ts";
-import { allocateWorkspace } from "./sandbox/workspace.ts";
+import { probeOf } from "./provider.ts";
+import { trialPlan, type ReadinessReport } from "./readiness/index.ts";
 
 export interface StartedCordon {
   cordon: Cordon;
@@ -71,11 +70,10 @@ async function degradedRuns(cordon: Cordon): Promise<DegradedRuns | null> {
   const names = cordon.config.provider === "auto" ? cordon.providerOrder : [cordon.config.provider];
   for (const name of names) {
     const provider = cordon.provider(name);
-    const probe = await provider.probe();
+    const probe = await probeOf(provider, cordon.host());
     if (!probe.available) continue;
-    const workspace = allocateWorkspace(cordon.runRoot); // a name only: planning creates nothing
     try {
-      const plan = provider.plan({ policy: cordon.policy, job: probeJob("true")(provider.layout(workspace)), host: cordon.host(), workspace }, probe);
+      const plan = trialPlan(provider, probe, cordon.policy, cordon.host(), cordon.runRoot);
       return { provider: name, isolating: plan.report.provider.isolating, downgrades: plan.report.downgrades };
     } catch (e) {
       if (!(e instanceof SandboxUnavailableError)) throw e;

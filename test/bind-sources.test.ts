@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { PolicyValidationError, type PolicyOverride } from "../src/index.ts";
+import { PolicyValidationError, type PolicyOverride } from "../src/api/index.ts";
 import { BASE_POLICY, caught, freshRunRoot, makeCordon, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 const ROOT = resolve(import.meta.dir, "..");

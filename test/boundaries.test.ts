@@ -1,34 +1,53 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { Cordon, CordonError, decodeExit } from "../src/index.ts";
+import { join, relative } from "node:path";
+import { Cordon, CordonError } from "../src/api/index.ts";
+import { decodeExit } from "../src/sandbox/exit.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { importCycles, importsOf, ROOT, sourceFiles } from "./support/import-graph.ts";
 
-const ROOT = resolve(import.meta.dir, "..");
 
 describe("plugin boundaries", () => {
-  test("each plugin imports only src/index.ts from the core (plus its own folder and packages)", () => {
-    const pluginsDir = join(ROOT, "plugins");
+  test("providers and runners reach src/ only through the plugin contract, collectors through the library entry; plugins share only plugins/mechanism", () => {
     const offending: string[] = [];
-    for (const plugin of readdirSync(pluginsDir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
-      for (const file of readdirSync(join(pluginsDir, plugin.name), { recursive: true }).map(String).filter((f) => f.endsWith(".ts"))) {
-        const text = readFileSync(join(pluginsDir, plugin.name, file), "utf8");
-        for (const [, spec] of text.matchAll(/from\s+"([^"]+)"/g)) {
-          if (!spec!.startsWith(".")) continue; // packages and node: builtins
-          const target = resolve(pluginsDir, plugin.name, file, "..", spec!);
-          const ok = target === join(ROOT, "src/index.ts") || target.startsWith(join(pluginsDir, plugin.name));
-          if (!ok) offending.push(`${plugin.name}/${file} imports ${spec}`);
-        }
+    for (const file of sourceFiles(["plugins"])) {
+      const [, folder] = file.split("/");
+      if (!folder || folder.endsWith(".ts")) continue; // plugins/index.ts: the composition of the shipped plugins
+      const entry = folder.startsWith("collector-") ? "src/api/index.ts" : "src/api/plugin.ts";
+      for (const target of importsOf(file)) {
+        const ok = target === entry || target.startsWith(`plugins/${folder}/`) || target.startsWith("plugins/mechanism/");
+        if (!ok) offending.push(`${file} imports ${target}`);
       }
     }
     expect(offending).toEqual([]);
   });
 
   test("src/ never imports a plugin", () => {
-    const files = readdirSync(join(ROOT, "src"), { recursive: true }).map(String).filter((f) => f.endsWith(".ts"));
-    const offending = files.filter((f) => /from\s+"[^"]*plugins\//.test(readFileSync(join(ROOT, "src", f), "utf8")));
+    const offending = sourceFiles(["src"]).flatMap((f) => importsOf(f).filter((t) => t.startsWith("plugins/")).map((t) => `${f} imports ${t}`));
     expect(offending).toEqual([]);
+  });
+
+  test("no import cycle among the source files", () => {
+    const files = sourceFiles();
+    expect(files.length).toBeGreaterThan(50); // the graph was really read
+    expect(importsOf("src/cordon.ts")).toContain("src/provider.ts"); // type-only imports count too
+    expect(importCycles(files)).toEqual([]);
+  });
+
+  test("the cycle check finds a cycle when there is one, through a type-only import too", () => {
+    const dir = mkdtempSync(join(ROOT, "test", ".cycle-"));
+    try {
+      writeFileSync(join(dir, "a.ts"), 'import { b } from "./b.ts";\nexport const a = () => b;\n');
+      writeFileSync(join(dir, "b.ts"), 'import type { C } from "./c.ts";\nexport const b = 1 as C;\n');
+      writeFileSync(join(dir, "c.ts"), 'import { a } from "./a.ts";\nexport type C = ReturnType<typeof a>;\n');
+      const files = ["a.ts", "b.ts", "c.ts"].map((f) => relative(ROOT, join(dir, f)));
+      expect(importCycles(files)).toEqual([files]);
+      writeFileSync(join(dir, "b.ts"), "export const b = 1;\n");
+      expect(importCycles(files)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -12,7 +12,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, hostFacts, LAUNCHER_PROCESSES, KiB, MiB, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { Cordon, KiB, MiB, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
+import { hostFacts } from "../src/host.ts";
+import { LAUNCHER_PROCESSES } from "../src/sandbox/layers/resources.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, describeResult, freshRunRoot, mountsUnder, parseKv, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token, waitFor } from "./support.ts";
 

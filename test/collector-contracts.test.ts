@@ -1,23 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import {
-  mergeAverage,
-  mergeCounter,
-  mergeMinMax,
-  mergeRate,
-  averageStateSchema,
-  minMaxStateSchema,
-  rateStateSchema,
-  ratePercent,
-  Versioned,
-  VersionedDataError,
-  type AverageState,
-  type CollectorStrategy,
-  type Migration,
-  type MinMaxState,
-  type RateState,
-  type TransportClient,
-} from "../src/index.ts";
+import { mergeAverage, mergeCounter, mergeMinMax, mergeRate, averageStateSchema, minMaxStateSchema, rateStateSchema, ratePercent, Versioned, VersionedDataError, type AverageState, type CollectorStrategy, type Migration, type MinMaxState, type RateState, type TransportClient } from "../src/api/index.ts";
 
 const v3Schema = z.object({ host: z.string(), port: z.number().int().min(1), timeoutMs: z.number().int().positive() });
 

@@ -5,19 +5,10 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { Cordon } from "../src/index.ts";
+import { Cordon } from "../src/api/index.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  cordonClient,
-  VersionedDataError,
-  type CollectorStrategy,
-  type HealthCheckRunForAggregation,
-  type PolicyOverride,
-  type RunRequest,
-  type RunResult,
-  type TransportClient,
-} from "../src/index.ts";
+import { cordonClient, VersionedDataError, type CollectorStrategy, type HealthCheckRunForAggregation, type PolicyOverride, type RunRequest, type RunResult, type TransportClient } from "../src/api/index.ts";
 import {
   esmCollector,
   healthStatus,

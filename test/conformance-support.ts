@@ -9,17 +9,8 @@
  * which is what /proc/<pid>/environ shows and what a test cannot do to its own process).
  */
 import { quote } from "shell-quote";
-import {
-  Cordon,
-  LAYER_NAMES,
-  runResultToJson,
-  type ControlStatus,
-  type ControlVerdict,
-  type EffectiveSandboxReport,
-  type LayerName,
-  type RunRequest,
-  type RunResult,
-} from "../src/index.ts";
+import { Cordon, LAYER_NAMES, runResultToJson, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type RunRequest, type RunResult } from "../src/api/index.ts";
+import { type ControlStatus } from "../src/api/plugin.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 
 const CHILD_MAIN = import.meta.main;

@@ -21,18 +21,9 @@ import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import {
-  Cordon,
-  hostFacts,
-  KiB,
-  MiB,
-  SandboxUnavailableError,
-  type ControlStatus,
-  type PolicyOverride,
-  type Provider,
-  type RunRequest,
-  type RunResult,
-} from "../src/index.ts";
+import { Cordon, KiB, MiB, SandboxUnavailableError, type PolicyOverride, type Provider, type RunRequest, type RunResult } from "../src/api/index.ts";
+import { type ControlStatus } from "../src/api/plugin.ts";
+import { hostFacts } from "../src/host.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   BASE_POLICY,
@@ -121,7 +112,7 @@ const UNSAFE_DEGRADED = new Set([
 const PROVIDERS = builtinProviders();
 const RUNNERS = builtinRunners();
 /** Probed once at load: the table decides which describe blocks run. */
-const TABLE = await Promise.all(PROVIDERS.map(async (provider) => ({ provider, probe: await provider.probe() })));
+const TABLE = await Promise.all(PROVIDERS.map(async (provider) => ({ provider, probe: await provider.probe(hostFacts()) })));
 
 class ProviderUnderTest implements Target {
   readonly name: string;

@@ -9,20 +9,11 @@ import { join } from "node:path";
 import { BwrapProvider, builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
-import {
-  Cordon,
-  CordonError,
-  DEFAULT_POLICY,
-  LauncherInputError,
-  allocateWorkspace,
-  hostFacts,
-  type Job,
-  type PlanInput,
-  type Provider,
-  type ProviderProbe,
-  type Runner,
-  type SpawnPlan,
-} from "../src/index.ts";
+import { Cordon, CordonError, DEFAULT_POLICY, type Provider, type Runner } from "../src/api/index.ts";
+import { composePlan, type Job, type PlanInput, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
+import { hostFacts } from "../src/host.ts";
+import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
+import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { BASE_POLICY, CORDON_CLI, freshRunRoot, makeCordon, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -96,12 +87,12 @@ describe("1. a NUL byte never becomes launcher options", () => {
       addressSpaceLimitSafe: true,
     });
     const input = (env: Record<string, string>): PlanInput => ({ policy: { ...DEFAULT_POLICY, onUnavailable: "degrade" }, job: job(env), host: hostFacts(), workspace });
-    expect(() => nsjail.plan(input({ X: "fine value with spaces and \"quotes\"" }), probe)).not.toThrow();
+    expect(() => composePlan(input({ X: "fine value with spaces and \"quotes\"" }), nsjail, probe)).not.toThrow();
     for (const bad of ["a\nexec_bin { path: \"/bin/sh\" }", "a\rb", "a\u001bb", "a\0b"]) {
-      expect(() => nsjail.plan(input({ X: bad }), probe)).toThrow(LauncherInputError);
+      expect(() => composePlan(input({ X: bad }), nsjail, probe)).toThrow(LauncherInputError);
     }
     const multiLineCommand: PlanInput = { ...input({}), job: { ...job({}), argv: ["/bin/sh", "-c", "echo a\necho b"] } };
-    expect(() => nsjail.plan(multiLineCommand, probe)).not.toThrow();
+    expect(() => composePlan(multiLineCommand, nsjail, probe)).not.toThrow();
   });
 
   test("a collector config with NUL in env, secretEnv, args or file is invalid (the config schema says so)", () => {
@@ -121,20 +112,22 @@ class StrippedBwrap extends BwrapProvider implements Provider {
   ) {
     super();
   }
-  override plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-    const plan = super.plan(input, probe);
-    const args = [...(plan.launcherArgs ?? [])];
+  override render(spec: SandboxSpec, context: RenderContext): Rendering {
+    const { launch } = super.render(spec, context);
+    const args = [...(launch.launcherArgs ?? [])];
     const i = args.indexOf(this.strip);
     if (i >= 0) args.splice(i, 2);
-    if (!this.block) return { ...plan, launcherArgs: args };
+    if (!this.block) return { launch: { ...launch, launcherArgs: args } };
     return {
-      ...plan,
-      launcherArgs: args,
-      blockFd: true,
-      // The supervisor's setup takes a moment and then fails: the script must not be running meanwhile.
-      beforeRelease: async () => {
-        await Bun.sleep(400);
-        throw new Error("setup failed on purpose");
+      launch: {
+        ...launch,
+        launcherArgs: args,
+        blockFd: true,
+        // The supervisor's setup takes a moment and then fails: the script must not be running meanwhile.
+        beforeRelease: async () => {
+          await Bun.sleep(400);
+          throw new Error("setup failed on purpose");
+        },
       },
     };
   }
@@ -166,16 +159,18 @@ describe("1b. a launcher that did not complete the handshake never yields a trus
   test("with the handshake intact, a failing setup holds the script back: refused, and it really did not run", async () => {
     const marker = sleepMarker(20);
     class FailingSetup extends BwrapProvider {
-      override plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-        const plan = super.plan(input, probe);
+      override render(spec: SandboxSpec, context: RenderContext): Rendering {
+        const { launch } = super.render(spec, context);
         return {
-          ...plan,
-          launcherArgs: [...(plan.launcherArgs ?? []), "--block-fd", "6"],
-          blockFd: true,
-          beforeRelease: async () => {
-            await Bun.sleep(400);
-            if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
-            throw new Error("setup failed on purpose");
+          launch: {
+            ...launch,
+            launcherArgs: [...(launch.launcherArgs ?? []), "--block-fd", "6"],
+            blockFd: true,
+            beforeRelease: async () => {
+              await Bun.sleep(400);
+              if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
+              throw new Error("setup failed on purpose");
+            },
           },
         };
       }

@@ -10,7 +10,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { collectOutputFiles, JobInputError } from "../src/index.ts";
+import { JobInputError } from "../src/api/index.ts";
+import { collectOutputFiles } from "../src/files/collect.ts";
 import { readInputDirectory, writeOutputFiles } from "../src/cli/directory.ts";
 import { BASE_POLICY, IS_ROOT, fdCount, removeTempDirs, rootOnlyCanary, startFlipper, tempDir, unusedUid, waitFor } from "./support.ts";
 

@@ -7,17 +7,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import {
-  Cordon,
-  GiB,
-  JobInputError,
-  validateInputFiles,
-  type CordonConfigInput,
-  type InputFile,
-  type OutputFile,
-  type PolicyOverride,
-  type RunResult,
-} from "../src/index.ts";
+import { Cordon, GiB, JobInputError, type CordonConfigInput, type InputFile, type OutputFile, type PolicyOverride, type RunResult } from "../src/api/index.ts";
+import { validateInputFiles } from "../src/files/input.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, caught, describeResult, freshRunRoot, mountsUnder, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { readInputDirectory, writeOutputFiles } from "../src/cli/directory.ts";

@@ -11,7 +11,7 @@
  * script ships as inputs (not named like anything else) still import.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import type { PolicyOverride, RunRequest, RunResult } from "../src/index.ts";
+import { type PolicyOverride, type RunRequest, type RunResult } from "../src/api/index.ts";
 import { BASE_POLICY, describeResult, freshRunRoot, makeCordon, removeTempDirs, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());

@@ -28,23 +28,10 @@ import { BwrapProvider, builtinProviders, builtinRunners, RootlessProvider } fro
 import { buildRunRequest } from "../plugins/collector-script/index.ts";
 import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
-import {
-  Cordon,
-  CordonError,
-  KiB,
-  MiB,
-  VersionedDataError,
-  type CordonConfigInput,
-  type Layout,
-  type PlanInput,
-  type PolicyOverride,
-  type Provider,
-  type ProviderProbe,
-  type RunRequest,
-  type SpawnPlan,
-  type Workspace,
-} from "../src/index.ts";
+import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
+import { type Capabilities, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec, type SpawnPlan, type Workspace } from "../src/api/plugin.ts";
 import { describeResult, freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
+import { hostFacts } from "../src/host.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -207,49 +194,32 @@ function parseTextProto(text: string): ParsedArgs {
 }
 
 // ---------------------------------------------------------------------------------------
-// Providers that record the plan a run would execute, and stop there
+// A provider that plans like a real one (nsjail with a faked probe where it is not installed)
 // ---------------------------------------------------------------------------------------
-
-/** Thrown by the recording provider instead of returning the plan: the run stops before anything is created. */
-class Planned extends Error {
-  constructor(
-    readonly plan: SpawnPlan,
-    readonly workspace: Workspace,
-  ) {
-    super("planned (recorded by the test)");
-  }
-}
 
 const FAKE_NSJAIL_PROBE: ProviderProbe = { available: true, binary: "/bin/false", version: "t", features: {}, tools: { timeout: "/usr/bin/timeout" } };
 
-/**
- * A provider that plans exactly like `inner` (same name, same probe unless faked). The dry
- * plan the facade makes to choose passes; the run's own plan (the one with secrets, made
- * right before the run directory would be created) is thrown as `Planned`.
- */
+/** A provider that plans exactly like `inner`, with the same name and a given (possibly faked) probe. */
 class Recording implements Provider {
   readonly name: string;
-  readonly description = "records the plan of the run";
+  readonly description = "plans like the provider it wraps";
   readonly isolating = true;
+  readonly textConfig: boolean;
   constructor(
     private readonly inner: Provider,
     private readonly probed: ProviderProbe,
   ) {
     this.name = inner.name;
+    this.textConfig = inner.textConfig === true;
   }
-  probe(): Promise<ProviderProbe> {
-    return Promise.resolve(this.probed);
+  probe(): ProviderProbe {
+    return this.probed;
   }
-  layout(workspace: Workspace): Layout {
-    return this.inner.layout(workspace);
+  capabilities(probe: ProviderProbe, host: HostFacts): Capabilities {
+    return this.inner.capabilities(probe, host);
   }
-  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-    const plan = this.inner.plan(input, probe);
-    if (input.secrets !== undefined) throw new Planned(plan, input.workspace);
-    return plan;
-  }
-  readiness(): never {
-    throw new Error("not used");
+  render(spec: SandboxSpec, context: RenderContext): Rendering {
+    return this.inner.render(spec, context);
   }
 }
 
@@ -266,8 +236,8 @@ const RUNNERS = builtinRunners();
 beforeAll(async () => {
   const bwrap = new BwrapProvider();
   const rootless = new RootlessProvider();
-  const bwrapProbe = await bwrap.probe();
-  const rootlessProbe = await rootless.probe();
+  const bwrapProbe = await bwrap.probe(hostFacts());
+  const rootlessProbe = await rootless.probe(hostFacts());
   if (!bwrapProbe.available) throw new Error(`bwrap is needed for this test: ${bwrapProbe.reason}`);
   TARGETS = [
     { name: "bwrap", launcher: "bwrap", provider: new Recording(bwrap, bwrapProbe) },
@@ -451,10 +421,10 @@ async function attempt(target: Target, scenario: Scenario): Promise<Attempt> {
       req = scenario.request!;
     }
     try {
-      const r = await cordon.run(req);
-      return { kind: "broken", problem: `the run was not stopped at its plan: ${describeResult(r)}` };
+      // Cordon.plan is the first half of Cordon.run: everything decided before the run dir exists.
+      const planned = await cordon.plan(req);
+      return { kind: "planned", plan: planned.plan, workspace: planned.workspace };
     } catch (e) {
-      if (e instanceof Planned) return { kind: "planned", plan: e.plan, workspace: e.workspace };
       if (e instanceof CordonError) return { kind: "refused", error: e };
       return { kind: "broken", problem: `the run threw an untyped ${e instanceof Error ? `${e.name}: ${e.message.slice(0, 300)}` : String(e)}` };
     }

@@ -9,7 +9,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { hostFacts, MiB, refineWithCgroup, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { MiB, type PolicyOverride, type RunResult } from "../src/api/index.ts";
+import { hostFacts } from "../src/host.ts";
+import { refineWithCgroup } from "../src/sandbox/cgroup-run.ts";
 import { BASE_POLICY, cpuMsOf, describeResult, freshRunRoot, makeCordon, removeTempDirs, runCli, tempDir } from "./support.ts";
 
 afterAll(() => removeTempDirs());

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { Cordon, KiB, MiB, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { Cordon, KiB, MiB, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   BASE_POLICY,

@@ -4,7 +4,7 @@
  * and /checks, and on SIGTERM exits leaving no run directory behind.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { hostFacts } from "../src/index.ts";
+import { hostFacts } from "../src/host.ts";
 import { cpSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { CheckState, Health } from "../examples/monitor/scheduler.ts";

@@ -1,17 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import {
-  allocateWorkspace,
-  composePlan,
-  DEFAULT_POLICY,
-  detectHostFacts,
-  mergePolicy,
-  SandboxUnavailableError,
-  type Capabilities,
-  type HostFacts,
-  type Job,
-  type PolicyOverride,
-  type ProviderPlanner,
-} from "../src/index.ts";
+import { DEFAULT_POLICY, mergePolicy, SandboxUnavailableError, type PolicyOverride } from "../src/api/index.ts";
+import { composePlan, type Capabilities, type HostFacts, type Job, type Provider, type ProviderProbe } from "../src/api/plugin.ts";
+import { detectHostFacts, hostFacts } from "../src/host.ts";
+import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
 
 /** A root host without usable cgroups: the rlimit path (what non-delegated hosts get). */
@@ -29,7 +20,7 @@ const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], 
 const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
 const planBwrapRaw = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
-  new BwrapProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, bwrapProbe);
+  composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, new BwrapProvider(), bwrapProbe);
 
 /** bwrap's effective command line: the `--args 5` file spliced in where bwrap reads it. */
 const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) => {
@@ -51,10 +42,8 @@ describe("bwrap plan (pure)", () => {
   });
 
   test("secret values are masked in the report's argv", () => {
-    const plan = new BwrapProvider().plan(
-      { policy: DEFAULT_POLICY, job: { ...job, env: { API_KEY: "hunter2-secret" } }, host: ROOT_HOST, workspace, secrets: ["hunter2-secret"] },
-      bwrapProbe,
-    );
+    const plan = composePlan(
+      { policy: DEFAULT_POLICY, job: { ...job, env: { API_KEY: "hunter2-secret" } }, host: ROOT_HOST, workspace, secrets: ["hunter2-secret"] }, new BwrapProvider(), bwrapProbe);
     expect(plan.launcherArgs).toContain("hunter2-secret");
     expect(plan.report.argv.join(" ")).not.toContain("hunter2-secret");
     expect(plan.report.argv).toContain("API_KEY");
@@ -96,10 +85,8 @@ describe("bwrap plan (pure)", () => {
   });
 
   test("the child's env is the base plus what the policy and runner set, nothing else of the host", () => {
-    const plan = new BwrapProvider().plan(
-      { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace },
-      bwrapProbe,
-    );
+    const plan = composePlan(
+      { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace }, new BwrapProvider(), bwrapProbe);
     const args = plan.launcherArgs ?? [];
     const setenv = args.flatMap((a, i) => (a === "--setenv" ? [args[i + 1]] : []));
     expect(setenv.sort()).toEqual(["A", "B", "HOME", "LANG", "PATH", "TMPDIR"]);
@@ -145,7 +132,7 @@ describe("bwrap plan (pure)", () => {
     const bare = { ...bwrapProbe, tools: {} };
     let err: unknown;
     try {
-      new BwrapProvider().plan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, bare);
+      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, new BwrapProvider(), bare);
     } catch (e) {
       err = e;
     }
@@ -184,14 +171,14 @@ describe("unsafe plan", () => {
     const input = { policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace };
     let err: unknown;
     try {
-      unsafe.plan(input);
+      composePlan(input, unsafe, unsafe.probe());
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(SandboxUnavailableError);
     const reasons = (err as SandboxUnavailableError).reasons.join("\n");
     for (const control of ["filesystem.view", "network.egress", "privilege.uid", "resources.processes", "resources.memory", "env.hostProcesses"]) expect(reasons).toContain(control);
-    const plan = unsafe.plan({ ...input, policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }) });
+    const plan = composePlan({ ...input, policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }) }, unsafe, unsafe.probe());
     expect(plan.argv).toEqual(["/usr/bin/setsid", ...job.argv]);
     expect(plan.report.provider.isolating).toBe(false);
     expect(plan.report.layers.resources.controls.wall!.status).toBe("degraded"); // setsid daemons outlive a process-group kill
@@ -209,12 +196,15 @@ describe("composePlan", () => {
     privilege: { hostUidDrop: true, capabilityDrop: true, noNewPrivs: true },
     env: { cleanEnvironment: true },
   };
-  const planner = (c: Capabilities): ProviderPlanner => ({
+  const FAKE_PROBE: ProviderProbe = { available: true, binary: "/x", version: "1", features: {} };
+  const planner = (c: Capabilities): Provider => ({
     name: "fake",
-    version: "1",
-    capabilities: c,
-    layout: { jobDir: "/j", scratchDir: "/s", tmpDir: "/t" },
-    render: () => ({ argv: ["x"], env: {}, cwd: "/", treeKill: "process-group", exitEncoding: "native", statusFd: null }),
+    description: "a provider that renders a fixed argv",
+    isolating: true,
+    probe: () => FAKE_PROBE,
+    capabilities: () => c,
+    layout: () => ({ jobDir: "/j", scratchDir: "/s", tmpDir: "/t" }),
+    render: () => ({ launch: { argv: ["x"], env: {}, cwd: "/", treeKill: "process-group", exitEncoding: "native", statusFd: null } }),
   });
 
   test("under fail, ONE error lists every degraded control and nothing is rendered", () => {
@@ -222,7 +212,7 @@ describe("composePlan", () => {
     const p = { ...planner({ ...caps, resources: { ...caps.resources, rlimits: false, processCap: null } }), render: () => ((rendered = true), planner(caps).render({} as never, {} as never)) };
     let err: unknown;
     try {
-      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, p);
+      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, p, FAKE_PROBE);
     } catch (e) {
       err = e;
     }
@@ -232,7 +222,7 @@ describe("composePlan", () => {
   });
 
   test("policy switches a control off rather than degrading it", () => {
-    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace }, planner(caps));
+    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace }, planner(caps), FAKE_PROBE);
     expect(plan.report.layers.privilege.controls.capabilities!.status).toBe("off");
     expect(plan.report.downgrades).toEqual([]);
   });

@@ -15,7 +15,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MIN_OPEN_FILES, parsePolicyOverride, PolicyValidationError, type PolicyOverride, type RunRequest, type RunResult } from "../src/index.ts";
+import { parsePolicyOverride, PolicyValidationError, type PolicyOverride, type RunRequest, type RunResult } from "../src/api/index.ts";
+import { MIN_OPEN_FILES } from "../src/policy/schema.ts";
 import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, mountsUnder, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_POLICY, MiB, mergePolicy, parsePolicy, PolicyValidationError } from "../src/index.ts";
+import { DEFAULT_POLICY, MiB, mergePolicy, parsePolicy, PolicyValidationError } from "../src/api/index.ts";
 
 function issuesOf(fn: () => unknown): { path: string; message: string }[] {
   try {

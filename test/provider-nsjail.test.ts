@@ -6,23 +6,14 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import {
-  allocateWorkspace,
-  Cordon,
-  DEFAULT_POLICY,
-  detectHostFacts,
-  LAUNCHER_PROCESSES,
-  mergePolicy,
-  LauncherInputError,
-  runInSandbox,
-  SandboxUnavailableError,
-  type HostFacts,
-  type Job,
-  type Workspace,
-  type PolicyOverride,
-  type ProviderProbe,
-  type RunResult,
-} from "../src/index.ts";
+import { Cordon, DEFAULT_POLICY, mergePolicy, SandboxUnavailableError, type PolicyOverride, type RunResult } from "../src/api/index.ts";
+import { type HostFacts, type Job, type Workspace, type ProviderProbe } from "../src/api/plugin.ts";
+import { detectHostFacts, hostFacts } from "../src/host.ts";
+import { composePlan } from "../src/sandbox/plan.ts";
+import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
+import { LAUNCHER_PROCESSES } from "../src/sandbox/layers/resources.ts";
+import { planRun, runInSandbox } from "../src/sandbox/run.ts";
+import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { parseLaunchStatus } from "../src/sandbox/launch-status.ts";
 import { CONFIG_FILE, DEFAULT_SECCOMP_DENY, NsjailProvider, quote, seccompPolicy, timeLimitSeconds } from "../plugins/provider-nsjail/index.ts";
@@ -61,7 +52,7 @@ const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], 
 const probe: ProviderProbe = { available: true, binary: "/opt/nsjail/nsjail", version: "build 0123456789ab", features: { seccomp: true }, tools: { timeout: "/usr/bin/timeout" } };
 
 function planFor(override: PolicyOverride = {}, host: HostFacts = CGROUP_HOST, j: Job = job, secrets: string[] = []) {
-  const plan = new NsjailProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets }, probe);
+  const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets }, new NsjailProvider(), probe);
   const staged = plan.stage.find((f) => f.path === CONFIG_FILE);
   if (!staged) throw new Error("no config staged");
   return { plan, config: String(staged.content), mode: staged.mode };
@@ -137,7 +128,7 @@ describe("nsjail plan (pure)", () => {
     expect(root.config).not.toMatch(/outside_id: "0"/);
     expect(root.plan.scratch.owner).toEqual({ uid: 65534, gid: 65534 });
     expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("host uid 65534");
-    const user = new NsjailProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }), job, host: USER_HOST, workspace }, probe);
+    const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
     expect(cfg).toContain('uidmap { inside_id: "65534" outside_id: "1000" count: 1 }');
     expect(user.report.layers.privilege.controls.uid?.status).toBe("degraded");
@@ -151,7 +142,7 @@ describe("nsjail plan (pure)", () => {
     expect(root.plan.scratch.owner).toEqual({ uid: 4242, gid: 4343 });
     expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("sandbox uid 4242 gid 4343 to host uid 4242 gid 4343");
     // a non-root supervisor can only map its own uid, to the policy's uid inside
-    const user = new NsjailProvider().plan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", privilege: { uid: 4242, gid: 4343 } }), job, host: USER_HOST, workspace }, probe);
+    const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", privilege: { uid: 4242, gid: 4343 } }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
     expect(cfg).toContain('uidmap { inside_id: "4242" outside_id: "1000" count: 1 }');
     expect(cfg).toContain('gidmap { inside_id: "4343" outside_id: "1000" count: 1 }');
@@ -253,17 +244,17 @@ describe("nsjail plan (pure)", () => {
 
   test("an unavailable nsjail is a refusal, and the probe says plainly why", async () => {
     const absent: ProviderProbe = { available: false, binary: null, version: null, features: {}, reason: "nsjail not found on PATH" };
-    expect(() => new NsjailProvider().plan({ policy: DEFAULT_POLICY, job, host: CGROUP_HOST, workspace }, absent)).toThrow(SandboxUnavailableError);
+    expect(() => composePlan({ policy: DEFAULT_POLICY, job, host: CGROUP_HOST, workspace }, new NsjailProvider(), absent)).toThrow(SandboxUnavailableError);
     const saved = process.env.PATH;
     process.env.PATH = tempDir("empty-path");
     try {
-      const p = await new NsjailProvider().probe();
+      const p = await new NsjailProvider().probe(hostFacts());
       expect(p.available).toBe(false);
       expect(p.reason).toBe("nsjail not found on PATH: not packaged in Debian; build from https://github.com/google/nsjail");
     } finally {
       process.env.PATH = saved;
     }
-    const missing = await new NsjailProvider({ binary: "/nonexistent/nsjail" }).probe();
+    const missing = await new NsjailProvider({ binary: "/nonexistent/nsjail" }).probe(hostFacts());
     expect(missing.reason).toBe("nsjail not found at /nonexistent/nsjail");
   });
 });
@@ -290,6 +281,8 @@ const FIXTURE = resolve(import.meta.dir, "fixtures/run-json.ts");
 /** The seccomp probe: what each denied call returns (errno, or 0 when it worked), and that fork and threads work. */
 const SECCOMP_PROBE = `
 import ctypes, errno, os, threading
+import { composePlan } from "../src/sandbox/plan.ts";
+import { hostFacts } from "../src/host.ts";
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 def err(r):
@@ -528,7 +521,7 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
 
   test("nsjail's log (fd 3, log_level ERROR) has no [E]/[F] line for a normal run, a non-zero exit, a signal death, a timeout or an OOM kill; a setup failure has", async () => {
     const provider = new NsjailProvider();
-    const probed = await provider.probe();
+    const probed = await provider.probe(hostFacts());
     expect(probed.available, probed.reason).toBe(true);
     const host = detectHostFacts();
     const cgroups = host.cgroups.problem === null && host.cgroups.controllers.memory !== undefined;
@@ -537,8 +530,7 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
       let log: string | null = null;
       const shJob = (): Job => ({ runner: "shell", argv: ["/bin/sh", "-c", source], files: [], readOnlyBinds: [], env: { PATH: "/usr/bin:/bin" }, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true });
       const policy = mergePolicy(DEFAULT_POLICY, { ...BASE_POLICY, onUnavailable: "degrade", ...override });
-      const r = await runInSandbox(provider, probed, policy, shJob, freshRunRoot(), {
-        host: runHost,
+      const r = await runInSandbox(planRun({ provider, probe: probed, policy, host: runHost, runRoot: freshRunRoot(), makeJob: shJob }), {
         inspect: (ws: Workspace) => {
           const f = join(ws.root, "launcher-status");
           log = existsSync(f) ? readFileSync(f, "utf8") : null;
@@ -594,10 +586,10 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
   });
 
   test("a kafel policy nsjail cannot compile is caught by the probe, with kafel's message, not at run time", async () => {
-    const p = await new NsjailProvider({ seccompDeny: ["ptrace", "umount2"] }).probe();
+    const p = await new NsjailProvider({ seccompDeny: ["ptrace", "umount2"] }).probe(hostFacts());
     expect(p.available).toBe(false);
     expect(p.reason).toContain("Undefined identifier `umount2'");
-    const ok = await new NsjailProvider().probe();
+    const ok = await new NsjailProvider().probe(hostFacts());
     expect(ok.available, ok.reason).toBe(true);
     expect(ok.tools?.timeout).toBeDefined();
   });

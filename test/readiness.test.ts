@@ -10,16 +10,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { join, resolve } from "node:path";
-import {
-  Cordon,
-  LAYER_NAMES,
-  READINESS_CELLS,
-  SandboxUnavailableError,
-  startCordon,
-  type ReadinessReport,
-  type ReadinessStatus,
-  type StartedCordon,
-} from "../src/index.ts";
+import { Cordon, LAYER_NAMES, SandboxUnavailableError, startCordon, type ReadinessReport, type ReadinessStatus, type StartedCordon } from "../src/api/index.ts";
+import { READINESS_CELLS } from "../src/readiness/types.ts";
 import { readinessTable } from "../src/cli/readiness-table.ts";
 import {
   builtinProviders,
@@ -31,6 +23,7 @@ import {
   UnsafeNoIsolationProvider,
 } from "../plugins/index.ts";
 import { caught, IS_ROOT, mountsUnder, removeTempDirs, runRootEntries, sleep, tempDir } from "./support.ts";
+import { hostFacts } from "../src/host.ts";
 
 const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
 const CGROUP_PARENT = `cordon-readiness-test-${process.pid}`;
@@ -57,7 +50,7 @@ esac
   { mode: 0o755 },
 );
 
-const rootlessProbe = await new RootlessProvider().probe();
+const rootlessProbe = await new RootlessProvider().probe(hostFacts());
 const ROOTLESS = rootlessProbe.available;
 if (!ROOTLESS) console.warn(`readiness tests: rootless provider unavailable here (${rootlessProbe.reason}); rootless checks are skipped`);
 

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, JobInputError } from "../src/index.ts";
+import { Cordon, JobInputError } from "../src/api/index.ts";
 import { buildRunRequest, ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs, rootOnlyCanary, runCli, tempDir } from "./support.ts";

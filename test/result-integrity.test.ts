@@ -23,7 +23,9 @@ import { join } from "node:path";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { esmCollector, healthStatus, pythonCollector, shellCollector, type ScriptCollector } from "../plugins/collector-script/index.ts";
 import { normalizeEsmPayload } from "../plugins/runner-esm/result.ts";
-import { Cordon, cordonClient, decodeResult, maskDeep, type ResultDecoding, type ResultStatus, type RunRequest, type RunResult } from "../src/index.ts";
+import { Cordon, cordonClient, type ResultStatus, type RunRequest, type RunResult } from "../src/api/index.ts";
+import { maskDeep } from "../src/api/plugin.ts";
+import { decodeResult, type ResultDecoding } from "../src/result-channel.ts";
 import { BASE_POLICY, describeResult, freshRunRoot, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());

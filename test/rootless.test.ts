@@ -26,7 +26,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hostFacts, type CordonConfigInput, type PolicyOverride, type RunRequest } from "../src/index.ts";
+import { type CordonConfigInput, type PolicyOverride, type RunRequest } from "../src/api/index.ts";
+import { hostFacts } from "../src/host.ts";
 import { IS_ROOT, freshRunRoot, parseKv, processesNamed, removeTempDirs, runRootEntries, sleep, tempDir, waitFor } from "./support.ts";
 
 const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";

@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Cordon, CordonError, firstUnreachableAncestor } from "../src/index.ts";
+import { Cordon, CordonError } from "../src/api/index.ts";
+import { firstUnreachableAncestor } from "../src/api/plugin.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, IS_ROOT, caught, makeCordon, mountsUnder, removeTempDirs, runRootEntries, startFlipper, tempDir, token, unusedUid } from "./support.ts";
 

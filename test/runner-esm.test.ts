@@ -6,12 +6,12 @@
  * Every run here opts into `degrade` (except the refusal test), and the report must say
  * that memory is degraded, never that a heap or address-space cap holds Bun.
  */
-import { hostFacts } from "../src/index.ts";
+import { hostFacts } from "../src/host.ts";
 import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Cordon, SandboxUnavailableError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { Cordon, SandboxUnavailableError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   IS_ROOT,

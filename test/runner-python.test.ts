@@ -14,7 +14,7 @@ import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, DEFAULT_POLICY, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult, type Runner } from "../src/index.ts";
+import { Cordon, DEFAULT_POLICY, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult, type Runner } from "../src/api/index.ts";
 import { builtinProviders, builtinRunners, PythonRunner } from "../plugins/index.ts";
 import {
   BASE_POLICY,

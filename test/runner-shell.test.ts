@@ -12,7 +12,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from "node:fs";
 import { join } from "node:path";
-import { Cordon, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult } from "../src/index.ts";
+import { Cordon, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult } from "../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   BASE_POLICY,

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, SandboxUnavailableError, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { Cordon, SandboxUnavailableError, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { UID_SCAN_MAX_AGE_MS } from "../src/host.ts";
 import { IS_ROOT, caught, makeCordon, removeTempDirs, sleep, tempDir, token, unusedUid, waitFor } from "./support.ts";
 

@@ -14,7 +14,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { esmCollector, shellCollector } from "../plugins/collector-script/index.ts";
-import { Cordon, cordonClient, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunRequest, type RunResult, type TransportClient } from "../src/index.ts";
+import { Cordon, cordonClient, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunRequest, type RunResult, type TransportClient } from "../src/api/index.ts";
 import * as secretsModule from "../src/secrets.ts";
 import { readCapped } from "../src/sandbox/output.ts";
 import { BASE_POLICY, caught, freshRunRoot, removeTempDirs, runRootEntries } from "./support.ts";

@@ -7,13 +7,7 @@
 import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import {
-  PolicyValidationError,
-  SandboxUnavailableError,
-  type Cordon,
-  type PolicyOverride,
-  type RunResult,
-} from "../src/index.ts";
+import { PolicyValidationError, SandboxUnavailableError, type Cordon, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { SandboxUnavailableError, startCordon, type Plugins } from "../src/index.ts";
+import { SandboxUnavailableError, startCordon, type Plugins } from "../src/api/index.ts";
 import { caught, freshRunRoot, removeTempDirs, TERMINAL_CONTROLS, tempDir } from "./support.ts";
 
 afterAll(removeTempDirs);

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cordon, type PolicyOverride, type RunResult } from "../src/index.ts";
+import { Cordon, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 
 export const IS_ROOT = process.getuid?.() === 0;

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { AbsolutePath, describeIssues, PolicyOverrideSchema, zodIssues } from "../../src/index.ts";
+import { AbsolutePath, describeIssues, PolicyOverrideSchema, zodIssues } from "../../src/api/index.ts";
 import { scriptCollectors, type ScriptCollector, type ScriptConfig } from "../../plugins/collector-script/index.ts";
 
 const Comment = z.string().optional();

@@ -4,7 +4,7 @@
  * overruns its interval is followed at once by the next, not by a backlog.
  */
 import { CORDON_PLUGIN_ID, healthStatus, type ScriptAggregated, type ScriptResult } from "../../plugins/collector-script/index.ts";
-import type { CordonClient } from "../../src/index.ts";
+import type { CordonClient } from "../../src/api/index.ts";
 import type { CheckDefinition } from "./config.ts";
 
 export type Health = "healthy" | "degraded" | "unhealthy";

@@ -19,7 +19,7 @@ import {
   type PolicyOverride,
   type ReadinessReport,
   type TransportClient,
-} from "../../src/index.ts";
+} from "../../src/api/index.ts";
 
 export interface HealthCommand {
   /** Probe again instead of using the cached proof. */

@@ -14,7 +14,7 @@ import {
   rateStateSchema,
   Versioned,
   type HealthCheckRunForAggregation,
-} from "../../src/index.ts";
+} from "../../src/api/index.ts";
 import type { ScriptResult } from "./result.ts";
 
 export const ScriptAggregatedSchema = z.strictObject({

@@ -4,7 +4,7 @@
  * secrets, a provider and a policy override, and counts milliseconds.
  */
 import { z } from "zod";
-import { EnvName, EnvValue, MIN_SECRET_BYTES, PolicyOverrideSchema, Versioned, type Migration } from "../../src/index.ts";
+import { EnvName, EnvValue, MIN_SECRET_BYTES, PolicyOverrideSchema, Versioned, type Migration } from "../../src/api/index.ts";
 
 /** A secret value: at least MIN_SECRET_BYTES bytes (a shorter one would mask ordinary text everywhere). */
 const SecretValue = EnvValue.refine((v) => Buffer.byteLength(v, "utf8") >= MIN_SECRET_BYTES, {

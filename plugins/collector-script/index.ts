@@ -14,7 +14,7 @@ import {
   type RunRequest,
   type RunResult,
   type TransportClient,
-} from "../../src/index.ts";
+} from "../../src/api/index.ts";
 import { mergeScriptResult, scriptAggregated, type ScriptAggregated } from "./aggregate.ts";
 import { scriptConfig, type ScriptConfig } from "./config.ts";
 import { buildRunRequest, type ScriptRunner } from "./request.ts";

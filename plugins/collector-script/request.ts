@@ -1,5 +1,5 @@
 /** A collector config as a cordon RunRequest. Pure: nothing is read or run here. */
-import type { PolicyOverride, RunRequest } from "../../src/index.ts";
+import type { PolicyOverride, RunRequest } from "../../src/api/index.ts";
 import type { ScriptConfig } from "./config.ts";
 
 export type ScriptRunner = "shell" | "python" | "esm";

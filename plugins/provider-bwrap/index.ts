@@ -1,23 +1,10 @@
-import {
-  composePlan,
-  proveProvider,
-  type Layout,
-  type PlanInput,
-  type Provider,
-  type ProveOptions,
-  type ProviderProbe,
-  type SandboxSpec,
-  type SpawnPlan,
-  type Workspace,
-} from "../../src/index.ts";
+import type { Capabilities, HostFacts, Provider, ProviderProbe, RenderContext, Rendering, SandboxSpec } from "../../src/api/plugin.ts";
 import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
 
 export interface BwrapOptions {
   /** bwrap binary; found on PATH when absent. */
   binary?: string;
 }
-
-const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 
 /** bwrap alone has no egress filter: deny (fresh namespace) or the host's network, nothing in between. */
 const NETWORK = { deny: true, allowlist: false, unrestricted: true, metadataBlock: false };
@@ -27,30 +14,18 @@ export class BwrapProvider implements Provider {
   readonly name = "bwrap";
   readonly description = "bubblewrap: unprivileged namespaces, read-only minimal filesystem, no network";
   readonly isolating = true;
-  private probed?: Promise<ProviderProbe>;
 
   constructor(private readonly options: BwrapOptions = {}) {}
 
-  probe(): Promise<ProviderProbe> {
-    this.probed ??= Promise.resolve(probeBwrap(this.options.binary));
-    return this.probed;
+  probe(): ProviderProbe {
+    return probeBwrap(this.options.binary);
   }
 
-  layout(_workspace: Workspace): Layout {
-    return { ...LAYOUT };
+  capabilities(probe: ProviderProbe, host: HostFacts): Capabilities {
+    return bwrapCapabilities(probe, host, NETWORK);
   }
 
-  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-    return composePlan(input, {
-      name: this.name,
-      version: probe.version,
-      capabilities: bwrapCapabilities(probe, input.host, NETWORK),
-      layout: this.layout(input.workspace),
-      render: (spec: SandboxSpec) => renderBwrap(spec, probe),
-    });
-  }
-
-  readiness(options?: string | ProveOptions) {
-    return proveProvider(this, options);
+  render(spec: SandboxSpec, { probe }: RenderContext): Rendering {
+    return { launch: renderBwrap(spec, probe) };
   }
 }

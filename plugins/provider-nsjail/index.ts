@@ -1,31 +1,28 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
-  composePlan,
+  composeSpec,
+  DEFAULT_POLICY,
   enforced,
   findExecutable,
-  hostFacts,
-  layerReport,
   maskDeep,
-  proveProvider,
-  SandboxUnavailableError,
+  mergePolicy,
+  SANDBOX_LAYOUT,
+  type Capabilities,
   type ControlVerdict,
-  type EffectiveSandboxReport,
   type HostFacts,
-  type LayerName,
-  type Layout,
-  type Mount,
-  type PlanInput,
+  type Job,
   type Provider,
-  type ProveOptions,
   type ProviderProbe,
+  type RenderContext,
+  type Rendering,
+  type ReportAmendments,
   type SandboxSpec,
-  type SpawnPlan,
   type Workspace,
-} from "../../src/index.ts";
-import { DEFAULT_SECCOMP_DENY, nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, seccompPolicy, toMiB } from "./render.ts";
+} from "../../src/api/plugin.ts";
+import { DEFAULT_SECCOMP_DENY, nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, seccompPolicy } from "./render.ts";
 
 export { DEFAULT_SECCOMP_DENY, nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, seccompPolicy, timeLimitSeconds, toMiB } from "./render.ts";
 
@@ -36,7 +33,6 @@ export interface NsjailOptions {
   seccompDeny?: readonly string[];
 }
 
-const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 /** The config file, in the run dir (0711, root's): 0600, so only the supervisor and nsjail read it. */
 export const CONFIG_FILE = "nsjail.cfg";
 const SYSTEM_PATH = "/usr/bin:/bin";
@@ -51,20 +47,31 @@ function binaryDigest(binary: string): string | null {
   }
 }
 
-/** A spec as small as a real one: the same namespaces, uid map, rlimits and seccomp policy, running `timeout 0 /bin/true`. */
-function trialSpec(host: HostFacts): SandboxSpec {
-  const mounts: Mount[] = [{ kind: "ro-bind", source: "/usr", target: "/usr" }];
-  for (const p of host.systemPaths) mounts.push(p.kind === "symlink" ? { kind: "symlink", linkTarget: p.target, path: p.path } : { kind: "ro-bind", source: p.path, target: p.path });
-  mounts.push({ kind: "proc", path: "/proc" }, { kind: "dev", path: "/dev", shmBytes: 1024 * 1024 }, { kind: "tmpfs", path: "/tmp", sizeBytes: 1024 * 1024, mode: 0o1777 }, { kind: "remount-ro", path: "/" });
-  return {
-    filesystem: { isolated: true, mounts, cwd: "/tmp", stage: [] },
-    network: { namespace: "fresh", egress: null },
-    resources: { wallMs: 5000, maxOutputBytes: 4096, maxStdinBytes: 0, rlimits: { cpu: 5, fsize: 1024 * 1024, nofile: 64, core: 0, as: 256 * 1024 * 1024 }, scratchQuotaBytes: null, cgroup: null },
-    privilege: { hostDrop: host.isRoot ? { uid: 65534, gid: 65534 } : null, sandboxUid: 65534, sandboxGid: 65534, dropCapabilities: true, noNewPrivs: true },
-    env: { vars: { PATH: "/usr/bin:/bin" } },
-    command: ["/bin/true"],
-    hostname: "cordon",
-  };
+/** The trial's job: `/bin/true`, under the real layers with small limits. */
+const TRIAL_JOB: Job = { runner: "nsjail-trial", argv: ["/bin/true"], files: [], readOnlyBinds: [], env: {}, result: { exitCodeFallback: false }, addressSpaceLimitSafe: true };
+const TRIAL_POLICY = mergePolicy(DEFAULT_POLICY, {
+  onUnavailable: "degrade",
+  resources: { wallMs: 5000, maxFileSizeBytes: 1024 * 1024, scratchBytes: 1024 * 1024, maxOutputBytes: 4096, maxStdinBytes: 0 },
+});
+
+/**
+ * A run directory as a real run has one (0711, stage files, a scratch the sandbox uid
+ * owns) for the spec the layers make: the trial proves the mounts, uid map, rlimits and
+ * kafel policy real runs get, not a hand-made copy of them.
+ */
+function trialSpec(dir: string, host: HostFacts): SandboxSpec {
+  const workspace: Workspace = { root: dir, stageDir: join(dir, "stage"), jobDir: join(dir, "stage", "job"), scratchDir: join(dir, "scratch") };
+  const { spec } = composeSpec({ policy: TRIAL_POLICY, job: TRIAL_JOB, host, workspace }, nsjailCapabilities(host), SANDBOX_LAYOUT, {});
+  chmodSync(dir, 0o711);
+  mkdirSync(workspace.jobDir, { recursive: true, mode: 0o755 });
+  for (const f of spec.filesystem.stage) {
+    mkdirSync(dirname(join(dir, f.path)), { recursive: true, mode: 0o755 });
+    writeFileSync(join(dir, f.path), f.content, { mode: f.mode });
+  }
+  mkdirSync(workspace.scratchDir, { mode: 0o700 });
+  const owner = spec.privilege.hostDrop;
+  if (owner) chownSync(workspace.scratchDir, owner.uid, owner.gid);
+  return spec;
 }
 
 /**
@@ -75,7 +82,7 @@ function trialSpec(host: HostFacts): SandboxSpec {
 async function trialRun(binary: string, timeout: string, host: HostFacts, seccompDeny: readonly string[] | undefined): Promise<string | null> {
   const dir = mkdtempSync(join(tmpdir(), "cordon-nsjail-probe-"));
   try {
-    const spec = trialSpec(host);
+    const spec = trialSpec(dir, host);
     const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2, ...(seccompDeny ? { seccompDeny } : {}) });
     const path = join(dir, CONFIG_FILE);
     writeFileSync(path, config.text, { mode: 0o600 });
@@ -93,45 +100,23 @@ async function trialRun(binary: string, timeout: string, host: HostFacts, seccom
   }
 }
 
-/** Secrets as they appear in the config too: inside text-format string literals, escaped. Longest first. */
-function configSecrets(secrets: readonly string[]): string[] {
-  const forms = secrets.flatMap((s) => [s, quote(s).slice(1, -1)]);
-  return [...new Set(forms)].sort((a, b) => b.length - a.length);
+/** Secrets masked in the config text as they appear there too: inside text-format string literals, escaped. Longest first. */
+function maskConfig(text: string, secrets: readonly string[]): string {
+  const forms = [...new Set(secrets.flatMap((s) => [s, quote(s).slice(1, -1)]))].sort((a, b) => b.length - a.length);
+  return maskDeep(text, forms);
 }
 
-/** Replace some controls of one layer of a report (the layer's status is recomputed). */
-function amend(report: EffectiveSandboxReport, layer: LayerName, controls: Record<string, ControlVerdict>): EffectiveSandboxReport {
-  return { ...report, layers: { ...report.layers, [layer]: layerReport({ ...report.layers[layer].controls, ...controls }) } };
-}
-
-/** What nsjail actually applies where the layers' provider-neutral wording would say more or less. */
-function nsjailReport(report: EffectiveSandboxReport, spec: SandboxSpec, seccomp: string): EffectiveSandboxReport {
-  const privilege: Record<string, ControlVerdict> = {
-    seccomp: enforced(`kafel seccomp filter: ${seccomp}`),
-  };
+/** What nsjail applies where the layers' provider-neutral wording would say more or less. */
+function nsjailAmendments(spec: SandboxSpec, seccomp: string): ReportAmendments {
+  const privilege: Record<string, ControlVerdict> = { seccomp: enforced(`kafel seccomp filter: ${seccomp}`) };
   const p = spec.privilege;
-  if (p.hostDrop && report.layers.privilege.controls.uid?.status === "enforced") {
+  if (p.hostDrop) {
     privilege.uid = enforced(`nsjail maps sandbox uid ${p.sandboxUid} gid ${p.sandboxGid} to host uid ${p.hostDrop.uid} gid ${p.hostDrop.gid} (uidmap/gidmap, no supplementary groups); nsjail itself stays root outside the namespaces`);
   }
-  const nnp = report.layers.privilege.controls.noNewPrivs;
-  if (nnp?.status === "off") privilege.noNewPrivs = { ...nnp, reason: `${nnp.reason} (nsjail sets no_new_privs anyway: installing the seccomp filter requires it)` };
-  let out = amend(report, "privilege", privilege);
-
-  const r = spec.resources.rlimits;
-  const resources: Record<string, ControlVerdict> = {};
-  const c = report.layers.resources.controls;
-  if (r.cpu !== undefined && c.cpu?.status === "enforced") resources.cpu = enforced(`RLIMIT_CPU ${r.cpu} s per process (nsjail sets soft = hard: SIGKILL at ${r.cpu} s, no SIGXCPU first)`);
-  if (r.fsize !== undefined && c.fsize?.status === "enforced") {
-    const { mib, exact } = toMiB(r.fsize);
-    resources.fsize = enforced(`RLIMIT_FSIZE ${mib} MiB per file${exact ? "" : ` (the policy's ${r.fsize} bytes rounded down to nsjail's MiB unit)`}`);
-  }
-  if (r.as !== undefined && c.memory?.status === "enforced") {
-    const { mib, exact } = toMiB(r.as);
-    const said = c.memory.mechanism ?? "";
-    resources.memory = enforced(said.replace(/RLIMIT_AS \d+ bytes each/, `RLIMIT_AS ${mib} MiB each${exact ? "" : `, the policy's ${r.as} bytes rounded down to nsjail's MiB unit`}`));
-  }
-  if (Object.keys(resources).length) out = amend(out, "resources", resources);
-  return out;
+  if (!p.noNewPrivs) privilege.noNewPrivs = { status: "off", reason: "policy privilege.noNewPrivs is false (nsjail sets no_new_privs anyway: installing the seccomp filter requires it)" };
+  const cpu = spec.resources.rlimits.cpu;
+  const resources: Record<string, ControlVerdict> = cpu === undefined ? {} : { cpu: enforced(`RLIMIT_CPU ${cpu} s per process (nsjail sets soft = hard: SIGKILL at ${cpu} s, no SIGXCPU first)`) };
+  return { privilege, resources };
 }
 
 /**
@@ -142,16 +127,11 @@ export class NsjailProvider implements Provider {
   readonly name = "nsjail";
   readonly description = "nsjail: namespaces, read-only minimal filesystem, no network, kafel seccomp filter";
   readonly isolating = true;
-  private probed?: Promise<ProviderProbe>;
+  readonly textConfig = true;
 
   constructor(private readonly options: NsjailOptions = {}) {}
 
-  probe(): Promise<ProviderProbe> {
-    this.probed ??= this.detect();
-    return this.probed;
-  }
-
-  private async detect(): Promise<ProviderProbe> {
+  async probe(host: HostFacts): Promise<ProviderProbe> {
     const binary = findExecutable(this.options.binary ?? "nsjail");
     const none = (reason: string, version: string | null = null): ProviderProbe => ({ available: false, binary, version, features: {}, reason });
     if (!binary) return none(this.options.binary ? `nsjail not found at ${this.options.binary}` : `nsjail not found on PATH: ${NOT_FOUND}`);
@@ -160,47 +140,26 @@ export class NsjailProvider implements Provider {
     if (!/--config/.test(helpText)) return none(`${binary} --help does not look like nsjail's: ${helpText.trim().split("\n")[0] ?? ""}`);
     const digest = binaryDigest(binary);
     const version = digest ? `build ${digest}` : null;
-    // The pid-1 shim runs inside the sandbox, so only one under the bound /usr (or /bin) will do.
     const timeout = findExecutable("timeout", SYSTEM_PATH);
     if (!timeout) return none("coreutils timeout not found under /usr/bin or /bin (the sandbox's pid 1)", version);
-    const failed = await trialRun(binary, timeout, hostFacts(), this.options.seccompDeny);
+    const failed = await trialRun(binary, timeout, host, this.options.seccompDeny);
     if (failed) return none(failed, version);
     return { available: true, binary, version, features: { seccomp: true, timeLimit: true }, tools: { timeout } };
   }
 
-  layout(_workspace: Workspace): Layout {
-    return { ...LAYOUT };
+  capabilities(_probe: ProviderProbe, host: HostFacts): Capabilities {
+    return nsjailCapabilities(host);
   }
 
-  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
-    if (!probe.available) throw new SandboxUnavailableError(this.name, [probe.reason ?? "nsjail is unavailable"]);
-    const configPath = join(input.workspace.root, CONFIG_FILE);
-    const seccomp = seccompPolicy(this.options.seccompDeny ?? DEFAULT_SECCOMP_DENY);
-    const rendered: { spec?: SandboxSpec; text?: string } = {};
-    const plan = composePlan(input, {
-      name: this.name,
-      version: probe.version,
-      capabilities: nsjailCapabilities(input.host),
-      layout: this.layout(input.workspace),
-      textConfig: true,
-      render: (spec: SandboxSpec) => {
-        const config = renderNsjailConfig(spec, input.host, this.options.seccompDeny ? { seccompDeny: this.options.seccompDeny } : {});
-        Object.assign(rendered, { spec, text: config.text });
-        return renderNsjailLaunch(spec, probe, configPath, config.rootWritable);
-      },
-    });
-    const { spec, text } = rendered;
-    if (!spec || text === undefined) throw new Error("nsjail provider: the plan was not rendered");
-    const report = nsjailReport(plan.report, spec, seccomp);
+  /** The launch, the config file it reads (staged 0600 in the run dir) and what nsjail applies beyond the layers' wording. */
+  render(spec: SandboxSpec, { probe, host, workspace, secrets }: RenderContext): Rendering {
+    const deny = this.options.seccompDeny ? { seccompDeny: this.options.seccompDeny } : {};
+    const config = renderNsjailConfig(spec, host, deny);
     return {
-      ...plan,
-      // The config (mounts, env values) goes in a 0600 file of the run dir, out of the process table.
-      stage: [...plan.stage, { path: CONFIG_FILE, content: text, mode: 0o600 }],
-      report: { ...report, argv: [...report.argv, `<${CONFIG_FILE}:`, maskDeep(text, configSecrets(input.secrets ?? [])), ">"] },
+      launch: renderNsjailLaunch(spec, probe, join(workspace.root, CONFIG_FILE), config.rootWritable),
+      stage: [{ path: CONFIG_FILE, content: config.text, mode: 0o600 }],
+      amendments: nsjailAmendments(spec, seccompPolicy(this.options.seccompDeny ?? DEFAULT_SECCOMP_DENY)),
+      reportAppendix: [`<${CONFIG_FILE}:`, maskConfig(config.text, secrets), ">"],
     };
-  }
-
-  readiness(options?: string | ProveOptions) {
-    return proveProvider(this, options);
   }
 }

@@ -4,8 +4,9 @@
  * default that would otherwise apply silently (rlimits in MiB, a 600 s time limit, nice
  * 19, hostname "NSJAIL", cwd "/") is written out explicitly.
  */
-import type { Capabilities, HostFacts, Launch, Mount, ProviderProbe, SandboxSpec } from "../../src/index.ts";
-import { RESULT_FD } from "../../src/index.ts";
+import type { Capabilities, HostFacts, Launch, Mount, ProviderProbe, SandboxSpec } from "../../src/api/plugin.ts";
+import { RESULT_FD } from "../../src/api/plugin.ts";
+import { namespaceCapabilities } from "../mechanism/capabilities.ts";
 
 const MiB = 1024 * 1024;
 
@@ -69,34 +70,19 @@ export function timeLimitSeconds(wallMs: number): number {
   return Math.ceil(wallMs / 1000) + 2;
 }
 
-function cgroupMechanism(host: HostFacts, controller: "memory" | "pids"): string | null {
-  const site = host.cgroups.controllers[controller];
-  return host.cgroups.problem === null && site ? `cgroup v${site.version} ${controller} controller` : null;
-}
-
 /** nsjail alone cannot filter egress: deny (fresh namespace) or the host's network. */
 export const NSJAIL_NETWORK: Capabilities["network"] = { deny: true, allowlist: false, unrestricted: true, metadataBlock: false };
 
 /** What nsjail enforces on this host. Memory and pids caps are cordon's own run cgroup, never nsjail's cgroup options. */
 export function nsjailCapabilities(host: HostFacts): Capabilities {
-  const pidsCgroup = cgroupMechanism(host, "pids");
-  return {
-    isolating: true,
-    filesystem: { view: true },
-    network: NSJAIL_NETWORK,
-    resources: {
-      treeKill: "SIGKILL to nsjail: its child, the pid namespace's init, dies with it (PR_SET_PDEATHSIG) and the kernel kills every process in the namespace",
-      rlimits: true,
-      processCap: pidsCgroup ? `${pidsCgroup} (pids.max for the whole tree)` : "RLIMIT_NPROC counted in the sandbox's own user namespace",
-      memoryTreeCap: cgroupMechanism(host, "memory"),
-      tmpfsSize: true,
-      scratchQuota: host.isRoot,
-      cgroups: host.cgroups.problem === null,
-    },
+  return namespaceCapabilities(host, NSJAIL_NETWORK, {
+    treeKill: "SIGKILL to nsjail: its child, the pid namespace's init, dies with it (PR_SET_PDEATHSIG) and the kernel kills every process in the namespace",
+    rlimits: true,
+    rlimitByteUnit: MiB,
+    tmpfsSize: true,
     // Root maps the sandbox uid to the same uid outside; a non-root nsjail can only map its own uid.
-    privilege: { hostUidDrop: host.isRoot, capabilityDrop: true, noNewPrivs: true },
-    env: { cleanEnvironment: true },
-  };
+    hostUidDrop: host.isRoot,
+  });
 }
 
 /** Character devices bound into the minimal /dev (read-write: a read-only bind of /dev/null refuses writes). */

@@ -1,28 +1,23 @@
 import {
-  composePlan,
   findExecutable,
-  hostFacts,
   parseAllowEntry,
-  proveProvider,
   readHostNets,
   renderRuleset,
+  type Capabilities,
   type EgressSpec,
+  type HostFacts,
   type Launch,
-  type Layout,
-  type PlanInput,
   type Provider,
-  type ProveOptions,
   type ProviderProbe,
+  type RenderContext,
+  type Rendering,
   type RulesetInput,
   type SandboxSpec,
-  type SpawnPlan,
-  type Workspace,
-} from "../../src/index.ts";
+} from "../../src/api/plugin.ts";
 import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
 import { closeSync } from "node:fs";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
-const LAYOUT = { jobDir: "/cordon/job", scratchDir: "/scratch", tmpDir: "/tmp" } as const;
 const NETWORK = { deny: true, allowlist: true, unrestricted: true, metadataBlock: true };
 const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -53,16 +48,10 @@ export class RootlessProvider implements Provider {
   readonly name = "rootless";
   readonly description = "bubblewrap + slirp4netns: filtered egress (allowlist, metadata blocked) without a host network setup";
   readonly isolating = true;
-  private probed?: Promise<ProviderProbe>;
 
   constructor(private readonly options: RootlessOptions = {}) {}
 
-  probe(): Promise<ProviderProbe> {
-    this.probed ??= Promise.resolve(this.detect());
-    return this.probed;
-  }
-
-  private detect(): ProviderProbe {
+  probe(host: HostFacts): ProviderProbe {
     const bwrap = probeBwrap(this.options.bwrap);
     if (!bwrap.available) return bwrap;
     const names = ["slirp4netns", "nft", "nsenter"] as const;
@@ -73,30 +62,20 @@ export class RootlessProvider implements Provider {
       ? `${missing.join(", ")} not found (Debian: apt-get install slirp4netns nftables util-linux)`
       : !bwrap.features.blockFd
         ? "this bwrap has no --block-fd: rules could not be loaded before the script starts"
-        : !hostFacts().isRoot
+        : !host.isRoot
           ? NON_ROOT
           : null;
     const ip = findExecutable("ip", SYSTEM_PATH); // optional: waits for slirp's IPv6 route when present
     return { ...bwrap, available: reason === null, ...(reason ? { reason } : {}), tools: { ...bwrap.tools, ...tools, ...(ip ? { ip } : {}) } };
   }
 
-  layout(_workspace: Workspace): Layout {
-    return { ...LAYOUT };
+  capabilities(probe: ProviderProbe, host: HostFacts): Capabilities {
+    return bwrapCapabilities(probe, host, NETWORK);
   }
 
-  plan(input: PlanInput, probe: ProviderProbe): SpawnPlan {
+  render(spec: SandboxSpec, { probe, host }: RenderContext): Rendering {
     const tools = { slirp4netns: probe.tools?.slirp4netns ?? "slirp4netns", nft: probe.tools?.nft ?? "nft", nsenter: probe.tools?.nsenter ?? "nsenter", ip: probe.tools?.ip ?? null };
-    return composePlan(input, {
-      name: this.name,
-      version: probe.version,
-      capabilities: bwrapCapabilities(probe, input.host, NETWORK),
-      layout: this.layout(input.workspace),
-      render: (spec: SandboxSpec) => withEgress(renderBwrap(spec, probe, { block: spec.network.egress !== null }), spec, tools),
-    });
-  }
-
-  readiness(options?: string | ProveOptions) {
-    return proveProvider(this, options);
+    return { launch: withEgress(renderBwrap(spec, probe, { block: spec.network.egress !== null }), spec, tools, host) };
   }
 }
 
@@ -117,7 +96,7 @@ function rulesetInput(egress: EgressSpec): RulesetInput {
 }
 
 /** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
-function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }): Launch {
+function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }, host: HostFacts): Launch {
   const egress = spec.network.egress;
   if (!egress) return launch;
   // Rendered now so a policy the ruleset refuses (e.g. a hostname pinned to a host
@@ -130,7 +109,7 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
   return {
     ...launch,
     beforeRelease: async (childPid) => {
-      const ns: NetnsAccess = { pid: childPid, ownerUserns: hostFacts().isRoot ? null : openOwnerUserns(childPid) };
+      const ns: NetnsAccess = { pid: childPid, ownerUserns: host.isRoot ? null : openOwnerUserns(childPid) };
       try {
         const ruleset = renderRuleset(rulesetInput(egress));
         await loadRuleset(tools, ns, ruleset); // rules first: there is no egress path without them

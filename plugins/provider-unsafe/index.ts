@@ -1,15 +1,4 @@
-import {
-  composePlan,
-  proveProvider,
-  type Capabilities,
-  type Layout,
-  type PlanInput,
-  type Provider,
-  type ProveOptions,
-  type ProviderProbe,
-  type SpawnPlan,
-  type Workspace,
-} from "../../src/index.ts";
+import type { Capabilities, Layout, Provider, ProviderProbe, Rendering, SandboxSpec, Workspace } from "../../src/api/plugin.ts";
 
 /** Everything off but what the supervisor itself does: wall clock, output caps, the child's env. */
 const UNSAFE_CAPABILITIES: Capabilities = {
@@ -31,21 +20,22 @@ export class UnsafeNoIsolationProvider implements Provider {
   readonly description = "NO ISOLATION: runs scripts directly on the host (development only)";
   readonly isolating = false;
 
-  async probe(): Promise<ProviderProbe> {
+  probe(): ProviderProbe {
     return { available: true, binary: null, version: null, features: {} };
   }
 
+  capabilities(): Capabilities {
+    return UNSAFE_CAPABILITIES;
+  }
+
+  /** Nothing is mounted: the script sees the run directory's host paths. */
   layout(workspace: Workspace): Layout {
     return { jobDir: workspace.jobDir, scratchDir: workspace.scratchDir, tmpDir: workspace.scratchDir };
   }
 
-  plan(input: PlanInput): SpawnPlan {
-    return composePlan(input, {
-      name: this.name,
-      version: null,
-      capabilities: UNSAFE_CAPABILITIES,
-      layout: this.layout(input.workspace),
-      render: (spec) => ({
+  render(spec: SandboxSpec): Rendering {
+    return {
+      launch: {
         // setsid makes the child a process-group leader, so the group can be killed at once.
         argv: ["/usr/bin/setsid", ...spec.command],
         env: spec.env.vars,
@@ -53,11 +43,7 @@ export class UnsafeNoIsolationProvider implements Provider {
         treeKill: "process-group",
         exitEncoding: "native",
         statusFd: null,
-      }),
-    });
-  }
-
-  readiness(options?: string | ProveOptions) {
-    return proveProvider(this, options);
+      },
+    };
   }
 }

@@ -14,7 +14,7 @@ import {
   type RunnerOptions,
   type SandboxUser,
   type ScriptRequest,
-} from "../../src/index.ts";
+} from "../../src/api/plugin.ts";
 import { normalizeEsmPayload } from "./result.ts";
 
 const HARNESS = readFileSync(new URL("./harness.mjs", import.meta.url));

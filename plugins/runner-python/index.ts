@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type ReadOnlyBind, type Runner, type RunnerOptions, type ScriptRequest, type SandboxUser } from "../../src/index.ts";
+import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type ReadOnlyBind, type Runner, type RunnerOptions, type ScriptRequest, type SandboxUser } from "../../src/api/plugin.ts";
 import { resolvePython, type PythonInstall } from "./interpreter.ts";
 
 const BOOT = readFileSync(new URL("./boot.py", import.meta.url));

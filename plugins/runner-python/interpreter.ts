@@ -5,7 +5,7 @@
  */
 import { realpathSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { firstUnreachableAncestor, JobInputError, type SandboxUser } from "../../src/index.ts";
+import { firstUnreachableAncestor, JobInputError, type SandboxUser } from "../../src/api/plugin.ts";
 
 export interface PythonInstall {
   /** As the user named it. */

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type Runner, type RunnerOptions, type ScriptRequest } from "../../src/index.ts";
+import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type Runner, type RunnerOptions, type ScriptRequest } from "../../src/api/plugin.ts";
 
 /** The result helper, staged as an executable in the job's bin directory. */
 const RESULT_HELPER = readFileSync(new URL("./cordon-result.sh", import.meta.url));

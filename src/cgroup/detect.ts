@@ -113,3 +113,9 @@ export function detectCgroups(parent = "cordon", mountinfo?: string): CgroupFact
           : null;
   return { layout, controllers, writable, problem };
 }
+
+/** "cgroup v1 memory controller": which usable hierarchy enforces a cap, for the report; null when none can. */
+export function cgroupMechanism(facts: CgroupFacts, controller: "memory" | "pids"): string | null {
+  const site = facts.controllers[controller];
+  return facts.problem === null && site ? `cgroup v${site.version} ${controller} controller` : null;
+}

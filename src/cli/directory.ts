@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, readSync, writeSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { JobInputError } from "../errors.ts";
-import type { OmittedFile, OutputFile } from "../files/collect.ts";
+import type { OmittedFile, OutputFile } from "../result.ts";
 import { MAX_PATH_BYTES, type InputFile, type InputLimits } from "../files/input.ts";
 import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openForReading, openPathNoFollow, renameAt, unlinkAt } from "../files/safe-open.ts";
 

@@ -9,18 +9,7 @@ import { closeSync, fstatSync, readSync, type Dir, type Dirent } from "node:fs";
 import { openDirectory, openEntry, openForReading, openPathNoFollow, streamDirectory } from "./safe-open.ts";
 import { maskBytes, maskText } from "../secrets.ts";
 import { fingerprintOf } from "./stage.ts";
-
-export interface OutputFile {
-  path: string;
-  /** Bytes in `content` (after masking secrets, so it never tells a secret's length). */
-  size: number;
-  content: Uint8Array;
-}
-
-export interface OmittedFile {
-  path: string;
-  reason: string;
-}
+import type { OmittedFile, OutputFile } from "../result.ts";
 
 export interface OutputLimits {
   maxCount: number;

@@ -1,2 +1,3 @@
 export * from "./types.ts";
-export { proveProvider, type ProveOptions } from "./prove.ts";
+export { proveProvider, trialPlan, trialPlanRefusal, type ProveOptions } from "./prove.ts";
+export { cellsNeeded, unprovenCells } from "./needs.ts";

@@ -8,14 +8,15 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SandboxUnavailableError } from "../errors.ts";
-import type { HostFacts } from "../host.ts";
-import { hostFacts } from "../host.ts";
+import { hostFacts, type HostFacts } from "../host.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "../policy/index.ts";
-import type { Provider, ProviderProbe } from "../provider.ts";
+import { probeOf, type Provider, type ProviderProbe } from "../provider.ts";
 import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
-import { runInSandbox, type SandboxRunOptions } from "../sandbox/run.ts";
-import { allocateWorkspace, defaultRunRoot } from "../sandbox/workspace.ts";
+import { planRun, runInSandbox, type SandboxRunOptions } from "../sandbox/run.ts";
+import type { Job, Layout, SpawnPlan } from "../sandbox/spec.ts";
+import { defaultRunRoot } from "../sandbox/workspace.ts";
 import { fillCells, judgeCells, summarizeLayers } from "./judge.ts";
+import { unprovenCells } from "./needs.ts";
 import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, STDIN_OFFERED_BYTES, wallProbe } from "./probes.ts";
 import type { PolicyFit, ReadinessCell, ReadinessReport, ReadinessVerdict } from "./types.ts";
 
@@ -28,28 +29,37 @@ export interface ProveOptions {
   cgroupParent?: string;
 }
 
-/** Sample policies the report says this provider can or cannot run under `fail`, and the cells each relies on. */
-const SAMPLE_POLICIES: { name: string; override: PolicyOverride; needs: ReadinessCell[] }[] = [
-  { name: "default (network deny)", override: {}, needs: ["filesystem", "network", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
-  { name: "allowlist egress", override: { network: { mode: "allowlist", allow: ["192.0.2.10:443"] } }, needs: ["filesystem", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
-  { name: "unrestricted egress, metadata blocked", override: { network: { mode: "unrestricted", blockMetadata: true } }, needs: ["filesystem", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"] },
+/** Sample policies the report says this provider can or cannot run under `fail`. */
+const SAMPLE_POLICIES: { name: string; override: PolicyOverride }[] = [
+  { name: "default (network deny)", override: {} },
+  { name: "allowlist egress", override: { network: { mode: "allowlist", allow: ["192.0.2.10:443"] } } },
+  { name: "unrestricted egress, metadata blocked", override: { network: { mode: "unrestricted", blockMetadata: true } } },
 ];
 
-/** Would this provider plan the sample policy under fail (pure), and were the cells it relies on proven? */
-function policyFits(provider: Provider, probe: ProviderProbe, host: HostFacts, runRoot: string, cells: Record<ReadinessCell, ReadinessVerdict>): PolicyFit[] {
-  return SAMPLE_POLICIES.map(({ name, override, needs }) => {
+/** Would this provider plan the sample policy under fail (a trial plan), and were the cells it relies on proven? */
+function policyFits(provider: Provider, probe: ProviderProbe, host: HostFacts, runRoot: string, cells: ReadinessReport["cells"]): PolicyFit[] {
+  return SAMPLE_POLICIES.map(({ name, override }) => {
     if (!probe.available) return { name, runsUnderFail: false, reasons: [probe.reason ?? "provider unavailable"] };
     const policy = mergePolicy(DEFAULT_POLICY, override);
-    const reasons = needs.filter((c) => cells[c].status !== "proven").map((c) => `${c} not proven`);
-    try {
-      const workspace = allocateWorkspace(runRoot);
-      provider.plan({ policy, job: probeJob("true")(provider.layout(workspace)), host, workspace, resolved: {} }, probe);
-    } catch (e) {
-      if (!(e instanceof SandboxUnavailableError)) throw e;
-      reasons.unshift(...e.reasons);
-    }
-    return { name, runsUnderFail: probe.available && reasons.length === 0, reasons };
+    const reasons = [...trialPlanRefusal(provider, probe, policy, host, runRoot), ...unprovenCells(policy, cells).map((c) => `${c} not proven`)];
+    return { name, runsUnderFail: reasons.length === 0, reasons };
   });
+}
+
+/** A plan of `/bin/true` under this policy: what a run would get. Creates nothing; throws SandboxUnavailableError when refused. */
+export function trialPlan(provider: Provider, probe: ProviderProbe, policy: Policy, host: HostFacts, runRoot: string): SpawnPlan {
+  return planRun({ provider, probe, policy, host, runRoot, makeJob: probeJob("true") }).plan;
+}
+
+/** Why a trial plan under this policy would be refused under `fail` (none: it plans). */
+export function trialPlanRefusal(provider: Provider, probe: ProviderProbe, policy: Policy, host: HostFacts, runRoot: string): string[] {
+  try {
+    trialPlan(provider, probe, { ...policy, onUnavailable: "fail" }, host, runRoot);
+    return [];
+  } catch (e) {
+    if (!(e instanceof SandboxUnavailableError)) throw e;
+    return [...e.reasons];
+  }
 }
 
 function report(provider: Provider, probe: ProviderProbe, cells: Record<ReadinessCell, ReadinessVerdict>, policies: PolicyFit[], started: number): ReadinessReport {
@@ -74,7 +84,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
   const runRoot = options.runRoot ?? defaultRunRoot();
   const host = options.host ?? hostFacts();
   const started = performance.now();
-  const probe: ProviderProbe = await provider.probe();
+  const probe: ProviderProbe = await probeOf(provider, host);
   if (!probe.available) {
     const cells = fillCells("not-enforced", probe.reason ?? "provider unavailable");
     return report(provider, probe, cells, policyFits(provider, probe, host, runRoot, cells), started);
@@ -100,19 +110,20 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     // Each small cap only where it is attacked: the main probe itself needs a few processes.
     const memoryPolicy = mergePolicy(strict, { resources: { memoryBytes: PROBE_LIMITS.memoryBytes } });
     const pidsPolicy = mergePolicy(strict, { resources: { maxProcesses: PROBE_LIMITS.maxProcesses } });
-    const runOptions: SandboxRunOptions = { host, ...(options.cgroupParent ? { cgroupParent: options.cgroupParent } : {}) };
+    const runOptions: SandboxRunOptions = options.cgroupParent ? { cgroupParent: options.cgroupParent } : {};
+    const probeRun = (policy: Policy, makeJob: (layout: Layout) => Job, extra: SandboxRunOptions = {}) =>
+      runInSandbox(planRun({ provider, probe, policy, host, runRoot, makeJob }), { ...runOptions, ...extra });
     let scratchOwner: number | null = null;
     const [main, wall, memory, pids] = await Promise.all([
-      runInSandbox(provider, probe, strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating }), "/bin/bash", new Uint8Array(STDIN_OFFERED_BYTES)), runRoot, {
-        ...runOptions,
+      probeRun(strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating }), "/bin/bash", new Uint8Array(STDIN_OFFERED_BYTES)), {
         inspect: (ws) => {
           const f = join(ws.scratchDir, "owner-probe");
           if (existsSync(f)) scratchOwner = statSync(f).uid;
         },
       }),
-      runInSandbox(provider, probe, mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe), runRoot, runOptions),
-      runInSandbox(provider, probe, memoryPolicy, probeJob(memoryProbe), runRoot, runOptions),
-      runInSandbox(provider, probe, pidsPolicy, probeJob(pidsProbe, "/bin/sh"), runRoot, runOptions),
+      probeRun(mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe)),
+      probeRun(memoryPolicy, probeJob(memoryProbe)),
+      probeRun(pidsPolicy, probeJob(pidsProbe, "/bin/sh")),
     ]);
     if (main.outcome === "error" || main.outcome === "refused" || main.outcome === "timeout" || main.stderr === "") {
       const cells = fillCells("unknown", `probe did not run: ${main.error?.message ?? `outcome ${main.outcome}, exit ${main.exitCode}`}`);

@@ -1,19 +1,15 @@
 import { SandboxUnavailableError } from "../errors.ts";
+import type { Provider, ProviderProbe, ReportAmendments } from "../provider.ts";
+import { SANDBOX_LAYOUT } from "../protocol.ts";
 import { checkLauncherInput } from "./launcher-input.ts";
 import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";
 import { layerReport, listDowngrades, refusalReasons, type EffectiveSandboxReport, type LayerName, type LayerReport } from "./report.ts";
-import type { Capabilities, Launch, Layout, PlanInput, SandboxSpec, SpawnPlan, StagedFile } from "./spec.ts";
+import type { Capabilities, Layout, PlanInput, SandboxSpec, SpawnPlan, StagedFile, Workspace } from "./spec.ts";
 
-/** The provider-specific parts of planning: what it can do, where things are, how to render a spec. */
-export interface ProviderPlanner {
-  name: string;
-  version: string | null;
-  capabilities: Capabilities;
-  layout: Layout;
-  render(spec: SandboxSpec, input: PlanInput): Launch;
-  /** The launcher reads its options as a text config (nsjail): control characters are refused too. */
-  textConfig?: boolean;
+/** Where a provider's sandbox puts the job dir, scratch and /tmp for this run. */
+export function layoutOf(provider: Provider, workspace: Workspace): Layout {
+  return provider.layout?.(workspace) ?? { ...SANDBOX_LAYOUT };
 }
 
 function jobStage(input: PlanInput): StagedFile[] {
@@ -21,43 +17,67 @@ function jobStage(input: PlanInput): StagedFile[] {
   return input.job.files.map((f) => ({ path: `${jobRel}/${f.path}`, content: f.content, mode: f.mode ?? 0o644 }));
 }
 
-/**
- * The wrapper: run every layer (pure), collect verdicts, refuse under `fail` when any
- * control is degraded (nothing is spawned), else render ONE argv for ONE spawn.
- */
-export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv: Record<string, string | undefined> = process.env): SpawnPlan {
-  const { policy, job, host } = input;
-  const ctx: LayerContext = { policy, job, host, caps: planner.capabilities, workspace: input.workspace, layout: planner.layout, resolved: input.resolved ?? null };
+/** The layers' verdicts and the spec they add up to, before anything is rendered. */
+export interface ComposedSpec {
+  spec: SandboxSpec;
+  layers: Record<LayerName, LayerReport>;
+}
 
+/** Run every layer (pure) for one input on a provider with these capabilities. */
+export function composeSpec(input: PlanInput, capabilities: Capabilities, layout: Layout, hostEnv: Record<string, string | undefined> = process.env): ComposedSpec {
+  const { policy, job, host } = input;
+  const ctx: LayerContext = { policy, job, host, caps: capabilities, workspace: input.workspace, layout, resolved: input.resolved ?? null };
   const filesystem = filesystemLayer(ctx);
   const network = networkLayer(ctx);
   const resources = resourcesLayer(ctx);
   const privilege = privilegeLayer(ctx);
   const env = envLayer(ctx, hostEnv);
-
-  const layers: Record<LayerName, LayerReport> = {
-    filesystem: layerReport(filesystem.controls),
-    network: layerReport(network.controls),
-    resources: layerReport(resources.controls),
-    privilege: layerReport(privilege.controls),
-    env: layerReport(env.controls),
+  return {
+    spec: { filesystem: filesystem.spec, network: network.spec, resources: resources.spec, privilege: privilege.spec, env: env.spec, command: job.argv, hostname: "cordon" },
+    layers: {
+      filesystem: layerReport(filesystem.controls),
+      network: layerReport(network.controls),
+      resources: layerReport(resources.controls),
+      privilege: layerReport(privilege.controls),
+      env: layerReport(env.controls),
+    },
   };
-  const downgrades = listDowngrades(layers);
-  if (policy.onUnavailable === "fail" && downgrades.length > 0) throw new SandboxUnavailableError(planner.name, refusalReasons(layers));
+}
 
-  const spec: SandboxSpec = {
-    filesystem: filesystem.spec,
-    network: network.spec,
-    resources: resources.spec,
-    privilege: privilege.spec,
-    env: env.spec,
-    command: job.argv,
-    hostname: "cordon",
-  };
-  const launch = planner.render(spec, input);
-  checkLauncherInput(spec, launch, { textConfig: planner.textConfig === true });
+/** A provider's amendments, held to what they may do: reword (same status) or add an enforced control. */
+function amendLayers(provider: string, layers: Record<LayerName, LayerReport>, amendments: ReportAmendments): Record<LayerName, LayerReport> {
+  const out = { ...layers };
+  for (const [layer, controls] of Object.entries(amendments) as [LayerName, ReportAmendments[LayerName]][]) {
+    for (const [name, verdict] of Object.entries(controls ?? {})) {
+      const before = layers[layer].controls[name];
+      if (before ? before.status !== verdict.status : verdict.status !== "enforced") {
+        throw new Error(`provider ${provider}: an amendment of ${layer}.${name} may not change its status (${before?.status ?? "absent"} -> ${verdict.status})`);
+      }
+    }
+    out[layer] = layerReport({ ...layers[layer].controls, ...controls });
+  }
+  return out;
+}
+
+/**
+ * The wrapper: run every layer (pure), collect verdicts, refuse under `fail` when any
+ * control is degraded (nothing is spawned), else render ONE argv for ONE spawn.
+ */
+export function composePlan(input: PlanInput, provider: Provider, probe: ProviderProbe, hostEnv: Record<string, string | undefined> = process.env): SpawnPlan {
+  const { policy, job, host } = input;
+  if (!probe.available) throw new SandboxUnavailableError(provider.name, [probe.reason ?? "provider unavailable"]);
+  const capabilities = provider.capabilities(probe, host);
+  const { spec, layers: verdicts } = composeSpec(input, capabilities, layoutOf(provider, input.workspace), hostEnv);
+  const downgrades = listDowngrades(verdicts);
+  if (policy.onUnavailable === "fail" && downgrades.length > 0) throw new SandboxUnavailableError(provider.name, refusalReasons(verdicts));
+
+  const secrets = input.secrets ?? [];
+  const rendering = provider.render(spec, { probe, host, workspace: input.workspace, secrets });
+  const launch = rendering.launch;
+  checkLauncherInput(spec, launch, { textConfig: provider.textConfig === true });
+  const layers = amendLayers(provider.name, verdicts, rendering.amendments ?? {});
   const report: EffectiveSandboxReport = {
-    provider: { name: planner.name, version: planner.version, isolating: planner.capabilities.isolating },
+    provider: { name: provider.name, version: probe.version, isolating: capabilities.isolating },
     runner: { name: job.runner, readOnlyBinds: job.readOnlyBinds.map((b) => (b.source === b.target ? b.source : `${b.source} -> ${b.target}`)), notes: job.notes ?? [] },
     onUnavailable: policy.onUnavailable,
     requested: policy,
@@ -65,16 +85,16 @@ export function composePlan(input: PlanInput, planner: ProviderPlanner, hostEnv:
     downgrades,
     host,
     // The whole command line, launcher arguments included, with secret values masked.
-    argv: maskDeep([...launch.argv, ...(launch.launcherArgs ? ["<fd 5:", ...launch.launcherArgs, ">"] : [])], input.secrets ?? []),
+    argv: [...maskDeep([...launch.argv, ...(launch.launcherArgs ? ["<fd 5:", ...launch.launcherArgs, ">"] : [])], secrets), ...(rendering.reportAppendix ?? [])],
   };
   return {
     ...launch,
-    stage: [...filesystem.spec.stage, ...jobStage(input)],
-    scratch: { quotaBytes: resources.spec.scratchQuotaBytes, owner: privilege.spec.hostDrop },
-    wallMs: resources.spec.wallMs,
-    cgroup: resources.spec.cgroup,
-    maxOutputBytes: resources.spec.maxOutputBytes,
-    maxStdinBytes: resources.spec.maxStdinBytes,
+    stage: [...spec.filesystem.stage, ...jobStage(input), ...(rendering.stage ?? [])],
+    scratch: { quotaBytes: spec.resources.scratchQuotaBytes, owner: spec.privilege.hostDrop },
+    wallMs: spec.resources.wallMs,
+    cgroup: spec.resources.cgroup,
+    maxOutputBytes: spec.resources.maxOutputBytes,
+    maxStdinBytes: spec.resources.maxStdinBytes,
     report,
   };
 }

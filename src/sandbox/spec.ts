@@ -67,6 +67,11 @@ export interface Capabilities {
     treeKill: string | null;
     /** Per-process rlimits applied inside the sandbox (cpu, fsize, nofile, core, as). */
     rlimits: boolean;
+    /**
+     * The launcher takes byte-sized rlimits (as, fsize, core) in this unit (nsjail: MiB): the
+     * layer rounds the policy's bytes down to it, so the report states what is applied. 1 when absent.
+     */
+    rlimitByteUnit?: number;
     /** How the process count is capped, or null. */
     processCap: string | null;
     /** A tree-wide memory cap mechanism (cgroups), or null. */

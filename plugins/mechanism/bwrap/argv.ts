@@ -1,4 +1,4 @@
-import type { Mount, PrivilegeSpec, RlimitName, SandboxSpec } from "../../../src/index.ts";
+import type { Mount, PrivilegeSpec, RlimitName, SandboxSpec } from "../../../src/api/plugin.ts";
 
 /** bwrap options for one mount, in the order given (later mounts sit on top of earlier ones). */
 export function mountArgs(m: Mount): string[] {

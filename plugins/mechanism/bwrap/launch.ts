@@ -2,7 +2,8 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/index.ts";
+import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
+import { namespaceCapabilities } from "../capabilities.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
 
 /** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
@@ -30,37 +31,14 @@ export function probeBwrap(binaryOption?: string): ProviderProbe {
   };
 }
 
-/** "cgroup v1 memory controller" etc.: which hierarchy a cap is enforced by, for the report. */
-function cgroupMechanism(host: HostFacts, controller: "memory" | "pids"): string | null {
-  const site = host.cgroups.controllers[controller];
-  return host.cgroups.problem === null && site ? `cgroup v${site.version} ${controller} controller` : null;
-}
-
 /** What bwrap enforces on this host; `network` is the provider's own (bwrap alone cannot filter egress). */
 export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network: Capabilities["network"]): Capabilities {
-  const prlimit = probe.tools?.prlimit ?? null;
-  const setpriv = probe.tools?.setpriv ?? null;
-  const pidsCgroup = cgroupMechanism(host, "pids");
-  return {
-    isolating: true,
-    filesystem: { view: true },
-    network,
-    resources: {
-      treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
-      rlimits: prlimit !== null,
-      processCap: pidsCgroup
-        ? `${pidsCgroup} (pids.max for the whole tree)`
-        : prlimit !== null
-          ? "RLIMIT_NPROC counted in the sandbox's own user namespace"
-          : null,
-      memoryTreeCap: cgroupMechanism(host, "memory"),
-      tmpfsSize: probe.features.tmpfsSize === true,
-      scratchQuota: host.isRoot,
-      cgroups: host.cgroups.problem === null,
-    },
-    privilege: { hostUidDrop: host.isRoot && setpriv !== null, capabilityDrop: true, noNewPrivs: true },
-    env: { cleanEnvironment: true },
-  };
+  return namespaceCapabilities(host, network, {
+    treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
+    rlimits: probe.tools?.prlimit !== undefined,
+    tmpfsSize: probe.features.tmpfsSize === true,
+    hostUidDrop: host.isRoot && probe.tools?.setpriv !== undefined,
+  });
 }
 
 /**

@@ -7,6 +7,14 @@ export const LAUNCHER_PROCESSES = 2;
 
 const NO_RLIMITS = degraded("this provider applies no rlimits", "use an isolating provider (bwrap)");
 
+/** A byte-sized rlimit as the launcher applies it: rounded down to its unit, and said so. */
+function byteRlimit(bytes: number, unit: number): { bytes: number; text: string } {
+  if (unit === 1) return { bytes, text: `${bytes} bytes` };
+  const units = Math.floor(bytes / unit);
+  const name = unit === 1024 * 1024 ? "MiB" : `× ${unit} bytes`;
+  return { bytes: units * unit, text: `${units} ${name}${bytes % unit === 0 ? "" : `, the policy's ${bytes} bytes rounded down to the launcher's unit`}` };
+}
+
 export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   const { policy, caps, job, host } = ctx;
   const r = policy.resources;
@@ -22,11 +30,12 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
 
   if (rc.rlimits) {
     rlimits.cpu = r.cpuSeconds;
-    rlimits.fsize = r.maxFileSizeBytes;
+    const fsize = byteRlimit(r.maxFileSizeBytes, rc.rlimitByteUnit ?? 1);
+    rlimits.fsize = fsize.bytes;
     rlimits.nofile = r.maxOpenFiles;
     rlimits.core = 0;
     controls.cpu = enforced(`RLIMIT_CPU ${r.cpuSeconds} s (per process)`);
-    controls.fsize = enforced(`RLIMIT_FSIZE ${r.maxFileSizeBytes} bytes (per file)`);
+    controls.fsize = enforced(`RLIMIT_FSIZE ${fsize.text} (per file)`);
     controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)`);
   } else {
     for (const name of ["cpu", "fsize", "nofile"]) controls[name] = NO_RLIMITS;
@@ -50,8 +59,9 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   if (cgroup) {
     controls.memory = enforced(`${rc.memoryTreeCap}: ${r.memoryBytes} bytes for the whole tree, swap off; OOM kills the run`);
   } else if (rc.rlimits && job.addressSpaceLimitSafe) {
-    rlimits.as = r.memoryBytes;
-    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${r.memoryBytes} bytes each), not a cap on the whole tree (no cgroup: ${noCgroupWhy})`);
+    const as = byteRlimit(r.memoryBytes, rc.rlimitByteUnit ?? 1);
+    rlimits.as = as.bytes;
+    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${as.text} each), not a cap on the whole tree (no cgroup: ${noCgroupWhy})`);
   } else {
     controls.memory = degraded(
       rc.rlimits

@@ -1,0 +1,40 @@
+import { cgroupMechanism, type Capabilities, type HostFacts } from "../../src/api/plugin.ts";
+
+/** What a namespace launcher (bwrap, nsjail) itself contributes; the rest follows from the host. */
+export interface NamespaceLauncher {
+  /** How killing one process kills the whole run. */
+  treeKill: string;
+  /** Per-process rlimits can be set inside (bwrap: only with prlimit under /usr). */
+  rlimits: boolean;
+  /** The launcher takes byte-sized rlimits in this unit (nsjail: MiB); 1 when absent. */
+  rlimitByteUnit?: number;
+  tmpfsSize: boolean;
+  /** The sandboxed process can run as the policy's uid on the host (a root supervisor with a way to map or drop). */
+  hostUidDrop: boolean;
+}
+
+/**
+ * What a namespace sandbox enforces on this host: a mount namespace view, caps from
+ * cordon's own run cgroup where the host allows one (else RLIMIT_NPROC in the sandbox's
+ * user namespace), a scratch quota for a root supervisor. `network` is the provider's own.
+ */
+export function namespaceCapabilities(host: HostFacts, network: Capabilities["network"], launcher: NamespaceLauncher): Capabilities {
+  const pidsCgroup = cgroupMechanism(host.cgroups, "pids");
+  return {
+    isolating: true,
+    filesystem: { view: true },
+    network,
+    resources: {
+      treeKill: launcher.treeKill,
+      rlimits: launcher.rlimits,
+      ...(launcher.rlimitByteUnit ? { rlimitByteUnit: launcher.rlimitByteUnit } : {}),
+      processCap: pidsCgroup ? `${pidsCgroup} (pids.max for the whole tree)` : launcher.rlimits ? "RLIMIT_NPROC counted in the sandbox's own user namespace" : null,
+      memoryTreeCap: cgroupMechanism(host.cgroups, "memory"),
+      tmpfsSize: launcher.tmpfsSize,
+      scratchQuota: host.isRoot,
+      cgroups: host.cgroups.problem === null,
+    },
+    privilege: { hostUidDrop: launcher.hostUidDrop, capabilityDrop: true, noNewPrivs: true },
+    env: { cleanEnvironment: true },
+  };
+}

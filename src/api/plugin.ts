@@ -1,0 +1,53 @@
+/**
+ * The plugin contract: what a provider, a runner or shared provider mechanism may use.
+ * Plugins import from src/ through this file only; everything not named here is internal
+ * and may change without notice. test/public-api.test.ts pins these names.
+ */
+export type { Provider, ProviderProbe, RenderContext, Rendering, ReportAmendments } from "../provider.ts";
+export { loadScript, type Runner, type RunnerOptions, type ScriptRequest, type ScriptSource } from "../runner.ts";
+export type {
+  Capabilities,
+  EgressRule,
+  EgressSpec,
+  EnvSpec,
+  FilesystemSpec,
+  Job,
+  JobFile,
+  Launch,
+  Layout,
+  Mount,
+  NetworkSpec,
+  PlanInput,
+  PrivilegeSpec,
+  ResourcesSpec,
+  RlimitName,
+  SandboxSpec,
+  SpawnPlan,
+  StagedFile,
+  StdinSource,
+  Workspace,
+} from "../sandbox/spec.ts";
+export { composePlan, composeSpec, type ComposedSpec } from "../sandbox/plan.ts";
+export {
+  degraded,
+  enforced,
+  layerReport,
+  LAYER_NAMES,
+  off,
+  type ControlStatus,
+  type ControlVerdict,
+  type EffectiveSandboxReport,
+  type LayerName,
+  type LayerReport,
+} from "../sandbox/report.ts";
+export { CordonError, JobInputError, SandboxUnavailableError } from "../errors.ts";
+export { zodIssues } from "../policy/index.ts";
+export { DEFAULT_POLICY, mergePolicy, type Policy, type ReadOnlyBind } from "../policy/index.ts";
+export { parseAllowEntry } from "../network/allow.ts";
+export { findExecutable, firstUnreachableAncestor, type HostFacts, type SandboxUser } from "../host.ts";
+export { cgroupMechanism } from "../cgroup/detect.ts";
+export { maskDeep, maskText } from "../secrets.ts";
+export { RESULT_FD, RESULT_FD_ENV } from "../result-channel.ts";
+export { BLOCK_FD, LAUNCHER_ARGS_FD } from "../sandbox/execute.ts";
+export { SANDBOX_LAYOUT } from "../protocol.ts";
+export { readHostNets, renderRuleset, type RulesetInput } from "../network/ruleset.ts";
