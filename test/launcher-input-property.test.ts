@@ -236,7 +236,7 @@ const RUNNERS = builtinRunners();
 beforeAll(async () => {
   const bwrap = new BwrapProvider();
   const rootless = new RootlessProvider();
-  const bwrapProbe = await bwrap.probe(hostFacts());
+  const bwrapProbe = await bwrap.probe();
   const rootlessProbe = await rootless.probe(hostFacts());
   if (!bwrapProbe.available) throw new Error(`bwrap is needed for this test: ${bwrapProbe.reason}`);
   TARGETS = [

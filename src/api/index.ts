@@ -40,7 +40,7 @@ export {
   type CordonErrorCode,
   type FieldIssue,
 } from "../errors.ts";
-export { runResultToJson, type LimitHit, type Outcome, type RunResult, type RunStats } from "../result.ts";
+export { resultFromError, runResultToJson, type LimitHit, type Outcome, type RunResult, type RunStats } from "../result.ts";
 export { RESULT_STATUSES, type ResultStatus } from "../result-channel.ts";
 export type { OmittedFile, OutputFile } from "../result.ts";
 export type { InputFile } from "../files/input.ts";

@@ -1,0 +1,31 @@
+/**
+ * The two public entries, pinned: a name added to or removed from either is an API change
+ * and must show up here (and in the README) on purpose, not by an `export *` upstream.
+ */
+import { describe, expect, test } from "bun:test";
+
+const LIBRARY = [
+  "AbsolutePath", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue", "GiB",
+  "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema", "PolicyValidationError",
+  "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError",
+  "averageStateSchema", "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage",
+  "mergeCounter", "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride",
+  "ratePercent", "rateStateSchema", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage",
+  "weakSecretNames", "zodIssues",
+];
+
+const PLUGIN_CONTRACT = [
+  "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "JobInputError", "LAUNCHER_ARGS_FD", "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT",
+  "SandboxUnavailableError", "cgroupMechanism", "composePlan", "composeSpec", "degraded", "enforced", "findExecutable", "firstUnreachableAncestor",
+  "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "off", "parseAllowEntry", "readHostNets", "renderRuleset", "zodIssues",
+];
+
+describe("public entries", () => {
+  test("the library entry (src/api/index.ts) exports exactly these runtime names", async () => {
+    expect(Object.keys(await import("../src/api/index.ts")).sort()).toEqual([...LIBRARY].sort());
+  });
+
+  test("the plugin contract (src/api/plugin.ts) exports exactly these runtime names", async () => {
+    expect(Object.keys(await import("../src/api/plugin.ts")).sort()).toEqual([...PLUGIN_CONTRACT].sort());
+  });
+});
