@@ -17,7 +17,7 @@ const LIBRARY = [
 const PLUGIN_CONTRACT = [
   "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "JobInputError", "LAUNCHER_ARGS_FD", "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT",
   "SandboxUnavailableError", "cgroupMechanism", "composePlan", "composeSpec", "degraded", "enforced", "findExecutable", "firstUnreachableAncestor",
-  "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "off", "parseAllowEntry", "readHostNets", "renderRuleset", "zodIssues",
+  "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "off", "parseAllowEntry", "readHostNets", "renderRuleset", "zodIssues",
 ];
 
 describe("public entries", () => {

@@ -3,13 +3,12 @@
  * supervisor: the harness's output is untrusted and is validated here.
  */
 import { z } from "zod";
+import { isPlainObject } from "../../src/api/plugin.ts";
 
 const Envelope = z.discriminatedUnion("cordon", [
   z.object({ cordon: z.literal("return"), value: z.unknown() }),
   z.object({ cordon: z.literal("exception"), name: z.string(), message: z.string(), stack: z.string() }),
 ]);
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * A returned value becomes a result: `{ status, ... }` as it is; checkstack's
@@ -24,8 +23,8 @@ export function normalizeEsmPayload(payload: unknown): unknown {
     return { status: "crit", message: `${name}: ${message}`, error: { name, message, stack } };
   }
   const value = envelope.value;
-  if (isRecord(value) && "status" in value) return value;
-  if (isRecord(value) && "success" in value) {
+  if (isPlainObject(value) && "status" in value) return value;
+  if (isPlainObject(value) && "success" in value) {
     // `success: "false"` must not read as ok: anything but a boolean is an unreadable report (crit).
     if (typeof value.success !== "boolean") throw new Error(`success must be a boolean, not ${value.success === null ? "null" : typeof value.success}`);
     const { success, ...rest } = value;

@@ -42,6 +42,7 @@ export {
 } from "../sandbox/report.ts";
 export { CordonError, JobInputError, SandboxUnavailableError } from "../errors.ts";
 export { zodIssues } from "../policy/index.ts";
+export { isPlainObject } from "../plain-object.ts";
 export { DEFAULT_POLICY, mergePolicy, type Policy, type ReadOnlyBind } from "../policy/index.ts";
 export { parseAllowEntry } from "../network/allow.ts";
 export { findExecutable, firstUnreachableAncestor, type HostFacts, type SandboxUser } from "../host.ts";

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { PolicyValidationError, type FieldIssue } from "../errors.ts";
+import { isPlainObject } from "../plain-object.ts";
 import { MiB, PolicyOverrideSchema, PolicySchema, type Policy, type PolicyOverride } from "./schema.ts";
 
 export * from "./schema.ts";
@@ -42,9 +43,6 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
   privilege: { uid: 65534, gid: 65534, noNewPrivs: true, dropCapabilities: true },
   env: { allow: [], set: {} },
 });
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 function deepMerge(base: unknown, override: unknown): unknown {
   if (override === undefined) return base;
