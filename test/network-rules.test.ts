@@ -12,22 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PolicyValidationError } from "../src/errors.ts";
 import { DEFAULT_POLICY, mergePolicy, parsePolicy } from "../src/policy/index.ts";
-import {
-  ALWAYS_BLOCKED_V4,
-  ALWAYS_BLOCKED_V6,
-  AllowEntryError,
-  hostNetsFrom,
-  ipNetContains,
-  parseAllowEntry,
-  parseIpNet,
-  readHostNets,
-  renderRuleset,
-  resolvedRulesFor,
-  RulesetError,
-  SLIRP,
-  type ResolvedRule,
-  type RulesetInput,
-} from "../src/network/ruleset.ts";
+import { canonicalAddress, ipNetContains, parseIpNet } from "../src/network/address.ts";
+import { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6, AllowEntryError, parseAllowEntry, tryParseAllowEntry } from "../src/network/allow.ts";
+import { egressRulesFor } from "../src/sandbox/layers/network.ts";
+import type { EgressRule } from "../src/sandbox/spec.ts";
+import { hostNetsFrom, readHostNets } from "../plugins/mechanism/egress/host-nets.ts";
+import { renderRuleset, RulesetError, type RulesetInput } from "../plugins/mechanism/egress/ruleset.ts";
+import { SLIRP } from "../plugins/mechanism/egress/slirp.ts";
 
 const IS_ROOT = process.getuid?.() === 0;
 const SYS_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -190,6 +181,93 @@ describe("allow entries: rejected, with a message naming the problem", () => {
   });
 });
 
+/**
+ * ipaddr.js does the address arithmetic, but it reads more than a policy may mean
+ * (`010.0.0.1` as octal, `::1.2.3.4` as IPv4-MAPPED, zone ids, five-digit groups, a
+ * stray edge colon). Each row: the text, what an allow entry makes of it (null:
+ * refused), its canonical IPv4 and IPv6 readings (null: not an address).
+ */
+const HOSTILE_ADDRESSES: [string, string | null, string | null, string | null][] = [
+  ["010.0.0.1", null, null, null],
+  ["10.0.0.01", null, null, null],
+  ["00.0.0.0", null, null, null],
+  ["0.0.0.0", "4 0.0.0.0/32", "0.0.0.0", null],
+  ["0x0a.0.0.1", null, null, null],
+  ["10.1", null, null, null],
+  ["167772161", null, null, null],
+  ["1.2.3", null, null, null],
+  ["256.0.0.1", null, null, null],
+  ["1.2.3.4.5", null, null, null],
+  [" 10.0.0.1", null, null, null],
+  ["10.0.0.1 ", null, null, null],
+  ["fe80::1%eth0", null, null, null],
+  ["fe80::1%1", null, null, null],
+  ["[fe80::1%eth0]:80", null, null, null],
+  ["::ffff:1.2.3.4", null, null, "::ffff:102:304"],
+  ["::ffff:a00:1", null, null, "::ffff:a00:1"],
+  ["::FFFF:0A00:0001", null, null, "::ffff:a00:1"],
+  ["[::ffff:10.0.0.1]:443", null, null, null],
+  ["::ffff:0.0.0.0/96", null, null, null],
+  ["::fffe:0:0/96", "6 ::fffe:0:0/96", null, null],
+  ["::1.2.3.4", "6 ::102:304/128", null, "::102:304"],
+  ["[::1.2.3.4]:80", "6 ::102:304/128", null, null],
+  ["64:ff9b::192.0.2.1", "6 64:ff9b::c000:201/128", null, "64:ff9b::c000:201"],
+  ["1:2:3:4:5:6:1.2.3.4", "6 1:2:3:4:5:6:102:304/128", null, "1:2:3:4:5:6:102:304"],
+  ["1:2:3:4:5:6:7:1.2.3.4", null, null, null],
+  ["::1.2.3", null, null, null],
+  ["::01.2.3.4", null, null, null],
+  ["::256.1.1.1", null, null, null],
+  [":::", null, null, null],
+  ["1::2::3", null, null, null],
+  ["1:::2", null, null, null],
+  [":1::2", null, null, null],
+  ["1::2:", null, null, null],
+  ["1:2:3:4:5:6:7:8:9", null, null, null],
+  ["1:2:3:4:5:6:7::8", null, null, null],
+  ["00001::1", null, null, null],
+  ["12345::1", null, null, null],
+  ["2001:DB8::10", "6 2001:db8::10/128", null, "2001:db8::10"],
+  ["2001:0db8:0000:0000:0000:0000:0000:0001", "6 2001:db8::1/128", null, "2001:db8::1"],
+  ["2001:db8:0:0:1:0:0:1", "6 2001:db8::1:0:0:1/128", null, "2001:db8::1:0:0:1"],
+  ["0:0:1:0:0:1:1:1", "6 ::1:0:0:1:1:1/128", null, "::1:0:0:1:1:1"],
+  ["1:0:0:1:0:0:0:1", "6 1:0:0:1::1/128", null, "1:0:0:1::1"],
+  ["10.0.0.0/33", null, null, null],
+  ["10.0.0.0/999999999999999999999", null, null, null],
+  ["10.0.0.0/08", null, null, null],
+  ["10.0.0.0/", null, null, null],
+  ["10.0.0.0/8/8", null, null, null],
+  ["10.1.2.3/8", null, null, null],
+  ["0.0.0.0/0", "4 0.0.0.0/0", null, null],
+  ["::/0", "6 ::/0", null, null],
+  ["2001:db8::/129", null, null, null],
+  ["2001:db8::1/32", null, null, null],
+  ["[2001:db8::/32]:443", "6 2001:db8::/32", null, null],
+  ["127.0.0.1", null, "127.0.0.1", null],
+  ["126.0.0.0/7", "4 126.0.0.0/7", null, null],
+  ["::1", null, null, "::1"],
+  ["::/127", "6 ::/127", null, null],
+  ["::0:1", null, null, "::1"],
+];
+
+describe("addresses: hostile and ambiguous text", () => {
+  for (const [text, entry, v4, v6] of HOSTILE_ADDRESSES)
+    test(JSON.stringify(text), () => {
+      const r = tryParseAllowEntry(text);
+      expect(r.ok ? (r.value.target.kind === "net" ? `${r.value.target.family} ${r.value.target.address}/${r.value.target.prefix}` : r.value.target.name) : null).toBe(entry);
+      expect(canonicalAddress(4, text)).toBe(v4);
+      expect(canonicalAddress(6, text)).toBe(v6);
+    });
+  test("containment at the edges: /0 holds everything of its family only, a net holds itself, not its parent", () => {
+    const v4 = parseIpNet("10.0.0.0/8");
+    expect(ipNetContains(parseIpNet("0.0.0.0/0"), v4)).toBe(true);
+    expect(ipNetContains(parseIpNet("::/0"), v4)).toBe(false);
+    expect(ipNetContains(v4, v4)).toBe(true);
+    expect(ipNetContains(v4, parseIpNet("10.0.0.0/7"))).toBe(false);
+    expect(ipNetContains(parseIpNet("::ffff:0.0.0.0/96"), parseIpNet("::ffff:10.0.0.1"))).toBe(true);
+    expect(ipNetContains(parseIpNet("::ffff:0.0.0.0/96"), parseIpNet("::1.2.3.4"))).toBe(false);
+  });
+});
+
 describe("policy validation of network.allow", () => {
   const allowlist = (allow: unknown[]) => ({
     ...DEFAULT_POLICY,
@@ -225,13 +303,21 @@ describe("policy validation of network.allow", () => {
 // ---------------------------------------------------------------------------
 // Rulesets
 
-const rule = (r: Partial<ResolvedRule> & Pick<ResolvedRule, "family" | "address" | "prefix">): ResolvedRule => ({
+const rule = (r: Partial<EgressRule> & Pick<EgressRule, "family" | "address" | "prefix">): EgressRule => ({
   protocols: ["tcp", "udp"],
   ports: null,
   ...r,
 });
 
-/** "The host" of the pure ruleset tests: what src/network/host.ts would read. */
+/** The network layer's rules of one allow entry, a hostname pinned to `addresses`. */
+function rulesFor(entry: string, addresses: string[] = []): EgressRule[] {
+  const parsed = parseAllowEntry(entry);
+  const rules = egressRulesFor(parsed, parsed.target.kind === "host" ? { [parsed.target.name]: addresses } : {});
+  if (typeof rules === "string") throw new Error(rules);
+  return rules;
+}
+
+/** "The host" of the pure ruleset tests: what plugins/mechanism/egress/host-nets.ts would read. */
 const HOST_NETS = ["127.0.0.0/8", "198.51.100.1/32", "198.51.100.255/32", "224.0.0.0/4", "::1/128", "2001:db8:ffff::1/128", "ff00::/8"].map(parseIpNet);
 
 const ALLOWLIST: RulesetInput = {
@@ -240,11 +326,11 @@ const ALLOWLIST: RulesetInput = {
   blockGateway: true,
   hostNets: HOST_NETS,
   rules: [
-    ...resolvedRulesFor(parseAllowEntry("192.0.2.10:8080")),
-    ...resolvedRulesFor(parseAllowEntry("tcp://10.1.0.0/16:1000-2000")),
-    ...resolvedRulesFor(parseAllowEntry("udp://[2001:db8::10]:53")),
-    ...resolvedRulesFor(parseAllowEntry("2001:db8:100::/40")),
-    ...resolvedRulesFor(parseAllowEntry("api.example.com:443"), ["192.0.2.77", "2001:DB8::77"]),
+    ...rulesFor("192.0.2.10:8080"),
+    ...rulesFor("tcp://10.1.0.0/16:1000-2000"),
+    ...rulesFor("udp://[2001:db8::10]:53"),
+    ...rulesFor("2001:db8:100::/40"),
+    ...rulesFor("api.example.com:443", ["192.0.2.77", "2001:DB8::77"]),
   ],
 };
 const UNRESTRICTED: RulesetInput = { mode: "unrestricted", blockMetadata: true, blockGateway: true, hostNets: HOST_NETS, rules: [] };
@@ -268,7 +354,7 @@ const VARIANTS: [string, RulesetInput][] = [
   ],
   [
     "allowlist naming host addresses by IP",
-    { ...ALLOWLIST, rules: [...resolvedRulesFor(parseAllowEntry("tcp://198.51.100.1:22")), ...resolvedRulesFor(parseAllowEntry("[2001:db8:ffff::1]"))] },
+    { ...ALLOWLIST, rules: [...rulesFor("tcp://198.51.100.1:22"), ...rulesFor("[2001:db8:ffff::1]")] },
   ],
 ];
 
@@ -347,7 +433,7 @@ describe("rendered rulesets", () => {
   });
 
   test("an allow rule inside a blocked range is refused, never silently overridden", () => {
-    const cases: ResolvedRule[] = [
+    const cases: EgressRule[] = [
       rule({ family: 4, address: "169.254.169.254", prefix: 32, ports: { from: 80, to: 80 } }),
       rule({ family: 4, address: "100.100.100.200", prefix: 32 }),
       rule({ family: 4, address: "168.63.129.16", prefix: 32 }),
@@ -403,7 +489,7 @@ describe("rendered rulesets", () => {
     for (const r of bads) {
       let err: unknown;
       try {
-        renderRuleset({ ...ALLOWLIST, rules: [r as ResolvedRule] });
+        renderRuleset({ ...ALLOWLIST, rules: [r as EgressRule] });
       } catch (e) {
         err = e;
       }
@@ -415,11 +501,12 @@ describe("rendered rulesets", () => {
     expect(() => renderRuleset({ ...UNRESTRICTED, rules: [rule({ family: 4, address: "192.0.2.1", prefix: 32 })] })).toThrow(
       /only the slirp resolver may be listed/,
     );
-    expect(() => resolvedRulesFor(parseAllowEntry("api.example.com"), ["192.0.2.1 accept"])).toThrow(RulesetError);
+    // A resolver answer that is not an address never reaches the ruleset.
+    expect(() => renderRuleset({ ...ALLOWLIST, rules: rulesFor("api.example.com", ["192.0.2.1 accept"]) })).toThrow(RulesetError);
   });
 
   test("the host's own addresses: refused after the gateway and before the accepts; a network holding one is carved", () => {
-    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("198.51.100.0/24")) }));
+    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: rulesFor("198.51.100.0/24") }));
     const refusal = lines.indexOf("ip daddr 198.51.100.1/32 reject with icmpx type admin-prohibited");
     expect(refusal).toBeGreaterThan(lines.indexOf("ip6 daddr fe80::2/128 reject with icmpx type admin-prohibited"));
     expect(lines.indexOf("ip daddr 198.51.100.0/24 meta l4proto tcp accept")).toBeGreaterThan(refusal);
@@ -430,14 +517,14 @@ describe("rendered rulesets", () => {
   });
 
   test("an allow entry naming a host address by IP opens that address (its ports only) before the host refusal; a hostname pinned there is refused", () => {
-    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("tcp://198.51.100.1:22")) }));
+    const lines = linesOf(renderRuleset({ ...ALLOWLIST, rules: rulesFor("tcp://198.51.100.1:22") }));
     const accept = lines.indexOf("ip daddr 198.51.100.1/32 tcp dport 22 accept");
     expect(accept).toBeGreaterThan(0);
     expect(accept).toBeLessThan(lines.indexOf("ip daddr 198.51.100.1/32 reject with icmpx type admin-prohibited"));
     expect(lines.some((l) => /198\.51\.100\.1\/32 (udp|meta)/.test(l))).toBe(false);
     let err: unknown;
     try {
-      renderRuleset({ ...ALLOWLIST, rules: resolvedRulesFor(parseAllowEntry("self.example:22"), ["2001:db8:ffff::1"]) });
+      renderRuleset({ ...ALLOWLIST, rules: rulesFor("self.example:22", ["2001:db8:ffff::1"]) });
     } catch (e) {
       err = e;
     }
@@ -445,10 +532,10 @@ describe("rendered rulesets", () => {
     expect((err as RulesetError).code).toBe("invalid-policy");
     expect((err as Error).message).toContain("address of this host");
     // A rule that does not say it was written as an address is treated like a hostname.
-    const { literal: _, ...unmarked } = resolvedRulesFor(parseAllowEntry("198.51.100.1"))[0]!;
+    const { literal: _, ...unmarked } = rulesFor("198.51.100.1")[0]!;
     expect(() => renderRuleset({ ...ALLOWLIST, rules: [unmarked] })).toThrow(/address of this host/);
     // Under unrestricted nothing can open the host.
-    expect(() => renderRuleset({ ...UNRESTRICTED, rules: resolvedRulesFor(parseAllowEntry("198.51.100.1")) })).toThrow(/address of this host/);
+    expect(() => renderRuleset({ ...UNRESTRICTED, rules: rulesFor("198.51.100.1") })).toThrow(/address of this host/);
   });
 
   test("blocking the host without its addresses, or with a malformed one, is refused", () => {
@@ -467,7 +554,7 @@ describe("rendered rulesets", () => {
 });
 
 // ---------------------------------------------------------------------------
-// The host's own addresses (src/network/host.ts)
+// The host's own addresses (plugins/mechanism/egress/host-nets.ts)
 
 describe("the host's own addresses", () => {
   const FIB_TRIE = `Main:
@@ -699,9 +786,9 @@ s.on("error", (e) => { console.log(e.code); process.exit(0); });`,
       blockGateway: true,
       hostNets: HOST_NETS,
       rules: [
-        ...resolvedRulesFor(parseAllowEntry(`tcp://${SERVER4}:8080`)),
-        ...resolvedRulesFor(parseAllowEntry(`tcp://[${SERVER6}]:8080`)),
-        ...resolvedRulesFor(parseAllowEntry("169.0.0.0/8")),
+        ...rulesFor(`tcp://${SERVER4}:8080`),
+        ...rulesFor(`tcp://[${SERVER6}]:8080`),
+        ...rulesFor("169.0.0.0/8"),
       ],
     });
     expect(connect(SERVER4, 8080)).toBe("ok");

@@ -1,8 +1,6 @@
 import {
   findExecutable,
   parseAllowEntry,
-  readHostNets,
-  renderRuleset,
   type Capabilities,
   type EgressSpec,
   type HostFacts,
@@ -11,10 +9,11 @@ import {
   type ProviderProbe,
   type RenderContext,
   type Rendering,
-  type RulesetInput,
   type SandboxSpec,
 } from "../../src/api/plugin.ts";
 import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
+import { readHostNets } from "../mechanism/egress/host-nets.ts";
+import { renderRuleset, type RulesetInput } from "../mechanism/egress/ruleset.ts";
 import { closeSync } from "node:fs";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 

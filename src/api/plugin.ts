@@ -44,11 +44,11 @@ export { CordonError, JobInputError, SandboxUnavailableError } from "../errors.t
 export { zodIssues } from "../policy/index.ts";
 export { isPlainObject } from "../plain-object.ts";
 export { DEFAULT_POLICY, mergePolicy, type Policy, type ReadOnlyBind } from "../policy/index.ts";
-export { parseAllowEntry } from "../network/allow.ts";
+export { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6, parseAllowEntry, type NetProtocol, type PortRange } from "../network/allow.ts";
+export { canonicalAddress, compareIpNets, ipNetContains, networkAddress, parseIpNet, type IpFamily, type IpNet } from "../network/address.ts";
 export { findExecutable, firstUnreachableAncestor, type HostFacts, type SandboxUser } from "../host.ts";
 export { cgroupMechanism } from "../cgroup/detect.ts";
 export { maskDeep, maskText } from "../secrets.ts";
 export { RESULT_FD, RESULT_FD_ENV } from "../result-channel.ts";
 export { BLOCK_FD, LAUNCHER_ARGS_FD } from "../sandbox/execute.ts";
 export { SANDBOX_LAYOUT } from "../protocol.ts";
-export { readHostNets, renderRuleset, type RulesetInput } from "../network/ruleset.ts";

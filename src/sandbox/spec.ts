@@ -128,6 +128,8 @@ export interface EgressRule {
   ports: { from: number; to: number } | null;
   /** The policy entry it came from (for error messages only; never rendered). */
   entry?: string;
+  /** The policy wrote this address or network itself (not a hostname): only such a rule may name a host address. */
+  literal?: boolean;
 }
 
 /** Filtered egress out of a fresh namespace (a provider with a filter renders it). */

@@ -8,10 +8,15 @@ const DENY_MECHANISM = "fresh network namespace with only loopback";
 const FALLBACK = "ran with no network (deny) instead: never open egress unfiltered";
 const FRESH: NetworkSpec = { namespace: "fresh", egress: null };
 
-/** A parsed entry as address rules: a hostname becomes one /32 or /128 rule per pinned address. */
-function toRules(rule: AllowRule, resolved: LayerContext["resolved"]): EgressRule[] | string {
+/**
+ * A parsed entry as address rules: a network as written (`literal`), a hostname as one
+ * /32 or /128 rule per pinned address. A string says why the entry cannot be used.
+ * Addresses are kept as resolved: the ruleset re-validates and re-prints every one.
+ */
+export function egressRulesFor(rule: AllowRule, resolved: LayerContext["resolved"]): EgressRule[] | string {
   const base = { protocols: rule.protocols, ports: rule.ports, entry: rule.entry };
-  if (rule.target.kind === "net") return [{ ...base, family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix }];
+  if (rule.target.kind === "net")
+    return [{ ...base, family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix, literal: true }];
   if (resolved === null) return []; // a dry plan: looked up only once this provider is chosen
   const addresses = resolved[rule.target.name];
   if (!addresses?.length) return `${rule.target.name} was not resolved before planning`;
@@ -29,7 +34,7 @@ export function egressFor(ctx: LayerContext): { spec: EgressSpec; problems: stri
   const problems: string[] = [];
   for (const entry of mode === "allowlist" ? allow : []) {
     const parsed = parseAllowEntry(entry);
-    const r = toRules(parsed, ctx.resolved);
+    const r = egressRulesFor(parsed, ctx.resolved);
     if (typeof r === "string") {
       problems.push(r);
       continue;
@@ -42,7 +47,7 @@ export function egressFor(ctx: LayerContext): { spec: EgressSpec; problems: stri
 
 /**
  * Only the rootless provider filters egress (slirp4netns + nftables): this says what its
- * ruleset refuses (src/network/ruleset.ts, src/network/host.ts) and how slirp4netns,
+ * ruleset refuses (plugins/mechanism/egress/ruleset.ts, host-nets.ts) and how slirp4netns,
  * which parses the sandbox's raw packets as root, is confined (a run is refused otherwise).
  */
 const BLOCKED =

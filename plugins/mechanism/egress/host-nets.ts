@@ -24,7 +24,7 @@
  * an incomplete list would open the host silently.
  */
 import { readFileSync } from "node:fs";
-import { addressToBigInt, bigIntToIpv4, bigIntToIpv6, type IpFamily, type IpNet } from "./allow.ts";
+import { canonicalAddress, compareIpNets, ipNetContains, networkAddress, parseIpNet, type IpFamily, type IpNet } from "../../../src/api/plugin.ts";
 
 const ALWAYS_V4 = ["0.0.0.0/8", "127.0.0.0/8", "255.255.255.255/32", "224.0.0.0/4"] as const;
 const ALWAYS_V6 = ["::/128", "::1/128", "ff00::/8"] as const;
@@ -39,32 +39,25 @@ export interface HostNetSources {
   ipv6Route: string;
 }
 
-function net(family: IpFamily, n: bigint, prefix: number): IpNet {
-  const bits = family === 4 ? 32 : 128;
-  const hostBits = BigInt(bits - prefix);
-  const masked = (n >> hostBits) << hostBits;
-  return { family, address: family === 4 ? bigIntToIpv4(masked) : bigIntToIpv6(masked), prefix };
+/** The net of ADDRESS/PREFIX, host bits cleared (the kernel lists a prefix route by any of its addresses). */
+function net(family: IpFamily, address: string, prefix: number): IpNet {
+  const network = networkAddress(family, address, prefix);
+  if (network === null) throw new Error(`internal: ${address}/${prefix}`);
+  return { family, address: network, prefix };
 }
 
-function fromText(family: IpFamily, cidr: string): IpNet {
-  const [a = "", p = ""] = cidr.split("/");
-  const n = addressToBigInt(family, a);
-  if (n === null) throw new Error(`internal: ${cidr}`);
-  return net(family, n, Number(p));
-}
-
-/** 32 hex digits (the /proc/net IPv6 notation) → its integer, or null. */
-function hex128(text: string): bigint | null {
-  return /^[0-9a-f]{32}$/i.test(text) ? BigInt(`0x${text}`) : null;
+/** 32 hex digits (the /proc/net IPv6 notation) → the address, or null. */
+function hex128(text: string): string | null {
+  return /^[0-9a-f]{32}$/i.test(text) ? canonicalAddress(6, text.replace(/(.{4})(?!$)/g, "$1:")) : null;
 }
 
 function fibTrieNets(text: string): IpNet[] {
   const out: IpNet[] = [];
-  let leaf: bigint | null = null;
+  let leaf: string | null = null;
   for (const line of text.split("\n")) {
     const l = /^\s*\|-- (\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(line);
     if (l) {
-      leaf = addressToBigInt(4, l[1]!);
+      leaf = canonicalAddress(4, l[1]!);
       continue;
     }
     const e = /^\s*\/(\d{1,2}) \S+ (LOCAL|BROADCAST)\b/.exec(line);
@@ -77,8 +70,8 @@ function ifInet6Nets(text: string): IpNet[] {
   return text
     .split("\n")
     .map((line) => hex128(line.trim().split(/\s+/)[0] ?? ""))
-    .filter((n): n is bigint => n !== null)
-    .map((n) => net(6, n, 128));
+    .filter((a): a is string => a !== null)
+    .map((a) => net(6, a, 128));
 }
 
 function ipv6LocalRoutes(text: string): IpNet[] {
@@ -96,15 +89,8 @@ function ipv6LocalRoutes(text: string): IpNet[] {
 
 /** Sorted, without duplicates and without nets that lie inside another listed net. */
 function minimal(nets: IpNet[]): IpNet[] {
-  const value = (n: IpNet) => addressToBigInt(n.family, n.address)!;
   const unique = [...new Map(nets.map((n) => [`${n.family} ${n.address}/${n.prefix}`, n])).values()];
-  const inside = (a: IpNet, b: IpNet) => {
-    if (a.family !== b.family || b.prefix > a.prefix) return false;
-    const bits = BigInt((a.family === 4 ? 32 : 128) - b.prefix);
-    return value(a) >> bits === value(b) >> bits;
-  };
-  const order = (a: IpNet, b: IpNet) => a.family - b.family || (value(a) < value(b) ? -1 : value(a) > value(b) ? 1 : 0) || a.prefix - b.prefix;
-  return unique.filter((a) => !unique.some((b) => b !== a && inside(a, b))).sort(order);
+  return unique.filter((a) => !unique.some((b) => b !== a && ipNetContains(b, a))).sort(compareIpNets);
 }
 
 /** The host nets from the given /proc/net texts (pure: for tests). */
@@ -113,8 +99,8 @@ export function hostNetsFrom(src: HostNetSources): IpNet[] {
   // A fib_trie with no LOCAL entry at all is not one this parser understands: refuse.
   if (v4.length === 0) throw new Error("no local IPv4 address found in /proc/net/fib_trie");
   return minimal([
-    ...ALWAYS_V4.map((c) => fromText(4, c)),
-    ...ALWAYS_V6.map((c) => fromText(6, c)),
+    ...ALWAYS_V4.map(parseIpNet),
+    ...ALWAYS_V6.map(parseIpNet),
     ...v4,
     ...ifInet6Nets(src.ifInet6),
     ...ipv6LocalRoutes(src.ipv6Route),

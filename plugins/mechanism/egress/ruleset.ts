@@ -4,7 +4,7 @@
  * The rulesets are handlebars templates next to this file (templates/<mode>.nft.hbs),
  * rendered from a view model that holds only numbers, fixed keywords chosen in this
  * file ("ip"/"ip6", "tcp"/"udp") and addresses re-printed by this file from their
- * integer value. Nothing of a policy's text reaches the ruleset: a ResolvedRule is
+ * parsed value. Nothing of a policy's text reaches the ruleset: an EgressRule is
  * validated again here, and anything that is not exactly an address, a prefix, a
  * protocol or a port throws (RulesetError, code "internal").
  *
@@ -24,7 +24,7 @@
  *  5. Refusals of the always-blocked ranges (blockMetadata: ALWAYS_BLOCKED_V4/V6), of
  *     the slirp virtual networks (blockGateway: 10.0.2.0/24, fd00::/64, fe80::2: libslirp
  *     maps every address there to the host) and of the host's own addresses (blockGateway:
- *     `hostNets`, read by src/network/host.ts when the run starts: slirp4netns connects
+ *     `hostNets`, read by ./host-nets.ts when the run starts: slirp4netns connects
  *     from the host's network namespace, so any of its addresses is a local connection
  *     to host services on 0.0.0.0 / [::]). They come before every accept of step 6,
  *     so no allow rule can open them: a rule lying wholly inside an active blocked
@@ -57,52 +57,33 @@
  */
 import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
-import { CordonError, type CordonErrorCode } from "../errors.ts";
 import {
   ALWAYS_BLOCKED_V4,
   ALWAYS_BLOCKED_V6,
-  addressToBigInt,
-  bigIntToIpv4,
-  bigIntToIpv6,
-  blockedRangeContaining,
-  IPV4_PATTERN,
+  canonicalAddress,
+  CordonError,
   ipNetContains,
+  isPlainObject,
+  networkAddress,
   parseIpNet,
-  SLIRP,
-  SLIRP_HOST_RANGES,
-  type AllowRule,
+  type EgressRule,
   type IpFamily,
   type IpNet,
-  type PortRange,
   type NetProtocol,
-} from "./allow.ts";
-
-/** The network layer's public surface is this module: the allow-entry API comes with it. */
-export * from "./allow.ts";
-export { hostNetsFrom, readHostNets, type HostNetSources } from "./host.ts";
+  type PortRange,
+} from "../../../src/api/plugin.ts";
+import { SLIRP, SLIRP_HOST_RANGES } from "./slirp.ts";
 
 export type RulesetMode = "allowlist" | "unrestricted";
-
-/** One allowed destination network, after hostnames have been resolved and pinned. */
-export interface ResolvedRule {
-  family: IpFamily;
-  address: string;
-  prefix: number;
-  protocols: NetProtocol[];
-  ports: PortRange | null;
-  /** The policy entry it came from: used in error messages only, never rendered. */
-  entry?: string;
-  /** The policy wrote this address or network itself (not a hostname): see the host exception above. */
-  literal?: boolean;
-}
 
 export interface RulesetInput {
   mode: RulesetMode;
   /**
-   * allowlist: the allowed destinations. unrestricted: empty, or only rules naming the
-   * slirp resolver (everything else outside the blocked ranges is open already).
+   * allowlist: the allowed destinations (hostnames already pinned to addresses).
+   * unrestricted: empty, or only rules naming the slirp resolver (everything else
+   * outside the blocked ranges is open already).
    */
-  rules: ResolvedRule[];
+  rules: EgressRule[];
   /** Refuse ALWAYS_BLOCKED_V4 / ALWAYS_BLOCKED_V6 (policy `network.blockMetadata`). */
   blockMetadata: boolean;
   /**
@@ -111,7 +92,7 @@ export interface RulesetInput {
    */
   blockGateway: boolean;
   /**
-   * The host's own addresses (src/network/host.ts, read in the process that starts
+   * The host's own addresses (./host-nets.ts, read in the process that starts
    * slirp4netns). Required non-empty with blockGateway: an empty list would open the host.
    */
   hostNets: readonly IpNet[];
@@ -119,12 +100,11 @@ export interface RulesetInput {
 
 /** A ruleset input that must never be rendered. */
 export class RulesetError extends CordonError {
-  constructor(code: Extract<CordonErrorCode, "internal" | "invalid-policy">, message: string) {
+  constructor(code: "internal" | "invalid-policy", message: string) {
     super(code, message);
   }
 }
 
-export const RULESET_TABLE = "cordon";
 export const MAX_RULESET_RULES = 4096;
 
 // ---------------------------------------------------------------------------
@@ -155,26 +135,21 @@ const bad = (what: string): never => {
   throw new RulesetError("internal", `refusing to render the ruleset: ${what}`);
 };
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-
 const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 65535;
 
 /** Validate one rule strictly and return a copy built only from checked values. */
-export function validateResolvedRule(rule: unknown, index = 0): Required<Omit<ResolvedRule, "entry" | "literal">> & { entry?: string; literal?: true } {
+export function validateEgressRule(rule: unknown, index = 0): Required<Omit<EgressRule, "entry" | "literal">> & { entry?: string; literal?: true } {
   const where = `rule ${index}`;
   if (!isPlainObject(rule)) return bad(`${where} is not an object`);
   const { family, address, prefix, protocols, ports, entry, literal } = rule;
   if (family !== 4 && family !== 6) return bad(`${where}: family must be 4 or 6, got ${JSON.stringify(family)}`);
   if (typeof address !== "string") return bad(`${where}: address must be a string`);
-  const textOk = family === 4 ? IPV4_PATTERN.test(address) : /^[0-9A-Fa-f:.]{2,45}$/.test(address);
-  const n = textOk ? addressToBigInt(family, address) : null;
-  if (n === null) return bad(`${where}: ${JSON.stringify(address)} is not an IPv${family} address`);
+  const canonical = canonicalAddress(family, address);
+  if (canonical === null) return bad(`${where}: ${JSON.stringify(address)} is not an IPv${family} address`);
   const bits = family === 4 ? 32 : 128;
   if (typeof prefix !== "number" || !Number.isInteger(prefix) || prefix < 0 || prefix > bits)
     return bad(`${where}: prefix must be a whole number 0-${bits}, got ${JSON.stringify(prefix)}`);
-  const hostBits = BigInt(bits - prefix);
-  if ((n >> hostBits) << hostBits !== n) return bad(`${where}: ${address}/${prefix} has host bits set`);
+  if (networkAddress(family, canonical, prefix) !== canonical) return bad(`${where}: ${address}/${prefix} has host bits set`);
   if (!Array.isArray(protocols) || protocols.length === 0 || protocols.length > 2)
     return bad(`${where}: protocols must be a non-empty list of "tcp"/"udp"`);
   const protos: NetProtocol[] = [];
@@ -192,7 +167,7 @@ export function validateResolvedRule(rule: unknown, index = 0): Required<Omit<Re
   }
   return {
     family,
-    address: family === 4 ? bigIntToIpv4(n) : bigIntToIpv6(n),
+    address: canonical,
     prefix,
     protocols: protos,
     ports: range,
@@ -206,15 +181,34 @@ const famOf = (family: IpFamily): Fam => (family === 4 ? "ip" : "ip6");
 /** A host net, checked like a rule's destination and rebuilt from checked values. */
 function validateNet(raw: unknown, where: string): IpNet {
   if (!isPlainObject(raw)) return bad(`${where} is not an object`);
-  const r = validateResolvedRule({ family: raw.family, address: raw.address, prefix: raw.prefix, protocols: ["tcp"], ports: null }, 0);
+  const r = validateEgressRule({ family: raw.family, address: raw.address, prefix: raw.prefix, protocols: ["tcp"], ports: null }, 0);
   return { family: r.family, address: r.address, prefix: r.prefix };
 }
 
-/** nft text of a validated net: re-printed from its integer value, never copied. */
+/** nft text of a validated net: re-printed from its parsed value, never copied. */
 function viewNet(net: IpNet): ViewNet {
-  const n = addressToBigInt(net.family, net.address);
-  if (n === null) return bad(`internal net ${JSON.stringify(net.address)}`);
-  return { fam: famOf(net.family), net: `${net.family === 4 ? bigIntToIpv4(n) : bigIntToIpv6(n)}/${net.prefix}` };
+  const address = canonicalAddress(net.family, net.address);
+  if (address === null) return bad(`internal net ${JSON.stringify(net.address)}`);
+  return { fam: famOf(net.family), net: `${address}/${net.prefix}` };
+}
+
+/**
+ * Which always-blocked range (if any) wholly contains `net`, given the switches in
+ * force: an allow rule there would be an accept the refusals override, so it is
+ * refused instead (and a planner can report a hostname pinned there by name).
+ */
+export function blockedRangeContaining(
+  net: IpNet,
+  opts: { blockMetadata: boolean; blockGateway: boolean },
+): { range: string; why: "metadata" | "gateway" } | null {
+  if (opts.blockMetadata) {
+    for (const r of net.family === 4 ? ALWAYS_BLOCKED_V4 : ALWAYS_BLOCKED_V6)
+      if (ipNetContains(parseIpNet(r), net)) return { range: r, why: "metadata" };
+  }
+  if (opts.blockGateway) {
+    for (const r of SLIRP_HOST_RANGES) if (ipNetContains(parseIpNet(r), net)) return { range: r, why: "gateway" };
+  }
+  return null;
 }
 
 const SLIRP_DNS_NETS: IpNet[] = [parseIpNet(`${SLIRP.dns}/32`), parseIpNet(`${SLIRP.dnsV6}/128`)];
@@ -252,7 +246,7 @@ export function rulesetView(input: RulesetInput): View {
   };
 
   rules.forEach((raw, index) => {
-    const rule = validateResolvedRule(raw, index);
+    const rule = validateEgressRule(raw, index);
     if (blockGateway && isSlirpResolver(rule)) {
       if (rule.ports !== null && (rule.ports.from > 53 || rule.ports.to < 53))
         throw new RulesetError(
@@ -321,20 +315,4 @@ export function renderRuleset(input: RulesetInput): string {
   const text = template(view.mode)(view, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
   if (!RENDERED_CHARS.test(text)) return bad("rendered text holds unexpected characters");
   return text;
-}
-
-/**
- * The ResolvedRules of one parsed allow entry: a network as it is, a hostname pinned
- * to the addresses the supervisor resolved for it (each a /32 or /128).
- */
-export function resolvedRulesFor(rule: AllowRule, addresses: readonly string[] = []): ResolvedRule[] {
-  const base = { protocols: [...rule.protocols], ports: rule.ports ? { ...rule.ports } : null, entry: rule.entry };
-  if (rule.target.kind === "net")
-    return [{ family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix, ...base, literal: true }];
-  return addresses.map((a): ResolvedRule => {
-    const family: IpFamily = a.includes(":") ? 6 : 4;
-    const n = addressToBigInt(family, a);
-    if (n === null) return bad(`resolved address ${JSON.stringify(a)} of ${rule.target.kind === "host" ? rule.target.name : ""} is not an IP address`);
-    return { family, address: family === 4 ? bigIntToIpv4(n) : bigIntToIpv6(n), prefix: family === 4 ? 32 : 128, ...base };
-  });
 }
