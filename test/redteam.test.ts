@@ -58,7 +58,7 @@ describe("script files named by a caller (a collector config's `file`)", () => {
   // no test timeout can interrupt.
   async function loadInChild(file: string): Promise<{ code: number | null; out: string }> {
     const program = `
-      const { Cordon, JobInputError } = await import(${JSON.stringify(`${import.meta.dir}/../src/index.ts`)});
+      const { Cordon, JobInputError } = await import(${JSON.stringify(`${import.meta.dir}/../src/api/index.ts`)});
       const { builtinProviders, builtinRunners } = await import(${JSON.stringify(`${import.meta.dir}/../plugins/index.ts`)});
       const cordon = new Cordon({ runRoot: ${JSON.stringify(freshRunRoot())} }, { providers: builtinProviders(), runners: builtinRunners() });
       try {

@@ -1,6 +1,5 @@
 import {
   findExecutable,
-  parseAllowEntry,
   type Capabilities,
   type EgressSpec,
   type HostFacts,
@@ -82,12 +81,12 @@ export class RootlessProvider implements Provider {
  * The ruleset input of a run. blockMetadata also blocks the host: the slirp gateway and
  * every address of the host as it is now (read in this process, whose network namespace
  * slirp4netns inherits). A rule the policy wrote as an address or network is `literal`:
- * only such a rule can name a host address (src/network/ruleset.ts).
+ * only such a rule can name a host address (plugins/mechanism/egress/ruleset.ts).
  */
 function rulesetInput(egress: EgressSpec): RulesetInput {
   return {
     mode: egress.mode,
-    rules: egress.rules.map((r) => ({ ...r, literal: r.entry !== undefined && parseAllowEntry(r.entry).target.kind === "net" })),
+    rules: egress.rules,
     blockMetadata: egress.blockMetadata,
     blockGateway: egress.blockMetadata,
     hostNets: egress.blockMetadata ? readHostNets() : [],

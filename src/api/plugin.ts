@@ -44,7 +44,7 @@ export { CordonError, JobInputError, SandboxUnavailableError } from "../errors.t
 export { zodIssues } from "../policy/index.ts";
 export { isPlainObject } from "../plain-object.ts";
 export { DEFAULT_POLICY, mergePolicy, type Policy, type ReadOnlyBind } from "../policy/index.ts";
-export { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6, parseAllowEntry, type NetProtocol, type PortRange } from "../network/allow.ts";
+export { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6, type NetProtocol, type PortRange } from "../network/allow.ts";
 export { canonicalAddress, compareIpNets, ipNetContains, networkAddress, parseIpNet, type IpFamily, type IpNet } from "../network/address.ts";
 export { findExecutable, firstUnreachableAncestor, type HostFacts, type SandboxUser } from "../host.ts";
 export { cgroupMechanism } from "../cgroup/detect.ts";
