@@ -15,6 +15,7 @@ import {
   type ProviderProbe,
   type RulesetInput,
   type SandboxSpec,
+  type SetupStep,
   type SpawnPlan,
   type Workspace,
 } from "../../src/index.ts";
@@ -116,7 +117,10 @@ function rulesetInput(egress: EgressSpec): RulesetInput {
   };
 }
 
-/** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
+/**
+ * Filtered egress as a setup step: plumbed while bwrap holds the command (rules loaded,
+ * then slirp4netns started and checked), torn down after the run whatever happens.
+ */
 function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }): Launch {
   const egress = spec.network.egress;
   if (!egress) return launch;
@@ -127,9 +131,9 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
   let slirp: Slirp | null = null;
   // Only an allowlisted IPv6 destination waits for it: unrestricted runs start at once (IPv6 follows ~1-2 s later).
   const needsIpv6 = egress.rules.some((r) => r.family === 6);
-  return {
-    ...launch,
-    beforeRelease: async (childPid) => {
+  const step: SetupStep = {
+    name: "egress",
+    async beforeRelease(childPid) {
       const ns: NetnsAccess = { pid: childPid, ownerUserns: hostFacts().isRoot ? null : openOwnerUserns(childPid) };
       try {
         const ruleset = renderRuleset(rulesetInput(egress));
@@ -140,9 +144,9 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
         if (ns.ownerUserns !== null) closeSync(ns.ownerUserns);
       }
     },
-    cleanup: async () => {
+    async cleanup() {
       await slirp?.stop();
-      await launch.cleanup?.();
     },
   };
+  return { ...launch, steps: [...(launch.steps ?? []), step] };
 }
