@@ -29,6 +29,6 @@ export * from "./network/ruleset.ts";
 export * from "./startup.ts";
 export type { Receipt } from "./sandbox/receipt.ts";
 export * from "./protocol.ts";
-export { hasChildren, killQuietly, parentOf, pidAlive, runSystemCommand, type SystemCommandOptions, type SystemCommandResult } from "./process.ts";
+export { runSystemCommand, type SystemCommandOptions, type SystemCommandResult } from "./process.ts";
 export type { SetupStep } from "./sandbox/setup.ts";
 export { refineWithCgroup } from "./sandbox/classify.ts";
