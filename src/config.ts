@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigValidationError } from "./errors.ts";
+import { DEFAULT_CGROUP_PARENT } from "./protocol.ts";
 import { AbsolutePath, MiB, PolicyOverrideSchema, zodIssues } from "./policy/index.ts";
 
 export const CordonConfigSchema = z.strictObject({
@@ -13,7 +14,7 @@ export const CordonConfigSchema = z.strictObject({
   /** auto: per-run cgroups where the host allows them; off: never (memory falls back to per-process rlimits, reported). */
   cgroups: z.enum(["auto", "off"]).default("auto"),
   /** The cgroup (relative to each hierarchy's mount) per-run cgroups are created under. */
-  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, "a relative cgroup path such as cordon or system.slice/cordon").default("cordon"),
+  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, "a relative cgroup path such as cordon or system.slice/cordon").default(DEFAULT_CGROUP_PARENT),
   /**
    * Where per-run directories are created (default: /run/cordon for a root supervisor, else
    * $XDG_RUNTIME_DIR/cordon, else $TMPDIR/cordon-runs-<uid>). Checked before every run: every

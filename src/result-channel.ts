@@ -10,13 +10,9 @@
  * schema, a `cordon-result` record the helper refused or that is malformed) is `crit`
  * with the reason in `resultError`: crit is the worst status (ok < warn < unknown <
  * crit), so an unreadable report can never read better than what the script meant.
+ * The channel's fd (RESULT_FD) is part of the launcher protocol (src/protocol.ts).
  */
 import { z } from "zod";
-
-/** The channel's file descriptor inside the sandbox (fd 3 is the launcher's status fd). */
-export const RESULT_FD = 4;
-/** Runners export the fd number under this name so helpers need no hard-coded 4. */
-export const RESULT_FD_ENV = "CORDON_RESULT_FD";
 
 /**
  * A script's text quoted in a reason: whole and verbatim, or not at all. Masking happens

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import { join } from "node:path";
 import { Cordon, KiB, MiB, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { hostFacts } from "../src/host.ts";
-import { LAUNCHER_PROCESSES } from "../src/sandbox/layers/resources.ts";
+import { LAUNCHER_PROCESSES } from "../src/protocol.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, describeResult, freshRunRoot, mountsUnder, parseKv, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token, waitFor } from "./support.ts";
 

@@ -124,10 +124,16 @@ class StrippedBwrap extends BwrapProvider implements Provider {
         launcherArgs: args,
         blockFd: true,
         // The supervisor's setup takes a moment and then fails: the script must not be running meanwhile.
-        beforeRelease: async () => {
-          await Bun.sleep(400);
-          throw new Error("setup failed on purpose");
-        },
+        steps: [
+          ...(launch.steps ?? []),
+          {
+            name: "failing-setup",
+            beforeRelease: async () => {
+              await Bun.sleep(400);
+              throw new Error("setup failed on purpose");
+            },
+          },
+        ],
       },
     };
   }
@@ -166,11 +172,17 @@ describe("1b. a launcher that did not complete the handshake never yields a trus
             ...launch,
             launcherArgs: [...(launch.launcherArgs ?? []), "--block-fd", "6"],
             blockFd: true,
-            beforeRelease: async () => {
-              await Bun.sleep(400);
-              if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
-              throw new Error("setup failed on purpose");
-            },
+            steps: [
+              ...(launch.steps ?? []),
+              {
+                name: "failing-setup",
+                beforeRelease: async () => {
+                  await Bun.sleep(400);
+                  if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
+                  throw new Error("setup failed on purpose");
+                },
+              },
+            ],
           },
         };
       }

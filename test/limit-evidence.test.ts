@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MiB, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { hostFacts } from "../src/host.ts";
-import { refineWithCgroup } from "../src/sandbox/cgroup-run.ts";
+import { refineWithCgroup } from "../src/sandbox/classify.ts";
 import { BASE_POLICY, cpuMsOf, describeResult, freshRunRoot, makeCordon, removeTempDirs, runCli, tempDir } from "./support.ts";
 
 afterAll(() => removeTempDirs());

@@ -11,7 +11,7 @@ import { type HostFacts, type Job, type Workspace, type ProviderProbe } from "..
 import { detectHostFacts, hostFacts } from "../src/host.ts";
 import { composePlan } from "../src/sandbox/plan.ts";
 import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
-import { LAUNCHER_PROCESSES } from "../src/sandbox/layers/resources.ts";
+import { LAUNCHER_PROCESSES } from "../src/protocol.ts";
 import { planRun, runInSandbox } from "../src/sandbox/run.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";

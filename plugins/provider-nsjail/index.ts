@@ -35,7 +35,8 @@ export interface NsjailOptions {
 
 /** The config file, in the run dir (0711, root's): 0600, so only the supervisor and nsjail read it. */
 export const CONFIG_FILE = "nsjail.cfg";
-const SYSTEM_PATH = "/usr/bin:/bin";
+/** Where the pid-1 shim (coreutils timeout) may live: only /usr is bound in, and /bin links to it. */
+const SHIM_SEARCH_PATH = "/usr/bin:/bin";
 const NOT_FOUND = "not packaged in Debian; build from https://github.com/google/nsjail";
 
 /** nsjail has no --version: identify the build by its binary's digest. */
@@ -140,7 +141,7 @@ export class NsjailProvider implements Provider {
     if (!/--config/.test(helpText)) return none(`${binary} --help does not look like nsjail's: ${helpText.trim().split("\n")[0] ?? ""}`);
     const digest = binaryDigest(binary);
     const version = digest ? `build ${digest}` : null;
-    const timeout = findExecutable("timeout", SYSTEM_PATH);
+    const timeout = findExecutable("timeout", SHIM_SEARCH_PATH);
     if (!timeout) return none("coreutils timeout not found under /usr/bin or /bin (the sandbox's pid 1)", version);
     const failed = await trialRun(binary, timeout, host, this.options.seccompDeny);
     if (failed) return none(failed, version);

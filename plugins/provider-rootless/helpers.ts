@@ -4,8 +4,9 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
+import { runSystemCommand, SYSTEM_PATH, type SystemCommandOptions } from "../../src/api/plugin.ts";
 
-const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+const HELPER_ENV = { PATH: SYSTEM_PATH };
 
 export interface Tools {
   slirp4netns: string;
@@ -40,13 +41,8 @@ export function openOwnerUserns(pid: number): number {
   }
 }
 
-/** The owner's fd is passed to helpers as their fd 3 (nsenter) or 5 (slirp4netns). */
-async function run(argv: string[], stdin?: string, extraFd?: number | null): Promise<{ ok: boolean; out: string; err: string }> {
-  const input = stdin !== undefined ? new TextEncoder().encode(stdin) : "ignore";
-  const p = Bun.spawn(argv, { env: HELPER_ENV, stdio: extraFd != null ? [input, "pipe", "pipe", extraFd] : [input, "pipe", "pipe"] });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { ok: code === 0, out, err: err.trim() };
-}
+/** A helper inside the namespace; the owner's fd is passed to it as its fd 3 (nsenter) or 5 (slirp4netns). */
+const inNs = (ns: NetnsAccess, stdin?: string): SystemCommandOptions => ({ ...(stdin !== undefined ? { stdin } : {}), extraFd: ns.ownerUserns });
 
 const inNetns = (tools: Tools, ns: NetnsAccess, argv: string[]) =>
   ns.ownerUserns === null
@@ -55,10 +51,10 @@ const inNetns = (tools: Tools, ns: NetnsAccess, argv: string[]) =>
 
 /** Load the ruleset (from stdin: no file the script could touch) and check the table is there. */
 export async function loadRuleset(tools: Tools, ns: NetnsAccess, ruleset: string): Promise<void> {
-  const load = await run(inNetns(tools, ns, [tools.nft, "-f", "-"]), ruleset, ns.ownerUserns);
-  if (!load.ok) throw new Error(`nft could not load the egress ruleset: ${load.err}`);
-  const check = await run(inNetns(tools, ns, [tools.nft, "list", "table", "inet", "cordon"]), undefined, ns.ownerUserns);
-  if (!check.ok || !check.out.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.err || "no drop policy listed"}`);
+  const load = await runSystemCommand(inNetns(tools, ns, [tools.nft, "-f", "-"]), inNs(ns, ruleset));
+  if (!load.ok) throw new Error(`nft could not load the egress ruleset: ${load.stderr}`);
+  const check = await runSystemCommand(inNetns(tools, ns, [tools.nft, "list", "table", "inet", "cordon"]), inNs(ns));
+  if (!check.ok || !check.stdout.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.stderr || "no drop policy listed"}`);
 }
 
 const IPV6_ROUTE_MS = 4_000;
@@ -71,8 +67,8 @@ const IPV6_ROUTE_MS = 4_000;
 export async function waitForIpv6Route(tools: Tools & { ip: string }, ns: NetnsAccess): Promise<void> {
   const deadline = performance.now() + IPV6_ROUTE_MS;
   while (performance.now() < deadline) {
-    const r = await run(inNetns(tools, ns, [tools.ip, "-6", "route", "show", "default"]), undefined, ns.ownerUserns);
-    if (r.ok && r.out.includes("default")) return;
+    const r = await runSystemCommand(inNetns(tools, ns, [tools.ip, "-6", "route", "show", "default"]), inNs(ns));
+    if (r.ok && r.stdout.includes("default")) return;
     await Bun.sleep(50);
   }
   throw new Error(`slirp4netns gave the sandbox no IPv6 default route within ${IPV6_ROUTE_MS} ms`);

@@ -9,6 +9,8 @@ import {
   type RenderContext,
   type Rendering,
   type SandboxSpec,
+  type SetupStep,
+  SYSTEM_PATH,
 } from "../../src/api/plugin.ts";
 import { bwrapCapabilities, probeBwrap, renderBwrap } from "../mechanism/bwrap/launch.ts";
 import { readHostNets } from "../mechanism/egress/host-nets.ts";
@@ -17,7 +19,6 @@ import { closeSync } from "node:fs";
 import { loadRuleset, openOwnerUserns, startSlirp, waitForIpv6Route, type NetnsAccess, type Slirp, type Tools } from "./helpers.ts";
 
 const NETWORK = { deny: true, allowlist: true, unrestricted: true, metadataBlock: true };
-const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface RootlessOptions {
   bwrap?: string;
@@ -93,7 +94,10 @@ function rulesetInput(egress: EgressSpec): RulesetInput {
   };
 }
 
-/** Plumb filtered egress while bwrap holds the command; tear it down whatever happens. */
+/**
+ * Filtered egress as a setup step: plumbed while bwrap holds the command (rules loaded,
+ * then slirp4netns started and checked), torn down after the run whatever happens.
+ */
 function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: string | null }, host: HostFacts): Launch {
   const egress = spec.network.egress;
   if (!egress) return launch;
@@ -104,9 +108,9 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
   let slirp: Slirp | null = null;
   // Only an allowlisted IPv6 destination waits for it: unrestricted runs start at once (IPv6 follows ~1-2 s later).
   const needsIpv6 = egress.rules.some((r) => r.family === 6);
-  return {
-    ...launch,
-    beforeRelease: async (childPid) => {
+  const step: SetupStep = {
+    name: "egress",
+    async beforeRelease(childPid) {
       const ns: NetnsAccess = { pid: childPid, ownerUserns: host.isRoot ? null : openOwnerUserns(childPid) };
       try {
         const ruleset = renderRuleset(rulesetInput(egress));
@@ -117,9 +121,9 @@ function withEgress(launch: Launch, spec: SandboxSpec, tools: Tools & { ip: stri
         if (ns.ownerUserns !== null) closeSync(ns.ownerUserns);
       }
     },
-    cleanup: async () => {
+    async cleanup() {
       await slirp?.stop();
-      await launch.cleanup?.();
     },
   };
+  return { ...launch, steps: [...(launch.steps ?? []), step] };
 }

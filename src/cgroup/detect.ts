@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { DEFAULT_CGROUP_PARENT } from "../protocol.ts";
 
 export const CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer"] as const;
 export type Controller = (typeof CONTROLLERS)[number];
@@ -87,8 +88,8 @@ function canCreateUnder(dir: string): boolean {
   }
 }
 
-/** Detect the host's cgroups; `parent` is the cgroup name runs are created under (default "cordon"). */
-export function detectCgroups(parent = "cordon", mountinfo?: string): CgroupFacts {
+/** Detect the host's cgroups; `parent` is the cgroup name runs are created under. */
+export function detectCgroups(parent: string = DEFAULT_CGROUP_PARENT, mountinfo?: string): CgroupFacts {
   let text = mountinfo;
   if (text === undefined) {
     try {

@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { killQuietly } from "../process.ts";
 import type { CgroupFacts, Controller, ControllerSite } from "./detect.ts";
 
 export interface CgroupLimits {
@@ -59,14 +60,9 @@ function pidsIn(dir: string): number[] {
   return (read(join(dir, "cgroup.procs")) ?? "").split("\n").filter(Boolean).map(Number);
 }
 
-function killPids(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+/** SIGKILL every process listed in the cgroup now. */
+function killListed(dir: string): void {
+  for (const pid of pidsIn(dir)) killQuietly(pid);
 }
 
 /** rmdir fails with EBUSY until the kernel has reaped the last task: retry briefly. */
@@ -76,7 +72,7 @@ async function removeDir(dir: string): Promise<void> {
       rmdirSync(dir);
       return;
     } catch {
-      killPids(pidsIn(dir));
+      killListed(dir);
       await Bun.sleep(10);
     }
   }
@@ -94,7 +90,7 @@ class V2RunCgroup implements RunCgroup {
 
   killAll(): void {
     if (existsSync(join(this.dir, "cgroup.kill"))) writeFileSync(join(this.dir, "cgroup.kill"), "1");
-    else killPids(pidsIn(this.dir));
+    else killListed(this.dir);
   }
 
   events(): CgroupEvents {
@@ -145,7 +141,7 @@ class V1RunCgroup implements RunCgroup {
     if (!any) return;
     if (state) writeFileSync(state, "FROZEN");
     try {
-      killPids(pidsIn(this.dirs.freezer ?? this.dirs.pids ?? any));
+      killListed(this.dirs.freezer ?? this.dirs.pids ?? any);
     } finally {
       if (state) writeFileSync(state, "THAWED"); // SIGKILL is delivered on thaw
     }
@@ -271,7 +267,7 @@ export function listRunCgroups(facts: CgroupFacts, parent: string): { name: stri
 /** Remove a run cgroup left by a dead supervisor: kill what is inside, then rmdir. */
 export async function removeStaleCgroup(dirs: string[]): Promise<void> {
   for (const dir of dirs) {
-    killPids(pidsIn(dir));
+    killListed(dir);
     await removeDir(dir);
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The glue between a run and its cgroup: the launcher that joins it before anything
- * untrusted exists, and what the cgroup's counters say about how the run ended.
+ * The glue between a run and its cgroup: the setup step that creates and removes it, the
+ * launcher that joins it before anything untrusted exists, and the statistics it reports.
+ * What its counters say about how the run ended is decided in classify.ts.
  */
-import { listRunCgroups, removeStaleCgroup, type CgroupEvents, type CgroupFacts, type CgroupStats } from "../cgroup/index.ts";
-import type { LimitHit, Outcome, RunStats } from "../result.ts";
-import { cpuLimitHit } from "./outcome.ts";
-import { pidAlive } from "./workspace.ts";
+import { createRunCgroup, listRunCgroups, removeStaleCgroup, type CgroupEvents, type CgroupFacts, type CgroupLimits, type CgroupStats, type RunCgroup } from "../cgroup/index.ts";
+import { pidAlive } from "../process.ts";
+import type { RunStats } from "../result.ts";
+import type { SetupStep } from "./setup.ts";
 
 /** The join launcher's own error lines start with this (a setup failure, not the script's). */
 export const CGROUP_JOIN_ERROR_PREFIX = "cordon-cgroup: ";
@@ -43,31 +44,28 @@ export function runStats(wallMs: number, stats: CgroupStats | null, events: Cgro
   };
 }
 
-/**
- * What the cgroup adds to the outcome the executor saw, from counters the script cannot
- * write. The supervisor's own reasons (wall, output, memory it acted on) stand; an OOM kill
- * the executor did not see is a memory limit; a death by SIGXCPU or SIGKILL after the tree
- * used its CPU budget is RLIMIT_CPU (soft or hard); a failed run that hit pids.max ran out
- * of processes. Nothing here trusts the exit status to name a limit.
- */
-export function refineWithCgroup(
-  run: { outcome: Outcome; limitHit: LimitHit | null; signal: string | null },
-  events: CgroupEvents,
-  stats: CgroupStats,
-  cpuSeconds: number,
-): { outcome: Outcome; limitHit: LimitHit | null } {
-  const current = { outcome: run.outcome, limitHit: run.limitHit };
-  if (run.limitHit || run.outcome === "refused" || run.outcome === "error") return current;
-  // An OOM kill is the memory limit at work even when the script survived it and exited 0.
-  if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
-  if (run.outcome === "ok") return current;
-  if (run.outcome === "killed" && cpuLimitHit(run.signal, treeCpuMs(stats), cpuSeconds)) return { outcome: "limit", limitHit: "cpu" };
-  if (events.pidsLimitHit) return { outcome: "limit", limitHit: "pids" };
-  return current;
+/** The run cgroup as a setup step; `cgroup` is there once prepared (the executor joins, watches and kills through it). */
+export interface RunCgroupStep extends SetupStep {
+  readonly cgroup: RunCgroup | null;
 }
 
-/** The tree's CPU (user + system) from the cgroup, null when it was not measured. */
-export function treeCpuMs(stats: CgroupStats): number | null {
-  if (stats.cpuUserMs === null && stats.cpuSystemMs === null) return null;
-  return (stats.cpuUserMs ?? 0) + (stats.cpuSystemMs ?? 0);
+/**
+ * Create the run's cgroup with the plan's caps before the spawn, remove it after the run
+ * (killing stragglers). Named like the run dir, so a crashed supervisor's cgroups are
+ * found by the same pid rule (cleanStaleCgroups).
+ */
+export function runCgroupStep(facts: CgroupFacts, parent: string, name: string, limits: CgroupLimits): RunCgroupStep {
+  let cgroup: RunCgroup | null = null;
+  return {
+    name: "run-cgroup",
+    get cgroup() {
+      return cgroup;
+    },
+    async prepare() {
+      cgroup = await createRunCgroup(facts, parent, name, limits);
+    },
+    async cleanup() {
+      await cgroup?.remove();
+    },
+  };
 }

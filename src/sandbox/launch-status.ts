@@ -1,5 +1,5 @@
 /**
- * What the launcher itself says about a run, read from fd 3: a channel the launcher
+ * What the launcher itself says about a run, read from LAUNCHER_STATUS_FD (fd 3): a channel the launcher
  * writes and the sandboxed script never holds. "Did the sandbox start?" and "which pid
  * is the namespace's init?" are decided from here and never from stderr, which the
  * script owns and can make say anything ("bwrap: Can't mount proc …").

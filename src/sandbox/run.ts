@@ -1,18 +1,14 @@
-import { basename } from "node:path";
-import { createRunCgroup, type RunCgroup } from "../cgroup/index.ts";
-import { collectOutputFiles, type OutputLimits } from "../files/collect.ts";
+import type { OutputLimits } from "../files/collect.ts";
 import type { StagedInput } from "../files/input.ts";
-import { stageInputFiles } from "../files/stage.ts";
 import type { HostFacts } from "../host.ts";
 import type { Policy } from "../policy/index.ts";
 import type { Provider, ProviderProbe } from "../provider.ts";
-import { composePlan, layoutOf } from "./plan.ts";
-import { decodeResult } from "../result-channel.ts";
 import type { RunResult } from "../result.ts";
-import { executePlan } from "./execute.ts";
-import { takeReceipt, withReceipt } from "./receipt.ts";
+import { composePlan, layoutOf } from "./plan.ts";
+import { withReceipt } from "./receipt.ts";
+import { runPlanned } from "./run-planned.ts";
 import type { Job, Layout, SpawnPlan, Workspace } from "./spec.ts";
-import { allocateWorkspace, disposeWorkspace, materializeWorkspace } from "./workspace.ts";
+import { allocateWorkspace } from "./workspace.ts";
 
 /** What one run is planned from. */
 export interface RunPlanInput {
@@ -63,41 +59,20 @@ export interface SandboxRunOptions {
   /** Return files created or changed under scratch, under these caps; null: return none. */
   outputFiles?: OutputLimits | null;
   maxResultBytes?: number;
-  /** The cgroup runs are created under (default "cordon"). */
+  /** The cgroup runs are created under (default DEFAULT_CGROUP_PARENT). */
   cgroupParent?: string;
   /** Look at the run directory after the run, before it is removed (readiness probes). */
   inspect?: (workspace: Workspace) => void;
 }
 
 const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
-export const DEFAULT_CGROUP_PARENT = "cordon";
 
 /**
- * One planned run, start to end: create the run directory and stage inputs, spawn, read
- * the result channel and output files, and remove the run directory whatever happens.
+ * One planned run, start to end (run-planned.ts): setup steps, spawn, result channel and
+ * output files, cleanup whatever happens.
  */
 export async function runInSandbox(planned: PlannedRun, options: SandboxRunOptions = {}): Promise<RunResult> {
   const { workspace, job, nonce, plan, host, secrets } = planned;
-  const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
-  let cgroup: RunCgroup | null = null;
-  try {
-    await materializeWorkspace(workspace, plan);
-    const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
-    // Named like the run dir, so a crashed supervisor's cgroups are found by the same pid rule.
-    if (plan.cgroup) cgroup = await createRunCgroup(host.cgroups, options.cgroupParent ?? DEFAULT_CGROUP_PARENT, basename(workspace.root), plan.cgroup);
-    const { run, channel } = await executePlan(plan, workspace, { ...(job.stdin ? { stdin: job.stdin } : {}), maxResultBytes, cgroup, secrets });
-    options.inspect?.(workspace);
-    if (run.outcome === "error") return run; // the sandbox never ran the script
-    const { receipt, rest } = nonce ? takeReceipt(channel, nonce, workspace.scratchDir) : { receipt: null, rest: channel };
-    const decoded = decodeResult(rest, maxResultBytes, job.result, run);
-    const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged, secrets) : { files: [], omitted: [] };
-    return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted, ...(nonce ? { receipt } : {}) };
-  } finally {
-    try {
-      await plan.cleanup?.();
-      await cgroup?.remove();
-    } finally {
-      await disposeWorkspace(workspace);
-    }
-  }
+  const { inputFiles, outputFiles, cgroupParent, inspect } = options;
+  return runPlanned(plan, workspace, job, { host, maxResultBytes: options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, receiptNonce: nonce, inputFiles, outputFiles, cgroupParent, secrets, inspect });
 }

@@ -9,6 +9,7 @@ import type { CgroupLimits } from "../cgroup/run-cgroup.ts";
 import type { ResultDecoding } from "../result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
 import type { StatusChannel } from "./launch-status.ts";
+import type { SetupStep } from "./setup.ts";
 
 /** Bytes for the script's stdin: given whole, or a stream forwarded as it arrives (the CLI's own stdin). */
 export type StdinSource = Uint8Array | ReadableStream<Uint8Array>;
@@ -194,29 +195,34 @@ export interface Launch {
   /** The launcher reports a child death by signal N as exit status 128+N. */
   exitEncoding: "shell-128" | "native";
   /**
-   * fd 3: a channel only the launcher writes (sandbox/launch-status.ts). Whether the
-   * sandbox started is decided from it, never from stderr (the script's to write).
-   * null: this launcher has none (unsafe).
+   * LAUNCHER_STATUS_FD (fd 3, src/protocol.ts): a channel only the launcher writes
+   * (sandbox/launch-status.ts). Whether the sandbox started is decided from it, never
+   * from stderr (the script's to write). null: this launcher has none (unsafe).
    */
   statusFd: StatusChannel | null;
   /**
-   * Arguments the launcher reads from fd 5 (NUL-separated, e.g. bwrap's `--args 5`), so
-   * mounts and environment values stay out of the host process table and /proc/1/cmdline.
+   * Arguments the launcher reads from LAUNCHER_ARGS_FD (NUL-separated, e.g. bwrap's
+   * `--args 5`), so mounts and environment values stay out of the host process table and
+   * /proc/1/cmdline.
    */
   launcherArgs?: string[];
-  /** The launcher holds the command until the supervisor writes to fd 6 (bwrap --block-fd). */
+  /** The launcher holds the command until the supervisor writes to BLOCK_FD (bwrap --block-fd). */
   blockFd?: boolean;
   /**
-   * Runs once the launcher has reported its child (info fd) and before the command is
-   * released: the race-free window to plumb networking and load firewall rules. A throw
-   * aborts the run before any untrusted instruction ran.
+   * The provider's own setup steps (e.g. rootless's egress plumbing), run after the
+   * core's (run directory, scratch quota, run cgroup) through the same lifecycle
+   * (sandbox/setup.ts). A step with `beforeRelease` needs `blockFd`: it acts while the
+   * launcher holds the command, before any untrusted instruction ran.
    */
-  beforeRelease?: (childPid: number) => Promise<void>;
-  /** Provider resources to release after the run, whatever its outcome (helper processes, state outside the run dir). */
-  cleanup?: () => void | Promise<void>;
+  steps?: SetupStep[];
 }
 
-/** Everything the executor needs for one spawn. Produced by Provider.plan, pure. */
+/**
+ * Everything the executor needs for one spawn. Produced by Provider.plan, which creates
+ * nothing: every field is data (argv, files to stage, caps, the report) except `steps`,
+ * whose objects act on the host when the executor runs them (and hold their own state,
+ * e.g. a helper process): a plan is run once, and dropping an unrun plan is safe.
+ */
 export interface SpawnPlan extends Launch {
   stage: StagedFile[];
   scratch: { quotaBytes: number | null; owner: { uid: number; gid: number } | null };

@@ -4,6 +4,8 @@ import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
 import { firstUnreachableAncestor } from "../host.ts";
 import { checkRunRoot, ensureRunRoot, writeExclusive } from "./run-root.ts";
+import { pidAlive, runSystemCommand } from "../process.ts";
+import type { SetupStep } from "./setup.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
 export { defaultRunRoot } from "./run-root.ts";
@@ -26,26 +28,49 @@ function isMountPoint(path: string): boolean {
   }
 }
 
-/** Run a short system command without blocking the event loop (other runs go on meanwhile). */
-async function system(argv: string[]): Promise<{ ok: boolean; stderr: string }> {
-  const p = Bun.spawn(argv, { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  return { ok: code === 0, stderr: stderr.trim() };
-}
-
 async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): Promise<void> {
   const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
-  const r = await system(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path]);
+  const r = await runSystemCommand(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path]);
   if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
 }
 
+/** Unmount a scratch tmpfs if one is mounted there; busy: detach now, the kernel frees it when unused. */
+async function unmountScratch(scratchDir: string): Promise<void> {
+  // The mount table holds real paths: a run root reached through a symlink must still find its mount.
+  const scratch = realPathOr(scratchDir);
+  if (!isMountPoint(scratch)) return;
+  const r = await runSystemCommand(["umount", scratch]);
+  if (!r.ok) await runSystemCommand(["umount", "-l", scratch]);
+}
+
 /**
- * Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox uid.
+ * The workspace's setup steps, first in every run: the run directory (removed last,
+ * whatever happened) and, with a scratch quota, the size-capped tmpfs on scratch.
+ */
+export function workspaceSteps(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): SetupStep[] {
+  const { quotaBytes, owner } = plan.scratch;
+  const runDirectory: SetupStep = {
+    name: "run-directory",
+    prepare: async () => createRunDirectory(ws, plan),
+    cleanup: () => disposeWorkspace(ws),
+  };
+  if (quotaBytes === null) return [runDirectory];
+  const scratchQuota: SetupStep = {
+    name: "scratch-quota",
+    prepare: () => mountScratchTmpfs(ws.scratchDir, quotaBytes, owner),
+    cleanup: () => unmountScratch(ws.scratchDir),
+  };
+  return [runDirectory, scratchQuota];
+}
+
+/**
+ * Create the run directory: 0711 root, read-only stage, 0700 scratch owned by the sandbox
+ * uid (by the quota mount's options when scratch gets one, the next step).
  * The run root is checked first (no one else may own, replace or link into it); the run dir
  * is a fresh mkdir and every file in it a fresh O_EXCL|O_NOFOLLOW create, so nothing that
  * was there before is reused.
  */
-export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): Promise<void> {
+function createRunDirectory(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scratch">): void {
   ensureRunRoot(dirname(ws.root));
   // dirname(root) itself must be searchable too, hence the "/." suffix.
   const blocked = plan.scratch.owner && firstUnreachableAncestor(`${dirname(ws.root)}/.`, plan.scratch.owner);
@@ -63,30 +88,14 @@ export async function materializeWorkspace(ws: Workspace, plan: Pick<SpawnPlan, 
   }
   mkdirSync(ws.scratchDir, { mode: 0o700 });
   const { quotaBytes, owner } = plan.scratch;
-  if (quotaBytes !== null) await mountScratchTmpfs(ws.scratchDir, quotaBytes, owner);
-  else if (owner) chownSync(ws.scratchDir, owner.uid, owner.gid);
+  if (quotaBytes === null && owner) chownSync(ws.scratchDir, owner.uid, owner.gid);
 }
 
 /** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
 export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): Promise<void> {
-  // The mount table holds real paths: a run root reached through a symlink must still find its mount.
-  const scratch = realPathOr(ws.scratchDir);
-  if (isMountPoint(scratch)) {
-    const r = await system(["umount", scratch]);
-    if (!r.ok) await system(["umount", "-l", scratch]); // busy: detach now, the kernel frees it when unused
-  }
+  await unmountScratch(ws.scratchDir);
   if (existsSync(ws.root)) {
     rmSync(ws.root, { recursive: true, force: true });
-  }
-}
-
-/** Is a supervisor with this pid still running (EPERM: alive, someone else's)? */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -2,7 +2,7 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
+import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../capabilities.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
 
@@ -42,9 +42,9 @@ export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network
 }
 
 /**
- * ONE bwrap command line. Everything but the command goes through `--args 5`: mounts
+ * ONE bwrap command line. Everything but the command goes through `--args LAUNCHER_ARGS_FD`: mounts
  * and env values stay out of `ps` on the host and out of /proc/1/cmdline inside.
- * With `block`, bwrap holds the command until the supervisor writes to fd 6.
+ * With `block`, bwrap holds the command until the supervisor writes to BLOCK_FD.
  */
 export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { block?: boolean } = {}): Launch {
   if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
@@ -64,7 +64,7 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
       "--chdir", spec.filesystem.cwd,
       ...envArgs(spec.env.vars),
       // Not --info-fd: the json status also says whether the command was exec'd.
-      "--json-status-fd", "3",
+      "--json-status-fd", String(LAUNCHER_STATUS_FD),
       ...(options.block ? ["--block-fd", String(BLOCK_FD)] : []),
     ],
     env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)

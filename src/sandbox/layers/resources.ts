@@ -1,9 +1,8 @@
 import { degraded, enforced, type ControlVerdict } from "../report.ts";
 import type { ResourcesSpec, RlimitName } from "../spec.ts";
 import type { LayerContext, LayerResult } from "./context.ts";
+import { LAUNCHER_PROCESSES } from "../../protocol.ts";
 
-/** Processes of the sandbox itself inside the run cgroup: the launcher and its pid-1 init. */
-export const LAUNCHER_PROCESSES = 2;
 
 const NO_RLIMITS = degraded("this provider applies no rlimits", "use an isolating provider (bwrap)");
 

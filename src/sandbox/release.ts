@@ -1,0 +1,54 @@
+/**
+ * Release: the BLOCK_FD handshake. A held launcher reports its child on the status fd;
+ * the setup steps act on that child's namespaces (beforeRelease), and only then does the
+ * supervisor write the byte that lets the command start. A separate call on a spawned
+ * launcher, so a launcher spawned early (a warm pool) is released on demand.
+ */
+import { writeSync } from "node:fs";
+import type { SetupSequence } from "./setup.ts";
+import type { SpawnedLauncher } from "./spawn.ts";
+
+/** How long a held launcher may take to report its child. */
+const CHILD_PID_TIMEOUT_MS = 10_000;
+
+export interface Release {
+  /** Why setup failed between spawn and release (the tree was killed), or null. */
+  setupError: string | null;
+  /** On a failed setup: the launcher's init had not forked the command (it really waited). */
+  heldBack: boolean;
+}
+
+/** The launcher's child pid from its status fd, once written; fails if the launcher exits first. */
+async function waitForChildPid(launcher: SpawnedLauncher, timeoutMs = CHILD_PID_TIMEOUT_MS): Promise<number> {
+  if (!launcher.plan.statusFd) throw new Error("a blocking launcher needs a status fd");
+  let gone = false;
+  void launcher.proc.exited.then(() => (gone = true));
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pid = launcher.status()?.childPid ?? null;
+    if (pid !== null) return pid;
+    if (gone) throw new Error("the launcher exited before it started its child");
+    if (performance.now() > deadline) throw new Error(`the launcher did not report its child within ${timeoutMs} ms`);
+    await Bun.sleep(2);
+  }
+}
+
+/**
+ * Release a held launcher once every setup step's beforeRelease succeeded. On a failure
+ * the tree is killed BEFORE the block fd closes (bwrap treats EOF as a release too). A
+ * launcher that does not hold its command (no block fd) has nothing to release.
+ */
+export async function release(launcher: SpawnedLauncher, setup: SetupSequence | null): Promise<Release> {
+  const blockFd = launcher.blockFd;
+  if (blockFd === null) return { setupError: null, heldBack: false };
+  try {
+    const childPid = await waitForChildPid(launcher);
+    await setup?.beforeRelease(childPid);
+    writeSync(blockFd, "1"); // the command starts only now, with everything in place
+    return { setupError: null, heldBack: false };
+  } catch (e) {
+    const heldBack = launcher.commandHeldBack();
+    launcher.killTree();
+    return { setupError: e instanceof Error ? e.message : String(e), heldBack };
+  }
+}
