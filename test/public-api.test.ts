@@ -15,10 +15,11 @@ const LIBRARY = [
 ];
 
 const PLUGIN_CONTRACT = [
-  "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "JobInputError", "LAUNCHER_ARGS_FD", "LAYER_NAMES", "RESULT_FD",
-  "RESULT_FD_ENV", "SANDBOX_LAYOUT", "SandboxUnavailableError", "canonicalAddress", "cgroupMechanism", "compareIpNets", "composePlan", "composeSpec",
-  "degraded", "enforced", "findExecutable", "firstUnreachableAncestor", "ipNetContains", "isPlainObject", "layerReport", "loadScript", "maskDeep",
-  "maskText", "mergePolicy", "networkAddress", "off", "parseIpNet", "zodIssues",
+  "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "JobInputError", "LAUNCHER_ARGS_FD", "LAUNCHER_STATUS_FD",
+  "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT", "SYSTEM_PATH", "SandboxUnavailableError", "canonicalAddress", "cgroupMechanism",
+  "compareIpNets", "composePlan", "composeSpec", "degraded", "enforced", "findExecutable", "firstUnreachableAncestor", "ipNetContains",
+  "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress", "off",
+  "parseIpNet", "runSystemCommand", "zodIssues",
 ];
 
 describe("public entries", () => {
