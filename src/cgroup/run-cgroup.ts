@@ -264,8 +264,16 @@ export function listRunCgroups(facts: CgroupFacts, parent: string): { name: stri
   return [...byName].map(([name, dirs]) => ({ name, dirs }));
 }
 
-/** Remove a run cgroup left by a dead supervisor: kill what is inside, then rmdir. */
+/**
+ * Remove a run cgroup left by a dead supervisor: kill what is inside, then rmdir. A v1
+ * freezer is thawed first: a supervisor that died inside killAll (between freeze and
+ * thaw) left the run FROZEN, where a SIGKILL stays pending and nothing ever exits.
+ */
 export async function removeStaleCgroup(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    const state = join(dir, "freezer.state");
+    if (existsSync(state)) writeFileSync(state, "THAWED");
+  }
   for (const dir of dirs) {
     killListed(dir);
     await removeDir(dir);
