@@ -14,6 +14,7 @@ import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile, type StagedInput } from "./files/input.ts";
 import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secrets.ts";
 import { checkRunRequest } from "./run-request.ts";
+import { DEFAULT_CGROUP_PARENT } from "./protocol.ts";
 import { cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {
@@ -223,7 +224,7 @@ export class Cordon {
   host(policy?: Policy): HostFacts {
     const detected = hostFacts();
     // Writability depends on the parent: a delegated subtree is checked where runs will go.
-    this.hostForParent ??= this.config.cgroupParent === "cordon" ? detected : { ...detected, cgroups: detectCgroups(this.config.cgroupParent) };
+    this.hostForParent ??= this.config.cgroupParent === DEFAULT_CGROUP_PARENT ? detected : { ...detected, cgroups: detectCgroups(this.config.cgroupParent) };
     const host = this.hostForParent;
     const facts = this.config.cgroups === "auto" ? host : { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
     return policy && facts.isRoot ? { ...facts, sandboxUidUsers: sandboxUidUsers(policy.privilege.uid) } : facts;

@@ -7,7 +7,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { detectCgroups, removeStaleCgroup } from "../src/index.ts";
+import { detectCgroups } from "../src/cgroup/detect.ts";
+import { removeStaleCgroup } from "../src/cgroup/run-cgroup.ts";
 
 const PARENT = `cordon-stale-test-${process.pid}`;
 const facts = detectCgroups(PARENT);

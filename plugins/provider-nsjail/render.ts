@@ -5,7 +5,7 @@
  * 19, hostname "NSJAIL", cwd "/") is written out explicitly.
  */
 import type { Capabilities, HostFacts, Launch, Mount, ProviderProbe, SandboxSpec } from "../../src/api/plugin.ts";
-import { RESULT_FD } from "../../src/api/plugin.ts";
+import { LAUNCHER_STATUS_FD, RESULT_FD } from "../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../mechanism/capabilities.ts";
 
 const MiB = 1024 * 1024;
@@ -138,7 +138,7 @@ export interface RenderOptions {
   seccompDeny?: readonly string[];
   /** nsjail's own log level. ERROR (default): a setup failure's first line starts with "[E][". */
   logLevel?: "WARNING" | "ERROR";
-  /** Where nsjail writes its own log: fd 3 (the run's status channel) unless set (the probe's trial run: 2). */
+  /** Where nsjail writes its own log: LAUNCHER_STATUS_FD (the run's status channel) unless set (the probe's trial run: 2). */
   logFd?: number;
 }
 
@@ -157,9 +157,9 @@ export function renderNsjailConfig(spec: SandboxSpec, host: Pick<HostFacts, "uid
   const add = (...l: string[]) => lines.push(...l);
 
   add(field("name", "cordon"), "mode: ONCE", field("hostname", spec.hostname), field("cwd", spec.filesystem.cwd));
-  // nsjail's own messages go to fd 3, which it never passes to the command: a setup failure
+  // nsjail's own messages go to LAUNCHER_STATUS_FD, which it never passes to the command: a setup failure
   // is read from there, not from stderr, where the script can print "[E][" lines too.
-  add(`log_level: ${options.logLevel ?? "ERROR"}`, field("log_fd", options.logFd ?? 3));
+  add(`log_level: ${options.logLevel ?? "ERROR"}`, field("log_fd", options.logFd ?? LAUNCHER_STATUS_FD));
   add(field("time_limit", timeLimitSeconds(spec.resources.wallMs)), field("nice_level", 0), field("daemon", false));
   add("# environment: nsjail starts the command with exactly these (no PATH lookup: the command is absolute)");
   add(field("keep_env", false), ...Object.entries(spec.env.vars).map(([k, v]) => field("envar", `${k}=${v}`)));

@@ -3,6 +3,7 @@
  * load the ruleset into the sandbox's network namespace, start slirp4netns, verify.
  */
 import { dlopen, FFIType } from "bun:ffi";
+import { RULESET_TABLE } from "../mechanism/egress/ruleset.ts";
 import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { runSystemCommand, SYSTEM_PATH, type SystemCommandOptions } from "../../src/api/plugin.ts";
 
@@ -53,7 +54,7 @@ const inNetns = (tools: Tools, ns: NetnsAccess, argv: string[]) =>
 export async function loadRuleset(tools: Tools, ns: NetnsAccess, ruleset: string): Promise<void> {
   const load = await runSystemCommand(inNetns(tools, ns, [tools.nft, "-f", "-"]), inNs(ns, ruleset));
   if (!load.ok) throw new Error(`nft could not load the egress ruleset: ${load.stderr}`);
-  const check = await runSystemCommand(inNetns(tools, ns, [tools.nft, "list", "table", "inet", "cordon"]), inNs(ns));
+  const check = await runSystemCommand(inNetns(tools, ns, [tools.nft, "list", "table", "inet", RULESET_TABLE]), inNs(ns));
   if (!check.ok || !check.stdout.includes("policy drop")) throw new Error(`the egress ruleset is not in place after loading: ${check.stderr || "no drop policy listed"}`);
 }
 

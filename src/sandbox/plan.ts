@@ -1,6 +1,6 @@
 import { SandboxUnavailableError } from "../errors.ts";
 import type { Provider, ProviderProbe, ReportAmendments } from "../provider.ts";
-import { SANDBOX_LAYOUT } from "../protocol.ts";
+import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT } from "../protocol.ts";
 import { checkLauncherInput } from "./launcher-input.ts";
 import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";
@@ -33,7 +33,7 @@ export function composeSpec(input: PlanInput, capabilities: Capabilities, layout
   const privilege = privilegeLayer(ctx);
   const env = envLayer(ctx, hostEnv);
   return {
-    spec: { filesystem: filesystem.spec, network: network.spec, resources: resources.spec, privilege: privilege.spec, env: env.spec, command: job.argv, hostname: "cordon" },
+    spec: { filesystem: filesystem.spec, network: network.spec, resources: resources.spec, privilege: privilege.spec, env: env.spec, command: job.argv, hostname: SANDBOX_HOSTNAME },
     layers: {
       filesystem: layerReport(filesystem.controls),
       network: layerReport(network.controls),
@@ -85,7 +85,7 @@ export function composePlan(input: PlanInput, provider: Provider, probe: Provide
     downgrades,
     host,
     // The whole command line, launcher arguments included, with secret values masked.
-    argv: [...maskDeep([...launch.argv, ...(launch.launcherArgs ? ["<fd 5:", ...launch.launcherArgs, ">"] : [])], secrets), ...(rendering.reportAppendix ?? [])],
+    argv: [...maskDeep([...launch.argv, ...(launch.launcherArgs ? [`<fd ${LAUNCHER_ARGS_FD}:`, ...launch.launcherArgs, ">"] : [])], secrets), ...(rendering.reportAppendix ?? [])],
   };
   return {
     ...launch,

@@ -120,8 +120,12 @@ interface ViewAccept extends ViewNet {
   proto: NetProtocol;
   ports: string | null;
 }
+/** The nftables table every ruleset declares (and that the loader lists to check it is in place). */
+export const RULESET_TABLE = "cordon";
+
 interface View {
   mode: RulesetMode;
+  table: typeof RULESET_TABLE;
   resolver: (ViewNet & { proto: NetProtocol })[];
   metadata: ViewNet[];
   gateway: ViewNet[];
@@ -237,6 +241,7 @@ export function rulesetView(input: RulesetInput): View {
 
   const view: View = {
     mode,
+    table: RULESET_TABLE,
     resolver: [],
     metadata: blockMetadata ? [...ALWAYS_BLOCKED_V4, ...ALWAYS_BLOCKED_V6].map((r) => viewNet(parseIpNet(r))) : [],
     gateway: blockGateway ? SLIRP_HOST_RANGES.map((r) => viewNet(parseIpNet(r))) : [],
