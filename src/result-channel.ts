@@ -12,6 +12,7 @@
  * crit), so an unreadable report can never read better than what the script meant.
  */
 import { z } from "zod";
+import { describeIssues, zodIssues } from "./errors.ts";
 
 /** The channel's file descriptor inside the sandbox (fd 3 is the launcher's status fd). */
 export const RESULT_FD = 4;
@@ -140,10 +141,6 @@ function parsePayload(text: string): unknown {
   }
 }
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`).join("; ");
-}
-
 const lossy = new TextDecoder("utf-8");
 
 /**
@@ -242,10 +239,10 @@ export function decodeResult(
     try {
       normalized = decoding.normalize ? decoding.normalize(payload) : payload;
     } catch (e) {
-      throw new Unreadable(`the structured result could not be read: ${e instanceof z.ZodError ? describeIssues(e) : e instanceof Error ? e.message : String(e)}`);
+      throw new Unreadable(`the structured result could not be read: ${e instanceof z.ZodError ? describeIssues(zodIssues(e)) : e instanceof Error ? e.message : String(e)}`);
     }
     const parsed = StructuredResultSchema.safeParse(normalized);
-    if (!parsed.success) throw new Unreadable(`the structured result is invalid: ${describeIssues(parsed.error)}`);
+    if (!parsed.success) throw new Unreadable(`the structured result is invalid: ${describeIssues(zodIssues(parsed.error))}`);
     return { result: parsed.data, resultSource: "channel", resultError: null };
   } catch (e) {
     return unreadable(e instanceof Unreadable ? e.message : `the structured result could not be read: ${e instanceof Error ? e.message : String(e)}`);
