@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Cordon, CordonError, decodeExit } from "../src/index.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { makeCordon } from "./support.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 
@@ -45,7 +46,7 @@ describe("exit decoding", () => {
 
 describe("setup failures are errors, not script failures", () => {
   const dir = mkdtempSync(join(tmpdir(), "cordon-errors-"));
-  const cordon = (runRoot: string) => new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+  const cordon = (runRoot: string) => makeCordon(runRoot);
 
   test("a bind whose source does not exist: outcome error (sandbox-failed) with bwrap's message, nothing left", async () => {
     chmodSync(dir, 0o711);
@@ -77,7 +78,7 @@ describe("setup failures are errors, not script failures", () => {
 
   test("a script over the size cap is refused before anything is spawned", async () => {
     const runRoot = join(dir, "runs-b");
-    const c = new Cordon({ runRoot, maxScriptBytes: 16 }, { providers: builtinProviders(), runners: builtinRunners() });
+    const c = makeCordon(runRoot, { maxScriptBytes: 16 });
     await expect(c.run({ runner: "shell", script: { source: "echo this script is longer than sixteen bytes" }, args: [] })).rejects.toThrow("too large");
     expect(() => readdirSync(runRoot)).toThrow(); // never even created
     rmSync(dir, { recursive: true, force: true });
@@ -99,7 +100,7 @@ describe("runner input", () => {
     const runRoot = mkdtempSync(join(tmpdir(), "cordon-auto-"));
     chmodSync(runRoot, 0o711);
     try {
-      const c = new Cordon({ provider: "auto", providerOrder: ["unsafe", "bwrap"], runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+      const c = makeCordon(runRoot, { provider: "auto", providerOrder: ["unsafe", "bwrap"] });
       const r = await c.run({ runner: "shell", script: { source: "echo picked" }, args: [] });
       expect(r.sandbox?.provider.name).toBe("bwrap");
       expect(r.stdout).toBe("picked\n");

@@ -18,12 +18,11 @@
  * nsjail is not packaged in Debian: `PATH=/path/to/nsjail-dir:$PATH bun run test test/conformance.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { chmodSync, existsSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import {
   Cordon,
-  hostFacts,
   KiB,
   MiB,
   SandboxUnavailableError,
@@ -42,10 +41,13 @@ import {
   describeResult,
   fdCount,
   freshRunRoot,
+  makeCordon,
   mountsUnder,
   parseKv,
   processesWithMarker,
+  removeCgroupParent,
   removeTempDirs,
+  runCgroupsLeft,
   runRootEntries,
   sleep,
   sleepMarker,
@@ -95,9 +97,6 @@ const FD_SLACK = 3;
 
 /** This file's own cgroup parent, so "no run cgroup left" does not race other supervisors. */
 const CGROUP_PARENT = `cordon-conformance-${process.pid}`;
-const CGROUPS = hostFacts().cgroups;
-const cgroupParentDirs = () => [...new Set(Object.values(CGROUPS.controllers).map((site) => join(site.mount, CGROUP_PARENT)))];
-const runCgroupsLeft = () => cgroupParentDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).map((n) => join(dir, n)) : []));
 
 /** What the unsafe provider cannot enforce: its report must say `degraded` for exactly these. */
 const UNSAFE_DEGRADED = new Set([
@@ -140,7 +139,7 @@ class ProviderUnderTest implements Target {
     this.name = provider.name;
     this.isolating = provider.isolating;
     this.runRoot = freshRunRoot(`conf-${provider.name}`);
-    this.cordon = new Cordon({ provider: provider.name, runRoot: this.runRoot, cgroupParent: CGROUP_PARENT }, { providers: PROVIDERS, runners: RUNNERS });
+    this.cordon = makeCordon(this.runRoot, { provider: provider.name, cgroupParent: CGROUP_PARENT }, { providers: PROVIDERS, runners: RUNNERS });
     this.base = provider.isolating ? BASE_POLICY : { onUnavailable: "degrade" };
   }
 
@@ -183,7 +182,7 @@ async function leftovers(t: ProviderUnderTest, markers: readonly string[], fdsBe
   if (dirs.length) problems.push(`run directories left in ${t.runRoot}: ${dirs.join(", ")}`);
   const mounts = mountsUnder(t.runRoot);
   if (mounts.length) problems.push(`mounts left under ${t.runRoot}: ${mounts.join(", ")}`);
-  const cgroups = runCgroupsLeft();
+  const cgroups = runCgroupsLeft(CGROUP_PARENT);
   if (cgroups.length) problems.push(`run cgroups left: ${cgroups.join(", ")}`);
   for (const m of markers) {
     const alive = processesWithMarker(m);
@@ -244,14 +243,7 @@ async function allSettledOrThrow(cases: Record<string, () => Promise<void>>): Pr
 }
 
 afterAll(() => {
-  for (const dir of runCgroupsLeft()) {
-    try {
-      rmdirSync(dir);
-    } catch (e) {
-      console.warn(`conformance: could not remove ${dir}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  for (const dir of cgroupParentDirs()) if (existsSync(dir)) rmdirSync(dir);
+  removeCgroupParent(CGROUP_PARENT, "conformance");
   removeTempDirs();
 });
 
@@ -594,7 +586,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
 
   conformanceTest(t, "10. /dev/shm is size-capped even with cgroups off: a write past resources.scratchBytes stops at the cap wherever the report says enforced", async () => {
     // With cgroups on, a memory cap would bound an unsized /dev/shm anyway; off, only its own size can.
-    const cordon = new Cordon({ provider: t.name, runRoot: t.runRoot, cgroupParent: CGROUP_PARENT, cgroups: "off" }, { providers: PROVIDERS, runners: RUNNERS });
+    const cordon = makeCordon(t.runRoot, { provider: t.name, cgroupParent: CGROUP_PARENT, cgroups: "off" }, { providers: PROVIDERS, runners: RUNNERS });
     const cap = 1 * MiB;
     const name = token("cordon-shm-");
     try {

@@ -20,11 +20,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { esmCollector, healthStatus, pythonCollector, shellCollector, type ScriptCollector } from "../plugins/collector-script/index.ts";
 import { normalizeEsmPayload } from "../plugins/runner-esm/result.ts";
-import { Cordon, cordonClient, decodeResult, maskDeep, type ResultDecoding, type ResultStatus, type RunRequest, type RunResult } from "../src/index.ts";
-import { BASE_POLICY, describeResult, freshRunRoot, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
+import { cordonClient, decodeResult, maskDeep, type ResultDecoding, type ResultStatus, type RunRequest, type RunResult } from "../src/index.ts";
+import { BASE_POLICY, describeResult, freshRunRoot, makeCordon, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -391,7 +390,7 @@ describe("maskDeep never throws on deep input", () => {
 // ---------------------------------------------------------------------------------------
 
 const runRoot = freshRunRoot("integrity");
-const cordon = new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+const cordon = makeCordon(runRoot);
 const client = cordonClient(cordon);
 const SECRET = `tok${token("s")}`;
 

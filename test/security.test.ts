@@ -21,6 +21,7 @@ import {
   childrenOf,
   countingListener,
   describeResult,
+  expectClean,
   fdCount,
   freshRunRoot,
   makeCordon,
@@ -28,7 +29,6 @@ import {
   parseKv,
   processesWithMarker,
   removeTempDirs,
-  runRootEntries,
   sleep,
   sleepMarker,
   tempDir,
@@ -59,12 +59,6 @@ function run(cordon: Cordon, source: string, opts: RunOptions = {}): Promise<Run
     ...(opts.provider ? { provider: opts.provider } : {}),
     policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : withBase(opts.policy),
   });
-}
-
-/** Every run leaves nothing behind: no run directory, no mount. */
-function expectClean(runRoot: string): void {
-  expect(runRootEntries(runRoot)).toEqual([]);
-  expect(mountsUnder(runRoot)).toEqual([]);
 }
 
 /** Run a job in a separate supervisor process whose INITIAL environment holds `env`. */
