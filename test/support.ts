@@ -2,7 +2,8 @@
  * The test harness, one import for every test file: a cordon factory, temp dirs and run roots
  * that are removed at the end, host-side scans of processes, mounts, cgroups and file
  * descriptors, and the assertions many files share. Everything here looks at the REAL host
- * (no mocks): the tests attack real sandboxes. Each module under test/support/ has one job.
+ * (no mocks): the tests attack real sandboxes. Each module under test/support/ has one job;
+ * provider-conformance.ts (the conformance suite's attacks and judge) is that suite's alone.
  */
 export * from "./support/policy.ts";
 export * from "./support/temp.ts";

@@ -1,5 +1,5 @@
 /**
- * Helpers of the provider conformance suite (test/conformance.test.ts): the attack scripts
+ * Helpers of the provider conformance suite (test/provider-conformance.test.ts): the attack scripts
  * every provider gets, and the report/reality judge. No bun:test import here: this file
  * is also the child supervisor the environment test starts (run it as a program), so its
  * checks throw plain Errors.
@@ -10,7 +10,6 @@
  */
 import { quote } from "shell-quote";
 import {
-  Cordon,
   LAYER_NAMES,
   runResultToJson,
   type ControlStatus,
@@ -19,8 +18,8 @@ import {
   type LayerName,
   type RunRequest,
   type RunResult,
-} from "../src/index.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+} from "../../src/index.ts";
+import { makeCordon } from "./cordon.ts";
 
 const CHILD_MAIN = import.meta.main;
 
@@ -343,7 +342,7 @@ export function judge(target: Target, r: Pick<RunResult, "sandbox" | "outcome" |
 
 if (CHILD_MAIN) {
   const input = JSON.parse(await Bun.stdin.text()) as { runRoot: string; cgroupParent: string; request: RunRequest };
-  const cordon = new Cordon({ runRoot: input.runRoot, cgroupParent: input.cgroupParent }, { providers: builtinProviders(), runners: builtinRunners() });
+  const cordon = makeCordon(input.runRoot, { cgroupParent: input.cgroupParent });
   try {
     process.stdout.write(JSON.stringify(runResultToJson(await cordon.run(input.request))));
   } catch (e) {

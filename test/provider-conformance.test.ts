@@ -15,7 +15,7 @@
  * process or leaked fd is left. The last test per provider checks that every control any
  * report marked `enforced` was attacked by some test.
  *
- * nsjail is not packaged in Debian: `PATH=/path/to/nsjail-dir:$PATH bun run test test/conformance.test.ts`.
+ * nsjail is not packaged in Debian: `PATH=/path/to/nsjail-dir:$PATH bun run test test/provider-conformance.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
@@ -82,7 +82,7 @@ import {
   writeScript,
   type Attack,
   type Target,
-} from "./conformance-support.ts";
+} from "./support/provider-conformance.ts";
 
 // ---------------------------------------------------------------------------------------
 // Host, cgroups, the provider table
@@ -644,7 +644,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     const unattacked = [...t.enforcedSeen].filter((c) => !t.attacked.has(c)).sort();
     expect(unattacked, `controls reported enforced that no test attacked on ${t.name}`).toEqual([]);
     for (const key of Object.keys(KNOWN_BUGS).filter((k) => k.startsWith(`${t.name}:`))) {
-      expect(t.reproduced.has(key), `known bug ${key} no longer reproduces: remove it from KNOWN_BUGS in test/conformance-support.ts`).toBe(true);
+      expect(t.reproduced.has(key), `known bug ${key} no longer reproduces: remove it from KNOWN_BUGS in test/support/provider-conformance.ts`).toBe(true);
     }
   });
 }
