@@ -29,11 +29,13 @@ import {
   parseKv,
   processesWithMarker,
   removeTempDirs,
+  runScript,
   sleep,
   sleepMarker,
   tempDir,
   token,
   waitFor,
+  type ScriptRunOptions,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -45,21 +47,7 @@ function withBase(policy: PolicyOverride = {}): PolicyOverride {
   return { ...BASE_POLICY, ...policy };
 }
 
-interface RunOptions {
-  policy?: PolicyOverride;
-  provider?: string;
-  args?: string[];
-}
-
-function run(cordon: Cordon, source: string, opts: RunOptions = {}): Promise<RunResult> {
-  return cordon.run({
-    runner: "shell",
-    script: { source },
-    args: opts.args ?? [],
-    ...(opts.provider ? { provider: opts.provider } : {}),
-    policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : withBase(opts.policy),
-  });
-}
+const run = (cordon: Cordon, source: string, opts: Pick<ScriptRunOptions, "policy" | "provider" | "args"> = {}): Promise<RunResult> => runScript(cordon, "shell", source, opts);
 
 /** Run a job in a separate supervisor process whose INITIAL environment holds `env`. */
 async function runInChildSupervisor(runRoot: string, request: Record<string, unknown>, env: Record<string, string>): Promise<Record<string, unknown>> {

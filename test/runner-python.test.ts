@@ -14,7 +14,7 @@ import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, DEFAULT_POLICY, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult, type Runner } from "../src/index.ts";
+import { Cordon, DEFAULT_POLICY, JobInputError, runResultToJson, type CordonConfigInput, type ResultStatus, type RunResult, type Runner } from "../src/index.ts";
 import { builtinRunners, PythonRunner } from "../plugins/index.ts";
 import {
   BASE_POLICY,
@@ -33,12 +33,14 @@ import {
   processesWithMarker,
   readProc,
   removeTempDirs,
+  runScript,
   sleep,
   tempDir,
   token,
   waitFor,
   watchMarked,
   type HostProcess,
+  type ScriptRunOptions,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -50,28 +52,7 @@ function pyCordon(runRoot = freshRunRoot("py"), config: Omit<CordonConfigInput, 
   return makeCordon(runRoot, config, { runners });
 }
 
-interface PyOptions {
-  args?: string[];
-  stdin?: Uint8Array;
-  env?: Record<string, string>;
-  secretEnv?: Record<string, string>;
-  policy?: PolicyOverride;
-  provider?: string;
-}
-
-function runPy(cordon: Cordon, source: string, opts: PyOptions = {}): Promise<RunResult> {
-  return cordon.run({
-    runner: "python",
-    script: { source },
-    args: opts.args ?? [],
-    ...(opts.stdin ? { stdin: opts.stdin } : {}),
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.secretEnv ? { secretEnv: opts.secretEnv } : {}),
-    ...(opts.provider ? { provider: opts.provider } : {}),
-    // unsafe isolates nothing: it only runs under degrade (and is only used for counter-tests here).
-    policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : { ...BASE_POLICY, ...opts.policy },
-  });
-}
+const runPy = (cordon: Cordon, source: string, opts: ScriptRunOptions = {}): Promise<RunResult> => runScript(cordon, "python", source, opts);
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from "node:fs";
 import { join } from "node:path";
-import { Cordon, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult } from "../src/index.ts";
+import { Cordon, runResultToJson, type CordonConfigInput, type ResultStatus, type RunResult } from "../src/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,
@@ -29,6 +29,7 @@ import {
   processesWithMarker,
   readProc,
   removeTempDirs,
+  runScript,
   sleep,
   sleepMarker,
   tempDir,
@@ -36,6 +37,7 @@ import {
   waitFor,
   watchMarked,
   type HostProcess,
+  type ScriptRunOptions,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -45,28 +47,7 @@ function shellCordon(runRoot = freshRunRoot("sh"), config: Omit<CordonConfigInpu
   return makeCordon(runRoot, config);
 }
 
-interface ShOptions {
-  args?: string[];
-  stdin?: Uint8Array;
-  env?: Record<string, string>;
-  secretEnv?: Record<string, string>;
-  policy?: PolicyOverride;
-  provider?: string;
-}
-
-function runSh(cordon: Cordon, source: string, opts: ShOptions = {}): Promise<RunResult> {
-  return cordon.run({
-    runner: "shell",
-    script: { source },
-    args: opts.args ?? [],
-    ...(opts.stdin ? { stdin: opts.stdin } : {}),
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.secretEnv ? { secretEnv: opts.secretEnv } : {}),
-    ...(opts.provider ? { provider: opts.provider } : {}),
-    // unsafe isolates nothing: it only runs under degrade (and is only used for counter-tests here).
-    policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : { ...BASE_POLICY, ...opts.policy },
-  });
-}
+const runSh = (cordon: Cordon, source: string, opts: ScriptRunOptions = {}): Promise<RunResult> => runScript(cordon, "shell", source, opts);
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 

@@ -10,6 +10,7 @@ export * from "./support/temp.ts";
 export * from "./support/marks.ts";
 export * from "./support/wait.ts";
 export * from "./support/cordon.ts";
+export * from "./support/run.ts";
 export * from "./support/processes.ts";
 export * from "./support/cgroups.ts";
 export * from "./support/listener.ts";
