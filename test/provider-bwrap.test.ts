@@ -24,6 +24,7 @@ import {
   expectClean,
   fdCount,
   freshRunRoot,
+  hostFileRoutes,
   makeCordon,
   mountsUnder,
   parseKv,
@@ -70,10 +71,7 @@ async function runInChildSupervisor(runRoot: string, request: Record<string, unk
 function canaryReadScript(files: string[]): string {
   const lines = files.map(
     (f) => `
-cat '${f}' 2>&1
-cat /proc/self/root'${f}' 2>&1
-cat /proc/1/root'${f}' 2>&1
-ls -la "$(dirname '${f}')" 2>&1
+${hostFileRoutes(f)}
 find / \\( -path /proc -o -path /usr \\) -prune -o -name '${basename(f)}' -print 2>/dev/null | while read -r p; do echo "found=$p"; cat "$p"; done`,
   );
   return `${lines.join("\n")}\necho probe_done=1\n`;

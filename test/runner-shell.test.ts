@@ -22,6 +22,7 @@ import {
   expectClean,
   expectOk,
   freshRunRoot,
+  hostFileRoutes,
   hostileHarness,
   hostPids,
   makeCordon,
@@ -432,10 +433,7 @@ function makeCanaries(): { secret: string; open: string[]; rootOnly: string; roo
 function readAttackScript(files: string[]): string {
   const lines = files.map(
     (f) => `
-cat '${f}' 2>&1
-cat /proc/self/root'${f}' 2>&1
-cat /proc/1/root'${f}' 2>&1
-ls -la "$(dirname '${f}')" 2>&1
+${hostFileRoutes(f)}
 find /tmp /var /root /home /scratch /cordon / -maxdepth 3 -name "$(basename '${f}')" -print 2>/dev/null | while read -r p; do echo "found=$p"; cat "$p"; done`,
   );
   return `${lines.join("\n")}\necho probe_done=1\nsleep 0.3\n`;

@@ -18,3 +18,4 @@ export * from "./support/flipper.ts";
 export * from "./support/cli.ts";
 export * from "./support/expect.ts";
 export * from "./support/hostile.ts";
+export * from "./support/attacks.ts";
