@@ -43,7 +43,6 @@ import {
 
 afterAll(() => removeTempDirs());
 
-
 function shellCordon(runRoot = freshRunRoot("sh"), config: Omit<CordonConfigInput, "runRoot"> = {}): Cordon {
   return makeCordon(runRoot, config);
 }
