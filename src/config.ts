@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { ConfigValidationError } from "./errors.ts";
+import { ConfigValidationError, zodIssues } from "./errors.ts";
 import { DEFAULT_CGROUP_PARENT } from "./protocol.ts";
-import { AbsolutePath, MiB, PolicyOverrideSchema, zodIssues } from "./policy/index.ts";
+import { AbsolutePath, MiB, PolicyOverrideSchema } from "./policy/index.ts";
 
 export const CordonConfigSchema = z.strictObject({
   /** A provider name, or "auto": the first provider in providerOrder that is available and can run the policy. */

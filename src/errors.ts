@@ -3,6 +3,8 @@
  * CordonError with a stable `code`, so callers (CLI, collectors) can map it to
  * a RunResult without parsing messages.
  */
+import type { z } from "zod";
+
 export type CordonErrorCode =
   | "invalid-policy"
   | "invalid-config"
@@ -29,6 +31,12 @@ export interface FieldIssue {
   message: string;
 }
 
+/** zod's issues as field issues: the path dotted ("" for the root). */
+export function zodIssues(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+}
+
+/** Field issues in one line: "path: message; …", the root named "(root)". */
 export function describeIssues(issues: readonly FieldIssue[]): string {
   return issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ");
 }

@@ -13,6 +13,7 @@
  * The channel's fd (RESULT_FD) is part of the launcher protocol (src/protocol.ts).
  */
 import { z } from "zod";
+import { describeIssues, zodIssues } from "./errors.ts";
 
 /**
  * A script's text quoted in a reason: whole and verbatim, or not at all. Masking happens
@@ -136,10 +137,6 @@ function parsePayload(text: string): unknown {
   }
 }
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`).join("; ");
-}
-
 const lossy = new TextDecoder("utf-8");
 
 /**
@@ -238,10 +235,10 @@ export function decodeResult(
     try {
       normalized = decoding.normalize ? decoding.normalize(payload) : payload;
     } catch (e) {
-      throw new Unreadable(`the structured result could not be read: ${e instanceof z.ZodError ? describeIssues(e) : e instanceof Error ? e.message : String(e)}`);
+      throw new Unreadable(`the structured result could not be read: ${e instanceof z.ZodError ? describeIssues(zodIssues(e)) : e instanceof Error ? e.message : String(e)}`);
     }
     const parsed = StructuredResultSchema.safeParse(normalized);
-    if (!parsed.success) throw new Unreadable(`the structured result is invalid: ${describeIssues(parsed.error)}`);
+    if (!parsed.success) throw new Unreadable(`the structured result is invalid: ${describeIssues(zodIssues(parsed.error))}`);
     return { result: parsed.data, resultSource: "channel", resultError: null };
   } catch (e) {
     return unreadable(e instanceof Unreadable ? e.message : `the structured result could not be read: ${e instanceof Error ? e.message : String(e)}`);

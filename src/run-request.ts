@@ -4,8 +4,8 @@
  * (sandbox/launcher-input.ts) still checks the rendered plan whatever passes here.
  */
 import { z } from "zod";
-import { describeIssues, JobInputError } from "./errors.ts";
-import { EnvName, EnvValue, KiB, zodIssues } from "./policy/index.ts";
+import { describeIssues, JobInputError, zodIssues } from "./errors.ts";
+import { EnvName, EnvValue, KiB } from "./policy/index.ts";
 
 const noNul = (s: string) => !s.includes("\0");
 const Arg = z.string().max(128 * KiB).refine(noNul, { error: "must not contain NUL bytes" });

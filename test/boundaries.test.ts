@@ -5,7 +5,7 @@ import { join, relative } from "node:path";
 import { Cordon, CordonError } from "../src/api/index.ts";
 import { decodeExit } from "../src/sandbox/exit.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { importCycles, importsOf, ROOT, sourceFiles } from "./support/import-graph.ts";
+import { importCycles, importsOf, makeCordon, ROOT, sourceFiles } from "./support.ts";
 
 
 describe("plugin boundaries", () => {
@@ -64,7 +64,7 @@ describe("exit decoding", () => {
 
 describe("setup failures are errors, not script failures", () => {
   const dir = mkdtempSync(join(tmpdir(), "cordon-errors-"));
-  const cordon = (runRoot: string) => new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+  const cordon = (runRoot: string) => makeCordon(runRoot);
 
   test("a bind whose source does not exist: outcome error (sandbox-failed) with bwrap's message, nothing left", async () => {
     chmodSync(dir, 0o711);
@@ -96,7 +96,7 @@ describe("setup failures are errors, not script failures", () => {
 
   test("a script over the size cap is refused before anything is spawned", async () => {
     const runRoot = join(dir, "runs-b");
-    const c = new Cordon({ runRoot, maxScriptBytes: 16 }, { providers: builtinProviders(), runners: builtinRunners() });
+    const c = makeCordon(runRoot, { maxScriptBytes: 16 });
     await expect(c.run({ runner: "shell", script: { source: "echo this script is longer than sixteen bytes" }, args: [] })).rejects.toThrow("too large");
     expect(() => readdirSync(runRoot)).toThrow(); // never even created
     rmSync(dir, { recursive: true, force: true });
@@ -118,7 +118,7 @@ describe("runner input", () => {
     const runRoot = mkdtempSync(join(tmpdir(), "cordon-auto-"));
     chmodSync(runRoot, 0o711);
     try {
-      const c = new Cordon({ provider: "auto", providerOrder: ["unsafe", "bwrap"], runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+      const c = makeCordon(runRoot, { provider: "auto", providerOrder: ["unsafe", "bwrap"] });
       const r = await c.run({ runner: "shell", script: { source: "echo picked" }, args: [] });
       expect(r.sandbox?.provider.name).toBe("bwrap");
       expect(r.stdout).toBe("picked\n");

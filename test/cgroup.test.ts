@@ -15,8 +15,24 @@ import { join } from "node:path";
 import { Cordon, KiB, MiB, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { hostFacts } from "../src/host.ts";
 import { LAUNCHER_PROCESSES } from "../src/protocol.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { BASE_POLICY, describeResult, freshRunRoot, mountsUnder, parseKv, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token, waitFor } from "./support.ts";
+import {
+  BASE_POLICY,
+  cgroupParentDirs,
+  describeResult,
+  freshRunRoot,
+  makeCordon,
+  mountsUnder,
+  parseKv,
+  processesWithMarker,
+  removeTempDirs,
+  runCgroupsLeft,
+  runRootEntries,
+  sleepMarker,
+  tempDir,
+  token,
+  uidOf,
+  waitFor,
+} from "./support.ts";
 
 const FACTS = hostFacts().cgroups;
 const PYTHON = "/usr/bin/python3"; // Debian's, under the bound /usr (scripts/setup installs it)
@@ -29,14 +45,7 @@ const PARENT = `cordon-test-${process.pid}`;
 const SANDBOX_UID = 65534;
 
 /** One directory per hierarchy cordon uses (v1: memory, pids, cpu, cpuacct, freezer; v2: one). */
-function parentDirs(): string[] {
-  return [...new Set(Object.values(FACTS.controllers).map((site) => join(site.mount, PARENT)))];
-}
-
-/** Run cgroups (run-*) under this file's parent, in any hierarchy. */
-function runCgroupsLeft(): string[] {
-  return parentDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).map((n) => join(dir, n)) : []));
-}
+const parentDirs = () => cgroupParentDirs(PARENT);
 
 function killAndRemoveCgroup(dir: string): void {
   for (let attempt = 0; attempt < 100 && existsSync(dir); attempt++) {
@@ -57,13 +66,14 @@ function killAndRemoveCgroup(dir: string): void {
 
 afterAll(() => {
   // Anything a failed test left, then the parents themselves.
-  for (const dir of runCgroupsLeft()) killAndRemoveCgroup(dir);
+  for (const dir of runCgroupsLeft(PARENT)) killAndRemoveCgroup(dir);
   for (const dir of parentDirs()) if (existsSync(dir)) rmdirSync(dir);
   removeTempDirs();
 });
 
-function makeCordon(runRoot: string, config: CordonConfigInput = {}): Cordon {
-  return new Cordon({ runRoot, cgroupParent: PARENT, ...config }, { providers: builtinProviders(), runners: builtinRunners() });
+/** A Cordon whose run cgroups go under this file's own parent. */
+function parentCordon(runRoot: string, config: Omit<CordonConfigInput, "runRoot"> = {}): Cordon {
+  return makeCordon(runRoot, { cgroupParent: PARENT, ...config });
 }
 
 function shell(cordon: Cordon, source: string, policy: PolicyOverride = {}, args: string[] = []): Promise<RunResult> {
@@ -83,18 +93,9 @@ function python(cordon: Cordon, program: string, args: string[], policy: PolicyO
 
 /** Nothing of the run is left: no run cgroup, no run directory, no scratch mount. */
 function expectNothingLeft(runRoot: string): void {
-  expect(runCgroupsLeft()).toEqual([]);
+  expect(runCgroupsLeft(PARENT)).toEqual([]);
   expect(runRootEntries(runRoot)).toEqual([]);
   expect(mountsUnder(runRoot)).toEqual([]);
-}
-
-function uidOf(pid: number): number | null {
-  try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Processes of the sandbox uid whose command line carries `marker`. */
@@ -178,13 +179,13 @@ print("all done", codes, flush=True)
 describe("memory: one cap for the whole tree", () => {
   cgTest("a 1 GiB allocation under a 256 MiB cap is OOM-killed (limit/memory); the supervisor goes on and the next run works", async () => {
     const runRoot = freshRunRoot();
-    const cordon = makeCordon(runRoot);
+    const cordon = parentCordon(runRoot);
     // While the run is alive, look at its cgroup: it must exist under our parent with the cap.
     const limitsSeen = new Set<string>();
     let running = true;
     const watch = (async () => {
       while (running) {
-        for (const dir of runCgroupsLeft()) {
+        for (const dir of runCgroupsLeft(PARENT)) {
           try {
             limitsSeen.add(readFileSync(join(dir, MEMORY_LIMIT_FILE), "utf8").trim());
           } catch {
@@ -224,7 +225,7 @@ describe("memory: one cap for the whole tree", () => {
         await Bun.sleep(5);
       }
     })();
-    const r = await python(makeCordon(runRoot), TREE, [String(300_000_000), "4", marker], { resources: { memoryBytes: 256 * MiB, wallMs: 30_000 } }).finally(
+    const r = await python(parentCordon(runRoot), TREE, [String(300_000_000), "4", marker], { resources: { memoryBytes: 256 * MiB, wallMs: 30_000 } }).finally(
       () => (running = false),
     );
     await watch;
@@ -246,7 +247,7 @@ describe("memory: one cap for the whole tree", () => {
   cgTest("rlimits alone do not bound the tree: under RLIMIT_AS 256 MiB (cgroups off) four 200 MB children hold 800 MB at once, the cgroup kills the same program", async () => {
     const runRoot = freshRunRoot();
     const policy: PolicyOverride = { onUnavailable: "degrade", resources: { memoryBytes: 256 * MiB, wallMs: 30_000 } };
-    const noCgroups = makeCordon(runRoot, { cgroups: "off" });
+    const noCgroups = parentCordon(runRoot, { cgroups: "off" });
 
     const perProcess = await python(noCgroups, TREE, [String(200_000_000), "4", token("rl")], policy);
     expect(memoryMechanism(perProcess), describeResult(perProcess)).toContain("RLIMIT_AS");
@@ -267,7 +268,7 @@ describe("memory: one cap for the whole tree", () => {
     expect(runRootEntries(runRoot)).toEqual([]);
 
     // The very same 4 × 200 MB program under the cgroup cap: the run is killed.
-    const capped = await python(makeCordon(runRoot), TREE, [String(200_000_000), "4", token("cg")], policy);
+    const capped = await python(parentCordon(runRoot), TREE, [String(200_000_000), "4", token("cg")], policy);
     expect(memoryMechanism(capped)).toContain("cgroup");
     expect(capped.outcome, describeResult(capped)).toBe("limit");
     expect(capped.limitHit).toBe("memory");
@@ -277,7 +278,7 @@ describe("memory: one cap for the whole tree", () => {
 
   cgTest("caps are per run, not shared: three concurrent runs of 33 MB each under 70 MiB each all succeed (99 MB together)", async () => {
     const runRoot = freshRunRoot();
-    const cordon = makeCordon(runRoot);
+    const cordon = parentCordon(runRoot);
     // Each run touches 33 MB, then holds it until the test, having seen all three cgroups
     // charged at the same moment, creates /sync/release (a read-only bind of a host directory).
     const sync = tempDir("cgsync", 0o755);
@@ -292,7 +293,7 @@ print("released" if os.path.exists("/sync/release") else "never released", flush
     let settled = false;
     const runs = Promise.all([0, 1, 2].map(() => python(cordon, program, [String(33_000_000)], policy))).finally(() => (settled = true));
     const charged = () =>
-      runCgroupsLeft()
+      runCgroupsLeft(PARENT)
         .filter((dir) => dir.startsWith(join(FACTS.controllers.memory!.mount, PARENT)))
         .map((dir) => {
           try {
@@ -337,7 +338,7 @@ function pidsMaxEvents(): number | null {
 describe("processes", () => {
   cgTest("a real fork bomb under maxProcesses 32 is held by pids.max; meanwhile another run and the supervisor can still fork", async () => {
     const runRoot = freshRunRoot();
-    const cordon = makeCordon(runRoot);
+    const cordon = parentCordon(runRoot);
     // bash, not dash (dash rejects `:(){ :|:& };:`); every successful fork prints one line.
     const bomb = `exec bash -c 'f() { echo forked; f & f & wait; }; f' 2>/dev/null`;
     let bombDone = false;
@@ -379,7 +380,7 @@ describe("processes", () => {
 
   cgTest("peakProcesses counts every process the script started at once", async () => {
     const runRoot = freshRunRoot();
-    const r = await shell(makeCordon(runRoot), "for i in 1 2 3 4 5; do sleep 1 & done; wait; echo waited");
+    const r = await shell(parentCordon(runRoot), "for i in 1 2 3 4 5; do sleep 1 & done; wait; echo waited");
     expect(r.outcome, describeResult(r)).toBe("ok");
     expect(r.stats?.peakProcesses).toBeGreaterThanOrEqual(6); // five sleeps and the shell
     expect(r.stats?.peakProcesses).toBeLessThanOrEqual(64);
@@ -398,7 +399,7 @@ print("ignoring SIGXCPU", flush=True)
 while True:
     pass
 `;
-    const r = await python(makeCordon(runRoot), program, [], { resources: { cpuSeconds: 1, wallMs: 10_000 } });
+    const r = await python(parentCordon(runRoot), program, [], { resources: { cpuSeconds: 1, wallMs: 10_000 } });
     const used = (r.stats?.cpuUserMs ?? 0) + (r.stats?.cpuSystemMs ?? 0);
     expect(r.stdout, describeResult(r)).toBe("ignoring SIGXCPU\n");
     expect(r.durationMs).toBeLessThan(11_000);
@@ -433,7 +434,7 @@ print("busy done", flush=True)
 
   cgTest("cpuPercent 50 throttles the whole tree: two busy processes for 1 s get at most half a CPU over the run (~0.6 s), without the quota more than that", async () => {
     const runRoot = freshRunRoot();
-    const cordon = makeCordon(runRoot);
+    const cordon = parentCordon(runRoot);
     // The quota allows half a CPU for as long as the tree lives (bwrap's start included: ~1.1-1.2 s,
     // so ~0.6 s), plus a period; v1's cpuacct.usage_user/usage_sys are tick-sampled and read up to
     // ~10% above the exact cpuacct.usage here, hence 0.55.
@@ -464,7 +465,7 @@ print("busy done", flush=True)
 describe("statistics", () => {
   cgTest("peakMemoryBytes is the tree's: a 100 MiB allocation shows up within 10% above a baseline run", async () => {
     const runRoot = freshRunRoot();
-    const cordon = makeCordon(runRoot);
+    const cordon = parentCordon(runRoot);
     const baseline = await python(cordon, ALLOC, ["0"]);
     const big = await python(cordon, ALLOC, [String(100 * MiB)]);
     expect(baseline.outcome, describeResult(baseline)).toBe("ok");
@@ -481,7 +482,7 @@ describe("statistics", () => {
   cgTest("cpuUserMs + cpuSystemMs cover a CPU-busy run", async () => {
     const runRoot = freshRunRoot();
     // Busy until the process itself has used 0.5 s of CPU (independent of other load on the host).
-    const r = await python(makeCordon(runRoot), "import time\nwhile time.process_time() < 0.5:\n    pass\n", []);
+    const r = await python(parentCordon(runRoot), "import time\nwhile time.process_time() < 0.5:\n    pass\n", []);
     expect(r.outcome, describeResult(r)).toBe("ok");
     expect(r.stats?.cpuUserMs).toBeGreaterThan(0);
     expect((r.stats?.cpuUserMs ?? 0) + (r.stats?.cpuSystemMs ?? 0)).toBeGreaterThanOrEqual(450);
@@ -522,7 +523,7 @@ for j in range(i):
     os.unlink(f"fill{j}")
 `;
     // Python ignores SIGXFSZ (so it sees EFBIG); head does not, and dies of it.
-    const r = await makeCordon(runRoot).run({
+    const r = await parentCordon(runRoot).run({
       runner: "shell",
       script: { source: `${PYTHON} prog.py\nexec head -c ${1 * MiB} /dev/zero > over` },
       args: [],
@@ -545,7 +546,7 @@ describe("nothing is left behind", () => {
     "200 runs of mixed outcomes, 4 at a time: no cgroup, process, run directory or scratch mount remains",
     async () => {
       const runRoot = freshRunRoot();
-      const cordon = makeCordon(runRoot);
+      const cordon = parentCordon(runRoot);
       const marker = sleepMarker(30);
       type Kind = { name: string; expect: string; go: () => Promise<RunResult> };
       const kinds: Kind[] = [
@@ -575,7 +576,7 @@ describe("nothing is left behind", () => {
       expect(mismatches, JSON.stringify(Object.fromEntries(counts))).toEqual([]);
       expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(total);
 
-      expect(runCgroupsLeft()).toEqual([]);
+      expect(runCgroupsLeft(PARENT)).toEqual([]);
       for (const dir of parentDirs()) expect(readdirSync(dir).filter((n) => n.startsWith("run-"))).toEqual([]);
       expect(runRootEntries(runRoot)).toEqual([]);
       const scratchMounts = readFileSync("/proc/mounts", "utf8")
@@ -613,7 +614,7 @@ describe("nothing is left behind", () => {
         writeFileSync(join(dir, stale, "cgroup.procs"), String(straggler.pid)); // a process a crashed run left
       }
       const runRoot = freshRunRoot();
-      const r = await shell(makeCordon(runRoot), "echo fresh");
+      const r = await shell(parentCordon(runRoot), "echo fresh");
       expect(r.outcome, describeResult(r)).toBe("ok");
       for (const dir of parentDirs()) {
         expect(existsSync(join(dir, stale))).toBe(false);
@@ -629,6 +630,6 @@ describe("nothing is left behind", () => {
         for (const name of [stale, live]) if (existsSync(join(dir, name))) killAndRemoveCgroup(join(dir, name));
       }
     }
-    expect(runCgroupsLeft()).toEqual([]);
+    expect(runCgroupsLeft(PARENT)).toEqual([]);
   }, 60_000);
 });

@@ -6,22 +6,20 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Cordon, GiB, JobInputError, type CordonConfigInput, type InputFile, type OutputFile, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { validateInputFiles } from "../src/files/input.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { BASE_POLICY, caught, describeResult, freshRunRoot, mountsUnder, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
+import { BASE_POLICY, CORDON_CLI, caught, describeResult, freshRunRoot, makeCordon, mountsUnder, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { readInputDirectory, writeOutputFiles } from "../src/cli/directory.ts";
 
 afterAll(() => removeTempDirs());
 
 const LIMITS = { maxCount: 256, maxTotalBytes: 16 * 1024 * 1024 };
-const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
 const enc = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 function cordonWith(config: Omit<CordonConfigInput, "runRoot"> = {}, runRoot = freshRunRoot("files")): Cordon {
-  return new Cordon({ ...config, runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+  return makeCordon(runRoot, config);
 }
 
 async function runShell(source: string, opts: { files?: InputFile[]; config?: Omit<CordonConfigInput, "runRoot">; policy?: PolicyOverride } = {}): Promise<RunResult> {
@@ -423,7 +421,7 @@ describe("cordon run --files / --out", () => {
   }
 
   async function cli(args: string[]) {
-    const p = Bun.spawn([process.execPath, CLI, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn([process.execPath, CORDON_CLI, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).bytes(), new Response(p.stderr).text(), p.exited]);
     return { stdout, stderr, code };
   }

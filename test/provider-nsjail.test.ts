@@ -22,13 +22,12 @@ import {
   IS_ROOT,
   countingListener,
   describeResult,
+  expectClean,
   freshRunRoot,
   makeCordon,
-  mountsUnder,
   parseKv,
   processesWithMarker,
   removeTempDirs,
-  runRootEntries,
   sleep,
   sleepMarker,
   tempDir,
@@ -269,11 +268,6 @@ if (SKIP) console.warn("provider-nsjail tests: nsjail not found on PATH (not pac
 
 function run(source: string, policy: PolicyOverride = {}, runRoot = freshRunRoot(), extra: { verify?: boolean; provider?: string } = {}): Promise<RunResult> {
   return makeCordon(runRoot).run({ runner: "shell", provider: extra.provider ?? "nsjail", script: { source }, args: [], policy: { ...BASE_POLICY, ...policy }, ...(extra.verify ? { verify: true } : {}) });
-}
-
-function expectClean(runRoot: string): void {
-  expect(runRootEntries(runRoot)).toEqual([]);
-  expect(mountsUnder(runRoot)).toEqual([]);
 }
 
 const FIXTURE = resolve(import.meta.dir, "fixtures/run-json.ts");

@@ -5,21 +5,21 @@
 import { describe, expect, test } from "bun:test";
 
 const LIBRARY = [
-  "AbsolutePath", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue", "GiB",
-  "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema", "PolicyValidationError",
-  "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError",
-  "averageStateSchema", "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage",
-  "mergeCounter", "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride",
-  "ratePercent", "rateStateSchema", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage",
-  "weakSecretNames", "zodIssues",
+  "AbsolutePath", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue",
+  "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema",
+  "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError", "averageStateSchema",
+  "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
+  "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "ratePercent",
+  "rateStateSchema", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage", "weakSecretNames",
+  "zodIssues",
 ];
 
 const PLUGIN_CONTRACT = [
   "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "JobInputError", "LAUNCHER_ARGS_FD", "LAUNCHER_STATUS_FD",
   "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT", "SYSTEM_PATH", "SandboxUnavailableError", "canonicalAddress", "cgroupMechanism",
-  "compareIpNets", "composePlan", "composeSpec", "degraded", "enforced", "findExecutable", "firstUnreachableAncestor", "ipNetContains",
-  "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress", "off",
-  "parseIpNet", "runSystemCommand", "zodIssues",
+  "compareIpNets", "composePlan", "composeSpec", "degraded", "describeIssues", "enforced", "findExecutable", "firstUnreachableAncestor",
+  "ipNetContains", "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress",
+  "off", "parseIpNet", "runSystemCommand", "zodIssues",
 ];
 
 describe("public entries", () => {

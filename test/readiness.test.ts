@@ -22,7 +22,7 @@ import {
   sandboxHealthCollector,
   UnsafeNoIsolationProvider,
 } from "../plugins/index.ts";
-import { caught, IS_ROOT, mountsUnder, removeTempDirs, runRootEntries, sleep, tempDir } from "./support.ts";
+import { caught, IS_ROOT, mountsUnder, removeTempDirs, runCgroupsIn, runRootEntries, sleep, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
 const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
@@ -69,13 +69,7 @@ function parentCgroupDirs(): string[] {
   return [...new Set(candidates.filter((d) => existsSync(d)))];
 }
 
-function runCgroupsLeft(): string[] {
-  return parentCgroupDirs().flatMap((d) =>
-    readdirSync(d, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && e.name.startsWith("run-"))
-      .map((e) => join(d, e.name)),
-  );
-}
+const runCgroupsLeft = () => runCgroupsIn(parentCgroupDirs());
 
 function readOr(path: string): string | null {
   try {

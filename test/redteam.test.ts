@@ -6,9 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cordon, JobInputError } from "../src/api/index.ts";
+import { JobInputError } from "../src/api/index.ts";
 import { buildRunRequest, ScriptConfigSchema } from "../plugins/collector-script/index.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { BASE_POLICY, IS_ROOT, describeResult, freshRunRoot, makeCordon, parseKv, removeTempDirs, rootOnlyCanary, runCli, tempDir } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -27,7 +26,7 @@ head -c 16 /dev/urandom | wc -c | sed 's/^/urandom=/'
 : > /dev/shm/.x && echo shm=ok`;
 
   test("a script filling /dev (not /dev/shm) with cgroups off gets nothing past the size caps: /dev is read-only once built", async () => {
-    const cordon = new Cordon({ runRoot: freshRunRoot(), cgroups: "off" }, { providers: builtinProviders(), runners: builtinRunners() });
+    const cordon = makeCordon(freshRunRoot(), { cgroups: "off" });
     const r = await cordon.run({ runner: "shell", script: { source: fill }, args: [], policy: { ...BASE_POLICY, resources: { scratchBytes: cap, maxFileSizeBytes: cap } } });
     const kv = parseKv(r.stdout);
     expect(r.outcome, describeResult(r)).toBe("ok");

@@ -20,13 +20,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { esmCollector, healthStatus, pythonCollector, shellCollector, type ScriptCollector } from "../plugins/collector-script/index.ts";
 import { normalizeEsmPayload } from "../plugins/runner-esm/result.ts";
-import { Cordon, cordonClient, type ResultStatus, type RunRequest, type RunResult } from "../src/api/index.ts";
+import { cordonClient, type ResultStatus, type RunRequest, type RunResult } from "../src/api/index.ts";
 import { maskDeep } from "../src/api/plugin.ts";
 import { decodeResult, type ResultDecoding } from "../src/result-channel.ts";
-import { BASE_POLICY, describeResult, freshRunRoot, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
+import { BASE_POLICY, describeResult, freshRunRoot, makeCordon, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -393,7 +392,7 @@ describe("maskDeep never throws on deep input", () => {
 // ---------------------------------------------------------------------------------------
 
 const runRoot = freshRunRoot("integrity");
-const cordon = new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+const cordon = makeCordon(runRoot);
 const client = cordonClient(cordon);
 const SECRET = `tok${token("s")}`;
 

@@ -9,23 +9,23 @@
 import { hostFacts } from "../src/host.ts";
 import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { existsSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Cordon, SandboxUnavailableError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   IS_ROOT,
   caught,
   countingListener,
   describeResult,
+  expectClean,
   freshRunRoot,
-  mountsUnder,
+  makeCordon,
   processesWithMarker,
   removeTempDirs,
-  runRootEntries,
   sleepMarker,
   tempDir,
   token,
+  uidOf,
   waitFor,
 } from "./support.ts";
 
@@ -36,7 +36,7 @@ const BUN = realpathSync(process.execPath);
 const FIXTURE = resolve(import.meta.dir, "fixtures/run-json.ts");
 
 function makeEsmCordon(runRoot = freshRunRoot("esm"), config: Omit<CordonConfigInput, "runRoot"> = {}): Cordon {
-  return new Cordon({ ...config, runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+  return makeCordon(runRoot, config);
 }
 
 interface EsmRunOptions {
@@ -64,25 +64,10 @@ function runEsm(cordon: Cordon, source: string, opts: EsmRunOptions = {}): Promi
   });
 }
 
-/** The run directory and every mount under the run root are gone. */
-function expectClean(runRoot: string): void {
-  expect(runRootEntries(runRoot)).toEqual([]);
-  expect(mountsUnder(runRoot)).toEqual([]);
-}
-
 /** No process carrying `marker` (the sandboxed bun, bwrap, or anything they started) is left on the host. */
 async function expectNoSurvivors(marker: string): Promise<void> {
   const gone = await waitFor(() => processesWithMarker(marker).length === 0, 2000);
   expect(gone, JSON.stringify(processesWithMarker(marker))).toBe(true);
-}
-
-function hostUid(pid: number): number | null {
-  try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null; // gone meanwhile
-  }
 }
 
 /** Memory is reported degraded for Bun: listed as a downgrade, never claimed as a heap or RLIMIT_AS cap. */
@@ -579,7 +564,7 @@ describe("hostile ESM checks are contained; the supervisor survives; nothing is 
       const procs = processesWithMarker(marker).filter((p) => p.comm === "sleep");
       seenCount = Math.max(seenCount, procs.length);
       for (const p of procs) {
-        const uid = hostUid(p.pid);
+        const uid = uidOf(p.pid);
         if (uid !== null) seenUids.add(uid); // null: it ended between the scan and the read
       }
     }, 10);

@@ -12,143 +12,47 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from "node:fs";
 import { join } from "node:path";
-import { Cordon, runResultToJson, type CordonConfigInput, type PolicyOverride, type ResultStatus, type RunResult } from "../src/api/index.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { Cordon, runResultToJson, type CordonConfigInput, type ResultStatus, type RunResult } from "../src/api/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,
+  SANDBOX_UID,
   countingListener,
   describeResult,
-  fdCount,
+  expectClean,
+  expectOk,
   freshRunRoot,
-  mountsUnder,
+  hostFileRoutes,
+  hostileHarness,
+  hostPids,
+  makeCordon,
   parseKv,
   processesWithMarker,
+  readProc,
   removeTempDirs,
-  runRootEntries,
+  runScript,
   sleep,
   sleepMarker,
   tempDir,
   token,
   waitFor,
+  watchMarked,
   type HostProcess,
+  type ScriptRunOptions,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
-/** The host uid the sandbox runs as: the policy's 65534 under a root supervisor, else the supervisor's own. */
-const SANDBOX_UID = IS_ROOT ? 65534 : (process.getuid?.() ?? -1);
-
 function shellCordon(runRoot = freshRunRoot("sh"), config: Omit<CordonConfigInput, "runRoot"> = {}): Cordon {
-  return new Cordon({ ...config, runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+  return makeCordon(runRoot, config);
 }
 
-interface ShOptions {
-  args?: string[];
-  stdin?: Uint8Array;
-  env?: Record<string, string>;
-  secretEnv?: Record<string, string>;
-  policy?: PolicyOverride;
-  provider?: string;
-}
-
-function runSh(cordon: Cordon, source: string, opts: ShOptions = {}): Promise<RunResult> {
-  return cordon.run({
-    runner: "shell",
-    script: { source },
-    args: opts.args ?? [],
-    ...(opts.stdin ? { stdin: opts.stdin } : {}),
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.secretEnv ? { secretEnv: opts.secretEnv } : {}),
-    ...(opts.provider ? { provider: opts.provider } : {}),
-    // unsafe isolates nothing: it only runs under degrade (and is only used for counter-tests here).
-    policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : { ...BASE_POLICY, ...opts.policy },
-  });
-}
-
-/** The run directory and every mount under the run root are gone. */
-function expectClean(runRoot: string): void {
-  expect(runRootEntries(runRoot)).toEqual([]);
-  expect(mountsUnder(runRoot)).toEqual([]);
-}
-
-function expectOk(r: RunResult): void {
-  expect(r.outcome, describeResult(r)).toBe("ok");
-  expect(r.exitCode).toBe(0);
-  expect(r.error).toBeNull();
-}
+const runSh = (cordon: Cordon, source: string, opts: ScriptRunOptions = {}): Promise<RunResult> => runScript(cordon, "shell", source, opts);
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 
-// ---------------------------------------------------------------------------------------
-// Host-side views of the sandbox's processes.
-// ---------------------------------------------------------------------------------------
-
-function readProc(pid: string | number, file: string): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, "latin1");
-  } catch {
-    return null; // gone meanwhile, or not ours to read
-  }
-}
-
-function hostPids(): string[] {
-  return readdirSync("/proc").filter((n) => /^\d+$/.test(n));
-}
-
-function uidOf(pid: string): number | null {
-  const m = /^Uid:\s+(\d+)/m.exec(readProc(pid, "status") ?? "");
-  return m ? Number(m[1]) : null;
-}
-
-/**
- * Processes running as the sandbox uid on the host that carry this test's mark in their
- * environment or command line. (The mark keeps runs of other suites, which may run
- * concurrently as the same uid, out of the count.)
- */
-function markedSandboxProcesses(mark: string): string[] {
-  return hostPids().filter((pid) => {
-    if (uidOf(pid) !== SANDBOX_UID) return false;
-    return (readProc(pid, "environ") ?? "").includes(mark) || (readProc(pid, "cmdline") ?? "").includes(mark);
-  });
-}
-
-/** Count, from the host, the marked sandbox processes while a run is under way. */
-function watchMarked(mark: string): { max: () => number; stop: () => void } {
-  let max = 0;
-  const timer = setInterval(() => {
-    max = Math.max(max, markedSandboxProcesses(mark).length);
-  }, 20);
-  return { max: () => max, stop: () => clearInterval(timer) };
-}
-
-interface HostileContext {
-  cordon: Cordon;
-  /** Set as CORDON_TEST_MARK in every hostile run; every process of the run inherits it. */
-  mark: string;
-  env: Record<string, string>;
-}
-
-/**
- * Run a hostile body on a warmed-up cordon, then check the supervisor survived and nothing
- * leaked: no run dir or mount, no marked sandbox process, fd count back to its baseline, and
- * the same Cordon still runs the next job normally.
- */
-async function hostile(label: string, body: (ctx: HostileContext) => Promise<void>): Promise<void> {
-  const runRoot = freshRunRoot(label);
-  const cordon = shellCordon(runRoot);
-  expectOk(await runSh(cordon, "echo warm")); // probes and lazy allocations happen once
-  const fds = fdCount();
-  const mark = token("mark");
-  await body({ cordon, mark, env: { CORDON_TEST_MARK: mark } });
-  expect(await waitFor(() => markedSandboxProcesses(mark).length === 0, 2000), `left: ${markedSandboxProcesses(mark).join(",")}`).toBe(true);
-  expectClean(runRoot);
-  const after = await runSh(cordon, "echo still-serving");
-  expectOk(after);
-  expect(after.stdout).toBe("still-serving\n");
-  expectClean(runRoot);
-  expect(await waitFor(() => fdCount() <= fds, 1000), `fds now ${fdCount()}, baseline ${fds}`).toBe(true);
-}
+/** Hostile scripts run in this frame: afterwards the supervisor still serves and nothing leaked (see hostileHarness). */
+const hostile = hostileHarness({ cordon: shellCordon, run: (cordon, source) => runSh(cordon, source), echo: (word) => `echo ${word}` });
 
 // ---------------------------------------------------------------------------------------
 
@@ -528,10 +432,7 @@ function makeCanaries(): { secret: string; open: string[]; rootOnly: string; roo
 function readAttackScript(files: string[]): string {
   const lines = files.map(
     (f) => `
-cat '${f}' 2>&1
-cat /proc/self/root'${f}' 2>&1
-cat /proc/1/root'${f}' 2>&1
-ls -la "$(dirname '${f}')" 2>&1
+${hostFileRoutes(f)}
 find /tmp /var /root /home /scratch /cordon / -maxdepth 3 -name "$(basename '${f}')" -print 2>/dev/null | while read -r p; do echo "found=$p"; cat "$p"; done`,
   );
   return `${lines.join("\n")}\necho probe_done=1\nsleep 0.3\n`;

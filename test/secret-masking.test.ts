@@ -12,12 +12,11 @@
  * - secrets shorter than MIN_SECRET_BYTES are refused, nothing spawned.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import { esmCollector, shellCollector } from "../plugins/collector-script/index.ts";
 import { Cordon, cordonClient, JobInputError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunRequest, type RunResult, type TransportClient } from "../src/api/index.ts";
 import * as secretsModule from "../src/secrets.ts";
 import { readCapped } from "../src/sandbox/output.ts";
-import { BASE_POLICY, caught, freshRunRoot, removeTempDirs, runRootEntries } from "./support.ts";
+import { BASE_POLICY, caught, freshRunRoot, makeCordon, removeTempDirs, runRootEntries } from "./support.ts";
 
 afterAll(removeTempDirs);
 
@@ -26,8 +25,8 @@ const hex = (n = 8) => [...crypto.getRandomValues(new Uint8Array(n))].map((b) =>
 const secretWord = () => `QXJsecret${hex(6).replace(/[0-9]/g, (d) => "ghijklmnop"[Number(d)]!)}`;
 const CARD = "4111111111111111";
 
-function cordonWith(config: CordonConfigInput = {}): Cordon {
-  return new Cordon({ runRoot: freshRunRoot("secret-masking"), ...config }, { providers: builtinProviders(), runners: builtinRunners() });
+function cordonWith(config: Omit<CordonConfigInput, "runRoot"> = {}): Cordon {
+  return makeCordon(freshRunRoot("secret-masking"), config);
 }
 const cordon = cordonWith();
 /** As root Bun is capped by a cgroup; as non-root BASE_POLICY already degrades. */
@@ -261,7 +260,7 @@ describe("cordon's structure is never masked", () => {
 describe(`secrets shorter than ${secretsModule.MIN_SECRET_BYTES} bytes are refused`, () => {
   test("Cordon.run: JobInputError naming the variable (never the value), nothing created or spawned", async () => {
     const runRoot = freshRunRoot("short-secret");
-    const fresh = new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+    const fresh = makeCordon(runRoot);
     for (const value of ["1234", "ok", "", "seven77"]) {
       const e = await caught(() => fresh.run({ runner: "shell", script: { source: "touch /scratch/ran; echo ran" }, args: [], secretEnv: { PIN: value }, policy: BASE_POLICY }));
       expect(e).toBeInstanceOf(JobInputError);

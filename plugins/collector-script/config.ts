@@ -26,7 +26,7 @@ const ScriptConfigShape = z.strictObject({
   secretEnv: z.record(EnvName, SecretValue).default({}),
   /** Provider name or "auto"; the Cordon instance's configured provider when absent. */
   provider: z.string().min(1).optional(),
-  /** Applied on top of the Cordon instance's policy (an esm check needs `onUnavailable: "degrade"` until cgroups land). */
+  /** Applied on top of the Cordon instance's policy (an esm check needs `onUnavailable: "degrade"` where no cgroup can cap its memory: Bun cannot run under RLIMIT_AS). */
   policy: PolicyOverrideSchema.optional(),
 });
 

@@ -2,6 +2,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { z } from "zod";
 import {
+  describeIssues,
   firstUnreachableAncestor,
   JobInputError,
   loadScript,
@@ -68,7 +69,7 @@ export class EsmRunner implements Runner {
 
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
     const parsed = EsmRequestOptions.safeParse(request.options);
-    if (!parsed.success) throw new JobInputError(`invalid esm runner options: ${zodIssues(parsed.error).map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
+    if (!parsed.success) throw new JobInputError(`invalid esm runner options: ${describeIssues(zodIssues(parsed.error))}`);
     const bun = resolveBun(this.options.bun, options.sandboxUser);
     const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
     const module = userModule(script.name, script.content, parsed.data.form);

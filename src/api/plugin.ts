@@ -40,8 +40,7 @@ export {
   type LayerName,
   type LayerReport,
 } from "../sandbox/report.ts";
-export { CordonError, JobInputError, SandboxUnavailableError } from "../errors.ts";
-export { zodIssues } from "../policy/index.ts";
+export { CordonError, describeIssues, JobInputError, SandboxUnavailableError, zodIssues } from "../errors.ts";
 export { isPlainObject } from "../plain-object.ts";
 export { DEFAULT_POLICY, mergePolicy, type Policy, type ReadOnlyBind } from "../policy/index.ts";
 export { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6, type NetProtocol, type PortRange } from "../network/allow.ts";

@@ -6,12 +6,12 @@
  * code) are never written through a link that happens to exist in the output directory.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, readSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, writeSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { JobInputError } from "../errors.ts";
 import type { OmittedFile, OutputFile } from "../result.ts";
 import { MAX_PATH_BYTES, type InputFile, type InputLimits } from "../files/input.ts";
-import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openForReading, openPathNoFollow, renameAt, unlinkAt } from "../files/safe-open.ts";
+import { createFileAt, listDirectory, makeDirectoryAt, openDirectory, openEntry, openPathNoFollow, readHeldFile, renameAt, unlinkAt } from "../files/safe-open.ts";
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
 
@@ -103,7 +103,10 @@ function walkInput(dirfd: number, dir: string, rel: string, limits: InputLimits,
       } else {
         if (files.length + 1 > limits.maxCount) throw new JobInputError(`too many input files in ${dir}: more than the limit of ${limits.maxCount}`);
         if (budget.bytes + st.size > limits.maxTotalBytes) throw new JobInputError(`input files exceed ${limits.maxTotalBytes} bytes in total (at ${path}, ${st.size} bytes)`);
-        const content = readRegular(fd, path, st);
+        const read = readHeldFile(fd, st.size, st);
+        if ("openError" in read) throw new JobInputError(`cannot read input file ${path}: ${errCode(read.openError)}`);
+        if ("notTheFile" in read) throw new JobInputError(`input file ${path} changed while it was read`);
+        const { content } = read;
         budget.bytes += content.length;
         files.push({ path: relPath, content, ...((st.mode & 0o111) !== 0 ? { executable: true } : {}) });
       }
@@ -117,30 +120,6 @@ function walkInput(dirfd: number, dir: string, rel: string, limits: InputLimits,
         closeSync(subdir);
       }
     }
-  }
-}
-
-/** Read the regular file held by `at` (fstat said so: `before`); never more than its size then. */
-function readRegular(at: number, path: string, before: Stats): Uint8Array {
-  let fd: number;
-  try {
-    fd = openForReading(at);
-  } catch (e) {
-    throw new JobInputError(`cannot read input file ${path}: ${errCode(e)}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.ino !== before.ino || st.dev !== before.dev) throw new JobInputError(`input file ${path} changed while it was read`);
-    const buf = new Uint8Array(before.size);
-    let off = 0;
-    while (off < buf.length) {
-      const n = readSync(fd, buf, off, buf.length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
-  } finally {
-    closeSync(fd);
   }
 }
 

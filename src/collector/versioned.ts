@@ -5,8 +5,7 @@
  * through `parse`, which upgrades step by step and then validates.
  */
 import type { z } from "zod";
-import { describeIssues, type FieldIssue } from "../errors.ts";
-import { zodIssues } from "../policy/index.ts";
+import { describeIssues, zodIssues, type FieldIssue } from "../errors.ts";
 
 /** One upgrade step: turns data written at `fromVersion` into data valid at `toVersion` (always `fromVersion + 1`). */
 export interface Migration<TFrom = unknown, TTo = unknown> {

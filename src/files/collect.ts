@@ -5,8 +5,8 @@
  * and time are capped so a hostile tree (sparse 1 TiB files, a million entries, deep
  * nesting) cannot hang or flood the supervisor.
  */
-import { closeSync, fstatSync, readSync, type Dir, type Dirent } from "node:fs";
-import { openDirectory, openEntry, openForReading, openPathNoFollow, streamDirectory } from "./safe-open.ts";
+import { closeSync, fstatSync, type Dir, type Dirent } from "node:fs";
+import { openDirectory, openEntry, openPathNoFollow, readHeldFile, streamDirectory } from "./safe-open.ts";
 import { maskBytes, maskText } from "../secrets.ts";
 import { fingerprintOf } from "./stage.ts";
 import type { OmittedFile, OutputFile } from "../result.ts";
@@ -129,8 +129,10 @@ class Collector {
     if (size > this.limits.maxTotalBytes - this.bytes) {
       return this.skip(rel, `${size} bytes would exceed the ${this.limits.maxTotalBytes}-byte output cap`);
     }
-    const content = readRegularFile(fd, size);
-    if (typeof content === "string") return this.skip(rel, content);
+    const read = readHeldFile(fd, size);
+    if ("openError" in read) return this.skip(rel, `cannot open: ${errCode(read.openError)}`);
+    if ("notTheFile" in read) return this.skip(rel, "not a regular file");
+    const { content } = read;
     this.bytes += content.length;
     this.files.push({ path: rel, size: content.length, content });
     return null;
@@ -143,29 +145,6 @@ class Collector {
 }
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
-
-/** Read at most `size` bytes of the regular file held by the O_PATH fd `at` (the same inode, never blocking). */
-function readRegularFile(at: number, size: number): Uint8Array | string {
-  let fd: number;
-  try {
-    fd = openForReading(at);
-  } catch (e) {
-    return `cannot open: ${errCode(e)}`;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) return "not a regular file";
-    const buf = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Scratch itself, opened as a directory (the supervisor made it: its own path is not the script's). */
 function openScratch(scratchDir: string): number {

@@ -27,7 +27,7 @@ export interface InputLimits {
 export const MAX_PATH_BYTES = 1024;
 const MAX_NAME_BYTES = 255;
 
-/** The normalized relative path, or a reason why it is refused. */
+/** The normalized relative path; a path that is refused throws JobInputError saying why. */
 function checkPath(raw: string): string {
   if (typeof raw !== "string" || raw.length === 0) throw new JobInputError("input file path is empty");
   if (raw.includes("\0")) throw new JobInputError(`input file path ${JSON.stringify(raw)} contains a NUL byte`);

@@ -20,7 +20,7 @@
  * bun:ffi. Errors are thrown as ErrnoException-like errors (`code` is "ENOENT", "ELOOP", …).
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
-import { constants, opendirSync, openSync, readdirSync, type Dir } from "node:fs";
+import { closeSync, constants, fstatSync, opendirSync, openSync, readdirSync, readSync, type Dir } from "node:fs";
 import { constants as osConstants } from "node:os";
 
 // Generic Linux values (the same on x86_64 and arm64); Node's fs.constants has neither.
@@ -93,6 +93,37 @@ export function openDirectory(fd: number): number {
 /** Reopen an fd fstat found to be a regular file for reading: the same inode, and never blocking. */
 export function openForReading(fd: number): number {
   return openSync(`/proc/self/fd/${fd}`, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+}
+
+/** What `readHeldFile` found: the bytes, or why it read none. */
+export type HeldFileRead = { content: Uint8Array } | { openError: unknown } | { notTheFile: true };
+
+/**
+ * At most `size` bytes (fewer if the file is shorter by now) of the regular file the fd `at`
+ * holds, read through `openForReading`. Nothing is read unless that read-only fd is a regular
+ * file and, when `expected` is given, the very inode an earlier fstat found (same dev and ino).
+ */
+export function readHeldFile(at: number, size: number, expected?: { dev: number; ino: number }): HeldFileRead {
+  let fd: number;
+  try {
+    fd = openForReading(at);
+  } catch (e) {
+    return { openError: e };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || (expected && (st.ino !== expected.ino || st.dev !== expected.dev))) return { notTheFile: true };
+    const buf = new Uint8Array(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return { content: buf.subarray(0, off) };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The names in a directory fd (its own entries, not those of whatever its path now names). */

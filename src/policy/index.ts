@@ -1,13 +1,8 @@
-import type { z } from "zod";
-import { PolicyValidationError, type FieldIssue } from "../errors.ts";
+import { PolicyValidationError, zodIssues } from "../errors.ts";
 import { isPlainObject } from "../plain-object.ts";
 import { MiB, PolicyOverrideSchema, PolicySchema, type Policy, type PolicyOverride } from "./schema.ts";
 
 export * from "./schema.ts";
-
-export function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
-}
 
 /** Validate a complete policy; throws PolicyValidationError naming every offending field. */
 export function parsePolicy(input: unknown): Policy {

@@ -1,6 +1,6 @@
 import type { HostFacts } from "../../host.ts";
 import type { Policy } from "../../policy/index.ts";
-import type { ControlVerdict } from "../report.ts";
+import { degraded, type ControlVerdict } from "../report.ts";
 import type { Capabilities, Job, Layout, Workspace } from "../spec.ts";
 
 /** Everything a layer decides from. Layers are pure functions of this. */
@@ -20,3 +20,12 @@ export interface LayerResult<S> {
   controls: Record<string, ControlVerdict>;
   spec: S;
 }
+
+/**
+ * The fix for a control only a provider with namespaces can apply (the `unsafe` provider has
+ * none): bwrap, the default, applies them all. One wording, so every report says it alike.
+ */
+export const USE_ISOLATING_PROVIDER = "use an isolating provider (bwrap)";
+
+/** A control this provider cannot apply because it isolates nothing. */
+export const needsIsolation = (reason: string): ControlVerdict => degraded(reason, USE_ISOLATING_PROVIDER);

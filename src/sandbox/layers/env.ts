@@ -1,6 +1,6 @@
-import { degraded, enforced } from "../report.ts";
+import { enforced } from "../report.ts";
 import type { EnvSpec } from "../spec.ts";
-import type { LayerContext, LayerResult } from "./context.ts";
+import { needsIsolation, type LayerContext, type LayerResult } from "./context.ts";
 
 /**
  * Build the child's environment from scratch: a fixed base, the host variables the
@@ -26,10 +26,10 @@ export function envLayer(ctx: LayerContext, hostEnv: Record<string, string | und
   Object.assign(vars, policy.env.set, job.env);
   const verdict = caps.env.cleanEnvironment
     ? enforced(`started with an empty environment; ${Object.keys(vars).length} variables set explicitly${passed.length ? ` (host: ${passed.join(", ")})` : ""}`)
-    : degraded("this provider cannot keep the host environment out", "use an isolating provider (bwrap)");
+    : needsIsolation("this provider cannot keep the host environment out");
   // The child's own environment is not all: other processes' /proc/*/environ must be out of reach too.
   const hostProcesses = caps.filesystem.view && caps.resources.treeKill
     ? enforced("fresh /proc of a private pid namespace: no host process environment is readable")
-    : degraded("the host's /proc is visible: the supervisor's environment can be read from /proc/<pid>/environ", "use an isolating provider (bwrap)");
+    : needsIsolation("the host's /proc is visible: the supervisor's environment can be read from /proc/<pid>/environ");
   return { controls: { allowlist: verdict, hostProcesses }, spec: { vars } };
 }

@@ -1,10 +1,10 @@
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { checkedBindSource } from "../bind-sources.ts";
-import { degraded, enforced, off } from "../report.ts";
+import { enforced, off } from "../report.ts";
 import { defaultRunRoot } from "../run-root.ts";
 import type { FilesystemSpec, Mount, StagedFile } from "../spec.ts";
-import type { LayerContext, LayerResult } from "./context.ts";
+import { needsIsolation, type LayerContext, type LayerResult } from "./context.ts";
 import { egressFor } from "./network.ts";
 
 const ETC_STAGE = "stage/etc";
@@ -147,7 +147,7 @@ export function filesystemLayer(ctx: LayerContext): LayerResult<FilesystemSpec> 
   if (!caps.filesystem.view) {
     return {
       controls: {
-        view: degraded("this provider has no mount namespace: the script sees and can write the host filesystem", "use an isolating provider (bwrap)"),
+        view: needsIsolation("this provider has no mount namespace: the script sees and can write the host filesystem"),
       },
       spec: { isolated: false, mounts: [], cwd: layout.scratchDir, stage },
     };

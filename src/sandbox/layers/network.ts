@@ -2,7 +2,7 @@ import { isIPv4 } from "node:net";
 import { parseAllowEntry, type AllowRule } from "../../network/allow.ts";
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
 import type { EgressRule, EgressSpec, NetworkSpec } from "../spec.ts";
-import type { LayerContext, LayerResult } from "./context.ts";
+import { needsIsolation, type LayerContext, type LayerResult } from "./context.ts";
 
 const DENY_MECHANISM = "fresh network namespace with only loopback";
 const FALLBACK = "ran with no network (deny) instead: never open egress unfiltered";
@@ -71,7 +71,7 @@ export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
   const { policy, caps } = ctx;
   const { mode, blockMetadata } = policy.network;
   const noNamespace = (): LayerResult<NetworkSpec> => ({
-    controls: { egress: degraded("this provider has no network namespace: the script has the host's network", "use an isolating provider (bwrap)") },
+    controls: { egress: needsIsolation("this provider has no network namespace: the script has the host's network") },
     spec: { namespace: "host", egress: null },
   });
   const filtered = (): LayerResult<NetworkSpec> => {

@@ -1,6 +1,6 @@
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
 import type { PrivilegeSpec } from "../spec.ts";
-import type { LayerContext, LayerResult } from "./context.ts";
+import { needsIsolation, USE_ISOLATING_PROVIDER, type LayerContext, type LayerResult } from "./context.ts";
 
 export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
   const { policy, caps, host } = ctx;
@@ -19,7 +19,7 @@ export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
       caps.isolating
         ? `the sandboxed process runs as host uid ${host.uid} (the supervisor's), not ${uid}`
         : `no isolation: the script runs as the supervisor (host uid ${host.uid})`,
-      caps.isolating ? `run the supervisor as root, or set privilege.uid/gid to ${host.uid}/${host.gid}` : "use an isolating provider (bwrap)",
+      caps.isolating ? `run the supervisor as root, or set privilege.uid/gid to ${host.uid}/${host.gid}` : USE_ISOLATING_PROVIDER,
     );
   }
 
@@ -41,11 +41,11 @@ export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
 
   if (!dropCapabilities) controls.capabilities = off("policy privilege.dropCapabilities is false");
   else if (pc.capabilityDrop) controls.capabilities = enforced("all capabilities dropped (bounding, effective, ambient)");
-  else controls.capabilities = degraded("this provider cannot drop capabilities", "use an isolating provider (bwrap)");
+  else controls.capabilities = needsIsolation("this provider cannot drop capabilities");
 
   if (!noNewPrivs) controls.noNewPrivs = off("policy privilege.noNewPrivs is false");
   else if (pc.noNewPrivs) controls.noNewPrivs = enforced("PR_SET_NO_NEW_PRIVS: setuid binaries cannot raise privileges");
-  else controls.noNewPrivs = degraded("this provider cannot set no_new_privs", "use an isolating provider (bwrap)");
+  else controls.noNewPrivs = needsIsolation("this provider cannot set no_new_privs");
 
   return { controls, spec: { hostDrop, sandboxUid: uid, sandboxGid: gid, dropCapabilities, noNewPrivs } };
 }

@@ -1,10 +1,10 @@
 import { degraded, enforced, type ControlVerdict } from "../report.ts";
 import type { ResourcesSpec, RlimitName } from "../spec.ts";
-import type { LayerContext, LayerResult } from "./context.ts";
+import { needsIsolation, USE_ISOLATING_PROVIDER, type LayerContext, type LayerResult } from "./context.ts";
 import { LAUNCHER_PROCESSES } from "../../protocol.ts";
 
 
-const NO_RLIMITS = degraded("this provider applies no rlimits", "use an isolating provider (bwrap)");
+const NO_RLIMITS = needsIsolation("this provider applies no rlimits");
 
 /** A byte-sized rlimit as the launcher applies it: rounded down to its unit, and said so. */
 function byteRlimit(bytes: number, unit: number): { bytes: number; text: string } {
@@ -24,7 +24,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   // Without a tree kill a setsid daemon outlives the wall limit: that is not an enforced wall.
   controls.wall = rc.treeKill
     ? enforced(`supervisor timer (${r.wallMs} ms), then ${rc.treeKill}`)
-    : degraded(`supervisor timer (${r.wallMs} ms) kills only the process group: processes that leave it (setsid) survive`, "use an isolating provider (bwrap)");
+    : needsIsolation(`supervisor timer (${r.wallMs} ms) kills only the process group: processes that leave it (setsid) survive`);
   controls.output = enforced(`supervisor caps stdout and stderr at ${r.maxOutputBytes} bytes each while streaming, then kills the run`);
 
   if (rc.rlimits) {
@@ -52,7 +52,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     rlimits.nproc = r.maxProcesses;
     controls.processes = enforced(`${rc.processCap}: ${r.maxProcesses}`);
   } else {
-    controls.processes = degraded("no process-count cap on this provider", "use an isolating provider (bwrap)");
+    controls.processes = needsIsolation("no process-count cap on this provider");
   }
 
   if (cgroup) {
@@ -66,7 +66,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
       rc.rlimits
         ? `no tree-wide memory cap (${noCgroupWhy}), and the ${job.runner} runner's interpreter does not tolerate RLIMIT_AS`
         : "this provider applies no memory limit",
-      rc.rlimits ? "run the supervisor as root, or delegate a cgroup v2 subtree with the memory and pids controllers (systemd Delegate=yes)" : "use an isolating provider (bwrap)",
+      rc.rlimits ? "run the supervisor as root, or delegate a cgroup v2 subtree with the memory and pids controllers (systemd Delegate=yes)" : USE_ISOLATING_PROVIDER,
     );
   }
 
@@ -80,11 +80,11 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   controls.scratch = rc.scratchQuota
     ? enforced(`scratch is a tmpfs of ${r.scratchBytes} bytes`)
     : degraded("scratch is a plain host directory without a size cap", host.isRoot ? "use an isolating provider" : "run the supervisor as root (it mounts a size-capped tmpfs)");
-  controls.tmp = rc.tmpfsSize ? enforced(`/tmp is a tmpfs of ${r.scratchBytes} bytes`) : degraded("no private size-capped /tmp on this provider", "use an isolating provider (bwrap)");
+  controls.tmp = rc.tmpfsSize ? enforced(`/tmp is a tmpfs of ${r.scratchBytes} bytes`) : needsIsolation("no private size-capped /tmp on this provider");
 
   controls.shm = rc.tmpfsSize
     ? enforced(`/dev/shm is a tmpfs of ${r.scratchBytes} bytes`)
-    : degraded("no private size-capped /dev/shm on this provider", "use an isolating provider (bwrap)");
+    : needsIsolation("no private size-capped /dev/shm on this provider");
   controls.stdin = enforced(`streamed by the supervisor, at most ${r.maxStdinBytes} bytes; the rest is cut and reported (stdinTruncated)`);
 
   return { controls, spec: { wallMs: r.wallMs, maxOutputBytes: r.maxOutputBytes, maxStdinBytes: r.maxStdinBytes, rlimits, scratchQuotaBytes: scratchQuota, cgroup } };

@@ -24,11 +24,23 @@
  * control in the same run, so a refusal cannot come from a broken test network.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type CordonConfigInput, type PolicyOverride, type RunRequest } from "../src/api/index.ts";
-import { hostFacts } from "../src/host.ts";
-import { IS_ROOT, freshRunRoot, parseKv, processesNamed, removeTempDirs, runRootEntries, sleep, tempDir, waitFor } from "./support.ts";
+import {
+  IS_ROOT,
+  cgroupParentDirs,
+  freshRunRoot,
+  parseKv,
+  processesNamed,
+  removeCgroupParent,
+  removeTempDirs,
+  runCgroupsLeft,
+  runRootEntries,
+  sleep,
+  tempDir,
+  waitFor,
+} from "./support.ts";
 
 const SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const TOOLS = ["ip", "bwrap", "slirp4netns", "nft", "nsenter"] as const;
@@ -197,16 +209,6 @@ function ourSlirps(): Proc[] {
   });
 }
 
-/** Run cgroups (run-*) left under this file's cgroup parent, in any hierarchy. */
-function cgroupParentDirs(): string[] {
-  const facts = hostFacts().cgroups;
-  if (facts.problem !== null) return [];
-  return [...new Set(Object.values(facts.controllers).map((site) => join(site!.mount, CGROUP_PARENT)))];
-}
-function runCgroupsLeft(): string[] {
-  return cgroupParentDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).map((n) => join(dir, n)) : []));
-}
-
 // ---------------------------------------------------------------------------------------
 // The supervisor fixture, run inside OUTER.
 // ---------------------------------------------------------------------------------------
@@ -269,7 +271,7 @@ async function runRootless(source: string, opts: Options = {}): Promise<{ result
   expect(runRootEntries(runRoot)).toEqual([]);
   expect(out.slirpChildren.flat()).toEqual([]);
   expect(ourSlirps()).toEqual([]);
-  expect(runCgroupsLeft()).toEqual([]);
+  expect(runCgroupsLeft(CGROUP_PARENT)).toEqual([]);
   return { result: out.results[0], out, runRoot };
 }
 
@@ -286,7 +288,7 @@ function expectRan(r: Json, provider = "rootless"): void {
   expect(r.outcome, describeRun(r)).toBe("ok");
   expect(r.sandbox.provider.name).toBe(provider);
   // The runs have cgroups, so "no run cgroup left" below is not vacuous.
-  if (cgroupParentDirs().length) expect(JSON.stringify(r.sandbox.layers.resources.controls.memory)).toContain("cgroup");
+  if (cgroupParentDirs(CGROUP_PARENT).length) expect(JSON.stringify(r.sandbox.layers.resources.controls.memory)).toContain("cgroup");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -442,14 +444,7 @@ afterAll(async () => {
     sh(["ip", "netns", "del", OUTER], true);
     sh(["ip", "netns", "del", PEER], true);
   }
-  for (const dir of runCgroupsLeft()) {
-    try {
-      rmdirSync(dir);
-    } catch (e) {
-      console.warn(`rootless tests: could not remove ${dir}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  for (const dir of cgroupParentDirs()) if (existsSync(dir)) rmdirSync(dir);
+  removeCgroupParent(CGROUP_PARENT, "rootless tests");
   removeTempDirs();
 });
 

@@ -4,8 +4,6 @@
  * refusals that come back as results.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { Cordon } from "../src/api/index.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cordonClient, VersionedDataError, type CollectorStrategy, type HealthCheckRunForAggregation, type PolicyOverride, type RunRequest, type RunResult, type TransportClient } from "../src/api/index.ts";
@@ -214,7 +212,7 @@ describe("refusals and bad input are results", () => {
   test("esm under the default fail policy is refused: status unknown, an error, no crash", async () => {
     const config = esmCollector.config.parse({ version: 2, data: { script: "return { success: true };" } });
     // cgroups off: no tree-wide memory cap, so Bun (which RLIMIT_AS cannot hold) is refused.
-    const noCgroups = cordonClient(new Cordon({ runRoot, cgroups: "off" }, { providers: builtinProviders(), runners: builtinRunners() }));
+    const noCgroups = cordonClient(makeCordon(runRoot, { cgroups: "off" }));
     const out = await esmCollector.execute({ config, client: noCgroups, pluginId: "cordon" });
     expect(out.result).toMatchObject({ status: "unknown", exitCode: null, timedOut: false, sandbox: null });
     expect(out.error).toContain("cannot enforce the policy");

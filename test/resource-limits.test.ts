@@ -6,8 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { Cordon, KiB, MiB, type PolicyOverride, type RunResult } from "../src/api/index.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { KiB, MiB, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,
@@ -145,7 +144,7 @@ describe("a supervisor that dies mid-run", () => {
     expect(await waitFor(() => processesWithMarker(marker).length === 0, 3000)).toBe(true);
     expect(runRootEntries(runRoot)).toHaveLength(1); // nobody was left to clean up…
 
-    const next = new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+    const next = makeCordon(runRoot);
     const r = await next.run({ runner: "shell", script: { source: "echo fresh" }, args: [], policy: BASE_POLICY });
     expect(r.stdout).toBe("fresh\n");
     expectNoLeftovers(runRoot); // …until the next supervisor started

@@ -15,19 +15,22 @@ import {
   childrenOf,
   countingListener,
   describeResult,
+  expectClean,
   fdCount,
   freshRunRoot,
+  hostFileRoutes,
   makeCordon,
   mountsUnder,
   parseKv,
   processesWithMarker,
   removeTempDirs,
-  runRootEntries,
+  runScript,
   sleep,
   sleepMarker,
   tempDir,
   token,
   waitFor,
+  type ScriptRunOptions,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -39,27 +42,7 @@ function withBase(policy: PolicyOverride = {}): PolicyOverride {
   return { ...BASE_POLICY, ...policy };
 }
 
-interface RunOptions {
-  policy?: PolicyOverride;
-  provider?: string;
-  args?: string[];
-}
-
-function run(cordon: Cordon, source: string, opts: RunOptions = {}): Promise<RunResult> {
-  return cordon.run({
-    runner: "shell",
-    script: { source },
-    args: opts.args ?? [],
-    ...(opts.provider ? { provider: opts.provider } : {}),
-    policy: opts.provider === "unsafe" ? { onUnavailable: "degrade", ...opts.policy } : withBase(opts.policy),
-  });
-}
-
-/** Every run leaves nothing behind: no run directory, no mount. */
-function expectClean(runRoot: string): void {
-  expect(runRootEntries(runRoot)).toEqual([]);
-  expect(mountsUnder(runRoot)).toEqual([]);
-}
+const run = (cordon: Cordon, source: string, opts: Pick<ScriptRunOptions, "policy" | "provider" | "args"> = {}): Promise<RunResult> => runScript(cordon, "shell", source, opts);
 
 /** Run a job in a separate supervisor process whose INITIAL environment holds `env`. */
 async function runInChildSupervisor(runRoot: string, request: Record<string, unknown>, env: Record<string, string>): Promise<Record<string, unknown>> {
@@ -82,10 +65,7 @@ async function runInChildSupervisor(runRoot: string, request: Record<string, unk
 function canaryReadScript(files: string[]): string {
   const lines = files.map(
     (f) => `
-cat '${f}' 2>&1
-cat /proc/self/root'${f}' 2>&1
-cat /proc/1/root'${f}' 2>&1
-ls -la "$(dirname '${f}')" 2>&1
+${hostFileRoutes(f)}
 find / \\( -path /proc -o -path /usr \\) -prune -o -name '${basename(f)}' -print 2>/dev/null | while read -r p; do echo "found=$p"; cat "$p"; done`,
   );
   return `${lines.join("\n")}\necho probe_done=1\n`;

@@ -1,5 +1,5 @@
 /**
- * Helpers of the provider conformance suite (test/conformance.test.ts): the attack scripts
+ * Helpers of the provider conformance suite (test/provider-conformance.test.ts): the attack scripts
  * every provider gets, and the report/reality judge. No bun:test import here: this file
  * is also the child supervisor the environment test starts (run it as a program), so its
  * checks throw plain Errors.
@@ -9,9 +9,9 @@
  * which is what /proc/<pid>/environ shows and what a test cannot do to its own process).
  */
 import { quote } from "shell-quote";
-import { Cordon, LAYER_NAMES, runResultToJson, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type RunRequest, type RunResult } from "../src/api/index.ts";
-import { type ControlStatus } from "../src/api/plugin.ts";
-import { builtinProviders, builtinRunners } from "../plugins/index.ts";
+import { LAYER_NAMES, runResultToJson, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type RunRequest, type RunResult } from "../../src/api/index.ts";
+import { type ControlStatus } from "../../src/api/plugin.ts";
+import { makeCordon } from "./cordon.ts";
 
 const CHILD_MAIN = import.meta.main;
 
@@ -334,7 +334,7 @@ export function judge(target: Target, r: Pick<RunResult, "sandbox" | "outcome" |
 
 if (CHILD_MAIN) {
   const input = JSON.parse(await Bun.stdin.text()) as { runRoot: string; cgroupParent: string; request: RunRequest };
-  const cordon = new Cordon({ runRoot: input.runRoot, cgroupParent: input.cgroupParent }, { providers: builtinProviders(), runners: builtinRunners() });
+  const cordon = makeCordon(input.runRoot, { cgroupParent: input.cgroupParent });
   try {
     process.stdout.write(JSON.stringify(runResultToJson(await cordon.run(input.request))));
   } catch (e) {

@@ -15,10 +15,10 @@
  * process or leaked fd is left. The last test per provider checks that every control any
  * report marked `enforced` was attacked by some test.
  *
- * nsjail is not packaged in Debian: `PATH=/path/to/nsjail-dir:$PATH bun run test test/conformance.test.ts`.
+ * nsjail is not packaged in Debian: `PATH=/path/to/nsjail-dir:$PATH bun run test test/provider-conformance.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { chmodSync, existsSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { Cordon, KiB, MiB, SandboxUnavailableError, type PolicyOverride, type Provider, type RunRequest, type RunResult } from "../src/api/index.ts";
@@ -33,10 +33,13 @@ import {
   describeResult,
   fdCount,
   freshRunRoot,
+  makeCordon,
   mountsUnder,
   parseKv,
   processesWithMarker,
+  removeCgroupParent,
   removeTempDirs,
+  runCgroupsLeft,
   runRootEntries,
   sleep,
   sleepMarker,
@@ -71,7 +74,7 @@ import {
   writeScript,
   type Attack,
   type Target,
-} from "./conformance-support.ts";
+} from "./support/provider-conformance.ts";
 
 // ---------------------------------------------------------------------------------------
 // Host, cgroups, the provider table
@@ -86,9 +89,6 @@ const FD_SLACK = 3;
 
 /** This file's own cgroup parent, so "no run cgroup left" does not race other supervisors. */
 const CGROUP_PARENT = `cordon-conformance-${process.pid}`;
-const CGROUPS = hostFacts().cgroups;
-const cgroupParentDirs = () => [...new Set(Object.values(CGROUPS.controllers).map((site) => join(site.mount, CGROUP_PARENT)))];
-const runCgroupsLeft = () => cgroupParentDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).map((n) => join(dir, n)) : []));
 
 /** What the unsafe provider cannot enforce: its report must say `degraded` for exactly these. */
 const UNSAFE_DEGRADED = new Set([
@@ -131,7 +131,7 @@ class ProviderUnderTest implements Target {
     this.name = provider.name;
     this.isolating = provider.isolating;
     this.runRoot = freshRunRoot(`conf-${provider.name}`);
-    this.cordon = new Cordon({ provider: provider.name, runRoot: this.runRoot, cgroupParent: CGROUP_PARENT }, { providers: PROVIDERS, runners: RUNNERS });
+    this.cordon = makeCordon(this.runRoot, { provider: provider.name, cgroupParent: CGROUP_PARENT }, { providers: PROVIDERS, runners: RUNNERS });
     this.base = provider.isolating ? BASE_POLICY : { onUnavailable: "degrade" };
   }
 
@@ -174,7 +174,7 @@ async function leftovers(t: ProviderUnderTest, markers: readonly string[], fdsBe
   if (dirs.length) problems.push(`run directories left in ${t.runRoot}: ${dirs.join(", ")}`);
   const mounts = mountsUnder(t.runRoot);
   if (mounts.length) problems.push(`mounts left under ${t.runRoot}: ${mounts.join(", ")}`);
-  const cgroups = runCgroupsLeft();
+  const cgroups = runCgroupsLeft(CGROUP_PARENT);
   if (cgroups.length) problems.push(`run cgroups left: ${cgroups.join(", ")}`);
   for (const m of markers) {
     const alive = processesWithMarker(m);
@@ -235,14 +235,7 @@ async function allSettledOrThrow(cases: Record<string, () => Promise<void>>): Pr
 }
 
 afterAll(() => {
-  for (const dir of runCgroupsLeft()) {
-    try {
-      rmdirSync(dir);
-    } catch (e) {
-      console.warn(`conformance: could not remove ${dir}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  for (const dir of cgroupParentDirs()) if (existsSync(dir)) rmdirSync(dir);
+  removeCgroupParent(CGROUP_PARENT, "conformance");
   removeTempDirs();
 });
 
@@ -585,7 +578,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
 
   conformanceTest(t, "10. /dev/shm is size-capped even with cgroups off: a write past resources.scratchBytes stops at the cap wherever the report says enforced", async () => {
     // With cgroups on, a memory cap would bound an unsized /dev/shm anyway; off, only its own size can.
-    const cordon = new Cordon({ provider: t.name, runRoot: t.runRoot, cgroupParent: CGROUP_PARENT, cgroups: "off" }, { providers: PROVIDERS, runners: RUNNERS });
+    const cordon = makeCordon(t.runRoot, { provider: t.name, cgroupParent: CGROUP_PARENT, cgroups: "off" }, { providers: PROVIDERS, runners: RUNNERS });
     const cap = 1 * MiB;
     const name = token("cordon-shm-");
     try {
@@ -643,7 +636,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     const unattacked = [...t.enforcedSeen].filter((c) => !t.attacked.has(c)).sort();
     expect(unattacked, `controls reported enforced that no test attacked on ${t.name}`).toEqual([]);
     for (const key of Object.keys(KNOWN_BUGS).filter((k) => k.startsWith(`${t.name}:`))) {
-      expect(t.reproduced.has(key), `known bug ${key} no longer reproduces: remove it from KNOWN_BUGS in test/conformance-support.ts`).toBe(true);
+      expect(t.reproduced.has(key), `known bug ${key} no longer reproduces: remove it from KNOWN_BUGS in test/support/provider-conformance.ts`).toBe(true);
     }
   });
 }
