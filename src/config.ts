@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ConfigValidationError, zodIssues } from "./errors.ts";
-import { DEFAULT_CGROUP_PARENT } from "./protocol.ts";
+import { DEFAULT_CGROUP_PARENT } from "./protocol/index.ts";
 import { AbsolutePath, MiB, PolicyOverrideSchema } from "./policy/index.ts";
 
 export const CordonConfigSchema = z.strictObject({

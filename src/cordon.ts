@@ -14,7 +14,7 @@ import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile, type StagedInput } from "./files/input.ts";
 import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secrets.ts";
 import { checkRunRequest } from "./run-request.ts";
-import { DEFAULT_CGROUP_PARENT } from "./protocol.ts";
+import { DEFAULT_CGROUP_PARENT } from "./protocol/index.ts";
 import { cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 
 export interface RunRequest extends ScriptRequest {

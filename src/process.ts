@@ -4,7 +4,7 @@
  * and the providers' mechanism.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { SYSTEM_PATH } from "./protocol.ts";
+import { SYSTEM_PATH } from "./protocol/index.ts";
 
 /** Signal a process (or, with a negative pid, a process group) that may have exited already. */
 export function killQuietly(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {

@@ -1,5 +1,5 @@
 import { CordonError } from "./errors.ts";
-import type { StructuredResult } from "./result-channel.ts";
+import type { StructuredResult } from "./protocol/result-channel.ts";
 import type { SignalSource } from "./sandbox/exit.ts";
 import type { Receipt } from "./sandbox/receipt.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";

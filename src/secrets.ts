@@ -18,7 +18,7 @@
  */
 import { JobInputError } from "./errors.ts";
 import type { RunResult } from "./result.ts";
-import type { StructuredResult } from "./result-channel.ts";
+import type { StructuredResult } from "./protocol/result-channel.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 
 export const MASK = "****";

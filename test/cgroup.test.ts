@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import { join } from "node:path";
 import { Cordon, KiB, MiB, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { hostFacts } from "../src/host.ts";
-import { LAUNCHER_PROCESSES } from "../src/protocol.ts";
+import { LAUNCHER_PROCESSES } from "../src/protocol/index.ts";
 import {
   BASE_POLICY,
   cgroupParentDirs,

@@ -11,11 +11,11 @@ import { type HostFacts, type Job, type Workspace, type ProviderProbe } from "..
 import { detectHostFacts, hostFacts } from "../src/host.ts";
 import { composePlan } from "../src/sandbox/plan.ts";
 import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
-import { LAUNCHER_PROCESSES } from "../src/protocol.ts";
+import { LAUNCHER_PROCESSES } from "../src/protocol/index.ts";
 import { planRun, runInSandbox } from "../src/sandbox/run.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { builtinProviders, builtinRunners } from "../plugins/index.ts";
-import { parseLaunchStatus } from "../src/sandbox/launch-status.ts";
+import { parseLaunchStatus } from "../src/protocol/launch-status.ts";
 import { CONFIG_FILE, DEFAULT_SECCOMP_DENY, NsjailProvider, quote, seccompPolicy, timeLimitSeconds } from "../plugins/provider-nsjail/index.ts";
 import {
   BASE_POLICY,

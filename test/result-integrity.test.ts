@@ -24,7 +24,7 @@ import { esmCollector, healthStatus, pythonCollector, shellCollector, type Scrip
 import { normalizeEsmPayload } from "../plugins/runner-esm/result.ts";
 import { cordonClient, type ResultStatus, type RunRequest, type RunResult } from "../src/api/index.ts";
 import { maskDeep } from "../src/api/plugin.ts";
-import { decodeResult, type ResultDecoding } from "../src/result-channel.ts";
+import { decodeResult, type ResultDecoding } from "../src/protocol/result-channel.ts";
 import { BASE_POLICY, describeResult, freshRunRoot, makeCordon, removeTempDirs, runRootEntries, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());

@@ -41,7 +41,7 @@ export {
   type FieldIssue,
 } from "../errors.ts";
 export { resultFromError, runResultToJson, type LimitHit, type Outcome, type RunResult, type RunStats } from "../result.ts";
-export { RESULT_STATUSES, type ResultStatus } from "../result-channel.ts";
+export { RESULT_STATUSES, type ResultStatus } from "../protocol/result-channel.ts";
 export type { OmittedFile, OutputFile } from "../result.ts";
 export type { InputFile } from "../files/input.ts";
 export type { Receipt } from "../sandbox/receipt.ts";

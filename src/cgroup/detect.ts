@@ -5,7 +5,7 @@
  */
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_CGROUP_PARENT } from "../protocol.ts";
+import { DEFAULT_CGROUP_PARENT } from "../protocol/index.ts";
 
 export const CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer"] as const;
 export type Controller = (typeof CONTROLLERS)[number];

@@ -22,7 +22,7 @@ import type { CgroupEvents, CgroupStats } from "../cgroup/index.ts";
 import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { LimitHit, Outcome } from "../result.ts";
 import type { DecodedExit } from "./exit.ts";
-import type { LaunchStatus, StatusChannel } from "./launch-status.ts";
+import type { LaunchStatus, StatusChannel } from "../protocol/launch-status.ts";
 import type { Release } from "./release.ts";
 import type { RunEvents } from "./supervise.ts";
 

@@ -6,7 +6,7 @@
  * releases on demand).
  */
 import type { RunCgroup } from "../cgroup/index.ts";
-import type { ChannelBytes } from "../result-channel.ts";
+import type { ChannelBytes } from "../protocol/result-channel.ts";
 import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { runStats } from "./cgroup-run.ts";
 import { classify } from "./classify.ts";

@@ -1,6 +1,6 @@
 import { SandboxUnavailableError } from "../errors.ts";
 import type { Provider, ProviderProbe, ReportAmendments } from "../provider.ts";
-import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT } from "../protocol.ts";
+import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT } from "../protocol/index.ts";
 import { checkLauncherInput } from "./launcher-input.ts";
 import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";

@@ -3,7 +3,7 @@
  * under its cap, and stdin forwarded under its cap.
  */
 import { closeSync } from "node:fs";
-import type { ChannelBytes } from "../result-channel.ts";
+import type { ChannelBytes } from "../protocol/result-channel.ts";
 import { readCapped } from "./output.ts";
 import type { StdinSource } from "./spec.ts";
 

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import type { ChannelBytes } from "../result-channel.ts";
+import type { ChannelBytes } from "../protocol/result-channel.ts";
 import type { Job, Layout } from "./spec.ts";
 
 export interface Receipt {

@@ -1,5 +1,5 @@
 /**
- * Spawn: start the plan's ONE argv with the protocol's fds (src/protocol.ts). A blocking
+ * Spawn: start the plan's ONE argv with the protocol's fds (src/protocol/index.ts). A blocking
  * launcher then holds the command until release.ts lets it go, so spawning is the half of
  * a run that can happen early (a warm pool): nothing untrusted runs until the release.
  */
@@ -7,9 +7,9 @@ import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { RunCgroup } from "../cgroup/index.ts";
 import { hasChildren, killQuietly, parentOf } from "../process.ts";
-import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD } from "../protocol.ts";
+import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD } from "../protocol/index.ts";
 import { joinCgroupArgv } from "./cgroup-run.ts";
-import { readLaunchStatus, type LaunchStatus } from "./launch-status.ts";
+import { readLaunchStatus, type LaunchStatus } from "../protocol/launch-status.ts";
 import { openExclusive, writeExclusive } from "./run-root.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 

@@ -6,9 +6,9 @@
 import type { HostFacts } from "../host.ts";
 import type { Policy, ReadOnlyBind } from "../policy/index.ts";
 import type { CgroupLimits } from "../cgroup/run-cgroup.ts";
-import type { ResultDecoding } from "../result-channel.ts";
+import type { ResultDecoding } from "../protocol/result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
-import type { StatusChannel } from "./launch-status.ts";
+import type { StatusChannel } from "../protocol/launch-status.ts";
 import type { SetupStep } from "./setup.ts";
 
 /** Bytes for the script's stdin: given whole, or a stream forwarded as it arrives (the CLI's own stdin). */
@@ -195,8 +195,8 @@ export interface Launch {
   /** The launcher reports a child death by signal N as exit status 128+N. */
   exitEncoding: "shell-128" | "native";
   /**
-   * LAUNCHER_STATUS_FD (fd 3, src/protocol.ts): a channel only the launcher writes
-   * (sandbox/launch-status.ts). Whether the sandbox started is decided from it, never
+   * LAUNCHER_STATUS_FD (fd 3, src/protocol/index.ts): a channel only the launcher writes
+   * (src/protocol/launch-status.ts). Whether the sandbox started is decided from it, never
    * from stderr (the script's to write). null: this launcher has none (unsafe).
    */
   statusFd: StatusChannel | null;

@@ -6,7 +6,7 @@
  */
 import type { CgroupEvents, CgroupStats } from "../cgroup/index.ts";
 import { killQuietly } from "../process.ts";
-import type { ChannelBytes } from "../result-channel.ts";
+import type { ChannelBytes } from "../protocol/result-channel.ts";
 import { decodeExit, signalName, type DecodedExit } from "./exit.ts";
 import { readCapped } from "./output.ts";
 import { pumpStdin, readChannel, type FileSinkLike } from "./pumps.ts";

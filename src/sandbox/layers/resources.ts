@@ -1,7 +1,7 @@
 import { degraded, enforced, type ControlVerdict } from "../report.ts";
 import type { ResourcesSpec, RlimitName } from "../spec.ts";
 import { needsIsolation, USE_ISOLATING_PROVIDER, type LayerContext, type LayerResult } from "./context.ts";
-import { LAUNCHER_PROCESSES } from "../../protocol.ts";
+import { LAUNCHER_PROCESSES } from "../../protocol/index.ts";
 
 
 const NO_RLIMITS = needsIsolation("this provider applies no rlimits");

@@ -7,7 +7,8 @@
  * The launcher is spawned with this stdio (index = fd in the launcher):
  *   0 stdin · 1 stdout · 2 stderr · 3 LAUNCHER_STATUS_FD · 4 RESULT_FD · 5 LAUNCHER_ARGS_FD · 6 BLOCK_FD
  * fds 3, 5 and 6 are the launcher's own and never reach the script; fd 4 is the only one
- * passed on to it.
+ * passed on to it. What travels over them is read beside this file: fd 3 in
+ * launch-status.ts, fd 4 in result-channel.ts.
  */
 
 /**

@@ -10,10 +10,10 @@
  * schema, a `cordon-result` record the helper refused or that is malformed) is `crit`
  * with the reason in `resultError`: crit is the worst status (ok < warn < unknown <
  * crit), so an unreadable report can never read better than what the script meant.
- * The channel's fd (RESULT_FD) is part of the launcher protocol (src/protocol.ts).
+ * The channel's fd (RESULT_FD) is part of the launcher protocol (src/protocol/index.ts).
  */
 import { z } from "zod";
-import { describeIssues, zodIssues } from "./errors.ts";
+import { describeIssues, zodIssues } from "../errors.ts";
 
 /**
  * A script's text quoted in a reason: whole and verbatim, or not at all. Masking happens
