@@ -30,7 +30,7 @@ import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
 import { type Capabilities, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec, type SpawnPlan, type Workspace } from "../src/api/plugin.ts";
-import { describeResult, freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
+import { freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
 afterAll(() => removeTempDirs());

@@ -1,22 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_POLICY, mergePolicy, SandboxUnavailableError, type PolicyOverride } from "../src/api/index.ts";
-import { composePlan, type Capabilities, type HostFacts, type Job, type Provider, type ProviderProbe } from "../src/api/plugin.ts";
-import { detectHostFacts, hostFacts } from "../src/host.ts";
+import { composePlan, type Capabilities, type Job, type Provider, type ProviderProbe } from "../src/api/plugin.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
+import { CGROUP_HOST, PLAN_JOB, ROOT_HOST, USER_HOST } from "./support.ts";
 
-/** A root host without usable cgroups: the rlimit path (what non-delegated hosts get). */
-const NO_CGROUPS: HostFacts["cgroups"] = { layout: "none", controllers: {}, writable: false, problem: "no cgroup filesystem is mounted" };
-const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true, cgroups: NO_CGROUPS };
-const v1 = (c: string) => ({ version: 1 as const, mount: `/sys/fs/cgroup/${c}` });
-/** The hybrid layout of these Debian machines: memory and pids through v1. */
-const CGROUP_HOST: HostFacts = {
-  ...ROOT_HOST,
-  cgroups: { layout: "hybrid", controllers: { memory: v1("memory"), pids: v1("pids"), cpu: v1("cpu"), cpuacct: v1("cpuacct"), freezer: v1("freezer") }, writable: true, problem: null },
-};
-const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
-const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true };
+const job = PLAN_JOB;
 const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
 const planBwrapRaw = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>

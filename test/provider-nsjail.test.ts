@@ -33,21 +33,18 @@ import {
   tempDir,
   token,
   waitFor,
+  CGROUP_HOST,
+  NO_CGROUPS,
+  PLAN_JOB,
+  ROOT_HOST,
+  USER_HOST,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
 const MiB = 1024 * 1024;
-const NO_CGROUPS: HostFacts["cgroups"] = { layout: "none", controllers: {}, writable: false, problem: "no cgroup filesystem is mounted" };
-const ROOT_HOST: HostFacts = { ...detectHostFacts(), uid: 0, gid: 0, isRoot: true, cgroups: NO_CGROUPS };
-const v1 = (c: string) => ({ version: 1 as const, mount: `/sys/fs/cgroup/${c}` });
-const CGROUP_HOST: HostFacts = {
-  ...ROOT_HOST,
-  cgroups: { layout: "hybrid", controllers: { memory: v1("memory"), pids: v1("pids"), cpu: v1("cpu"), cpuacct: v1("cpuacct"), freezer: v1("freezer") }, writable: true, problem: null },
-};
-const USER_HOST: HostFacts = { ...ROOT_HOST, uid: 1000, gid: 1000, isRoot: false };
 const workspace = allocateWorkspace("/tmp/cordon-nsjail-plan-test");
-const job: Job = { runner: "shell", argv: ["/bin/sh", "/cordon/job/script.sh"], files: [{ path: "script.sh", content: "true" }], readOnlyBinds: [], env: {}, result: { exitCodeFallback: true }, addressSpaceLimitSafe: true };
+const job = PLAN_JOB;
 const probe: ProviderProbe = { available: true, binary: "/opt/nsjail/nsjail", version: "build 0123456789ab", features: { seccomp: true }, tools: { timeout: "/usr/bin/timeout" } };
 
 function planFor(override: PolicyOverride = {}, host: HostFacts = CGROUP_HOST, j: Job = job, secrets: string[] = []) {

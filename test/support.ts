@@ -20,3 +20,4 @@ export * from "./support/expect.ts";
 export * from "./support/hostile.ts";
 export * from "./support/attacks.ts";
 export * from "./support/import-graph.ts";
+export * from "./support/hosts.ts";

@@ -4,7 +4,7 @@
  * are kept per run and shown to people who must not see the secrets.
  */
 import { z } from "zod";
-import { LAYER_NAMES, maskMetrics, maskText, RESULT_STATUSES, Versioned, type ResultStatus, type RunResult } from "../../src/api/index.ts";
+import { LAYER_NAMES, maskMetrics, maskText, RESULT_STATUSES, Versioned, type RunResult } from "../../src/api/index.ts";
 
 /** Stored stdout and message are capped: a result is kept for every run. */
 export const OUTPUT_CAP_BYTES = 4 * 1024;
