@@ -272,8 +272,6 @@ const FIXTURE = resolve(import.meta.dir, "fixtures/run-json.ts");
 /** The seccomp probe: what each denied call returns (errno, or 0 when it worked), and that fork and threads work. */
 const SECCOMP_PROBE = `
 import ctypes, errno, os, threading
-import { composePlan } from "../src/sandbox/plan.ts";
-import { hostFacts } from "../src/host.ts";
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 def err(r):
