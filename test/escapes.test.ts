@@ -10,7 +10,7 @@ import { BwrapProvider, builtinProviders, builtinRunners } from "../plugins/inde
 import { ScriptConfigSchema } from "../plugins/collector-script/index.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, DEFAULT_POLICY, type Provider, type Runner } from "../src/api/index.ts";
-import { composePlan, type Job, type PlanInput, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
+import { composePlan, type Job, type PlanInput, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec, type SetupStep } from "../src/api/plugin.ts";
 import { hostFacts } from "../src/host.ts";
 import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
@@ -104,6 +104,21 @@ describe("1. a NUL byte never becomes launcher options", () => {
   });
 });
 
+/**
+ * A setup step that takes a moment and then fails, so the script must not be running
+ * meanwhile; `check` looks for the script first (it throws when it is).
+ */
+function failingSetup(check: () => void = () => {}): SetupStep {
+  return {
+    name: "failing-setup",
+    beforeRelease: async () => {
+      await Bun.sleep(400);
+      check();
+      throw new Error("setup failed on purpose");
+    },
+  };
+}
+
 /** bwrap with one option of its handshake removed: what an injected stray positional used to do. */
 class StrippedBwrap extends BwrapProvider implements Provider {
   constructor(
@@ -123,17 +138,7 @@ class StrippedBwrap extends BwrapProvider implements Provider {
         ...launch,
         launcherArgs: args,
         blockFd: true,
-        // The supervisor's setup takes a moment and then fails: the script must not be running meanwhile.
-        steps: [
-          ...(launch.steps ?? []),
-          {
-            name: "failing-setup",
-            beforeRelease: async () => {
-              await Bun.sleep(400);
-              throw new Error("setup failed on purpose");
-            },
-          },
-        ],
+        steps: [...(launch.steps ?? []), failingSetup()],
       },
     };
   }
@@ -174,14 +179,9 @@ describe("1b. a launcher that did not complete the handshake never yields a trus
             blockFd: true,
             steps: [
               ...(launch.steps ?? []),
-              {
-                name: "failing-setup",
-                beforeRelease: async () => {
-                  await Bun.sleep(400);
-                  if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
-                  throw new Error("setup failed on purpose");
-                },
-              },
+              failingSetup(() => {
+                if (processesWithMarker(marker).length > 0) throw new Error("the script is running before release");
+              }),
             ],
           },
         };
