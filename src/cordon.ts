@@ -10,6 +10,7 @@ import type { RunResult } from "./result.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { planRun, runInSandbox, type PlannedRun, type RunPlanInput } from "./sandbox/run.ts";
 import { resolveAllowlist, type Resolved } from "./network/resolve.ts";
+import { resolvesHostnames } from "./sandbox/layers/network.ts";
 import { cleanStaleCgroups } from "./sandbox/cgroup-run.ts";
 import { validateInputFiles, type InputFile, type StagedInput } from "./files/input.ts";
 import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secrets.ts";
@@ -179,9 +180,9 @@ export class Cordon {
     const host = this.host(policy);
     let resolved: Promise<Resolved> | undefined;
     const plan = async (provider: Provider, probe: ProviderProbe, attempt: Policy): Promise<PlannedRun> => {
-      const filters = attempt.network.mode === "allowlist" && probe.available && provider.capabilities(probe, host).network.allowlist;
+      const filters = probe.available && resolvesHostnames(attempt, provider.capabilities(probe, host));
       if (filters) resolved ??= resolveAllowlist(attempt, this.config.staticHosts);
-      return planRun({ ...run, provider, probe, policy: attempt, host, runRoot: this.runRoot, ...(filters ? { resolved: await resolved } : {}) });
+      return planRun({ ...run, provider, probe, policy: attempt, host, runRoot: this.runRoot, resolved: filters ? await resolved! : {} });
     };
     if (name !== "auto") {
       const provider = this.provider(name);

@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_POLICY, mergePolicy, SandboxUnavailableError, type PolicyOverride } from "../src/api/index.ts";
-import { composePlan, type Capabilities, type Job, type Provider, type ProviderProbe } from "../src/api/plugin.ts";
+import { composePlan, degraded, enforced, off, type Capabilities, type Job, type Provider, type ProviderProbe, type ReportAmendments } from "../src/api/plugin.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
-import { BwrapProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
+import { BwrapProvider, RootlessProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
+import { trialPlanRefusal } from "../src/readiness/index.ts";
 import { CGROUP_HOST, PLAN_JOB, ROOT_HOST, USER_HOST } from "./support.ts";
 
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
@@ -215,5 +216,45 @@ describe("composePlan", () => {
     const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace }, planner(caps), FAKE_PROBE);
     expect(plan.report.layers.privilege.controls.capabilities!.status).toBe("off");
     expect(plan.report.downgrades).toEqual([]);
+  });
+
+  describe("a provider's report amendments", () => {
+    const amending = (amendments: ReportAmendments): Provider => ({ ...planner(caps), render: (spec, ctx) => ({ ...planner(caps).render(spec, ctx), amendments }) });
+    const degrade = mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", network: { mode: "allowlist", allow: ["192.0.2.1:443"] } });
+    const plan = (amendments: ReportAmendments, policy = degrade) => composePlan({ policy, job, host: ROOT_HOST, workspace }, amending(amendments), FAKE_PROBE);
+
+    test("may reword an enforced or off control and add an enforced one", () => {
+      const p = plan({
+        resources: { cpu: enforced("RLIMIT_CPU, said the provider's way") },
+        privilege: { seccomp: enforced("a filter"), capabilities: off("switched off, said the provider's way") },
+      }, mergePolicy(degrade, { privilege: { dropCapabilities: false } }));
+      expect(p.report.layers.resources.controls.cpu!.mechanism).toBe("RLIMIT_CPU, said the provider's way");
+      expect(p.report.layers.privilege.controls.seccomp!.status).toBe("enforced");
+      expect(p.report.layers.privilege.controls.capabilities!.reason).toBe("switched off, said the provider's way");
+    });
+
+    test("may never touch a degraded control, change a status, or add one that is not enforced", () => {
+      const before = plan({});
+      expect(before.report.layers.network.controls.egress!.status).toBe("degraded"); // the fake cannot filter egress
+      for (const amendments of [
+        { network: { egress: degraded("all good actually") } }, // a degraded control reworded: its fallback would be lost
+        { network: { egress: enforced("filtered") } }, // degraded made enforced
+        { resources: { cpu: degraded("not really") } }, // enforced made degraded
+        { privilege: { extra: off("nothing") } }, // added, not enforced
+      ] satisfies ReportAmendments[]) {
+        expect(() => plan(amendments)).toThrow(/report amendment .* is refused/);
+      }
+    });
+  });
+
+  test("a trial plan judges a hostname allowlist without looking it up; a run plan needs its addresses", () => {
+    const rootless = new RootlessProvider();
+    const probe: ProviderProbe = { ...bwrapProbe, features: { ...bwrapProbe.features, blockFd: true }, tools: { ...bwrapProbe.tools, slirp4netns: "/usr/bin/slirp4netns", nft: "/usr/sbin/nft", nsenter: "/usr/bin/nsenter" } };
+    const policy = mergePolicy(DEFAULT_POLICY, { network: { mode: "allowlist", allow: ["checks.example:443"] } });
+    expect(trialPlanRefusal(rootless, probe, policy, CGROUP_HOST, "/tmp/cordon-plan-test")).toEqual([]);
+    const unresolved = () => composePlan({ policy, job, host: CGROUP_HOST, workspace, resolved: {} }, rootless, probe);
+    expect(unresolved).toThrow(/checks.example was not resolved before planning/);
+    const resolved = composePlan({ policy, job, host: CGROUP_HOST, workspace, resolved: { "checks.example": ["192.0.2.7"] } }, rootless, probe);
+    expect(resolved.report.layers.network.controls.egress!.status).toBe("enforced");
   });
 });

@@ -1,4 +1,4 @@
-import { SandboxUnavailableError } from "../errors.ts";
+import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { Provider, ProviderProbe, ReportAmendments } from "../provider.ts";
 import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT } from "../protocol/index.ts";
 import { checkLauncherInput } from "./launcher-input.ts";
@@ -44,15 +44,18 @@ export function composeSpec(input: PlanInput, capabilities: Capabilities, layout
   };
 }
 
-/** A provider's amendments, held to what they may do: reword (same status) or add an enforced control. */
+/**
+ * A provider's amendments, held to what they may do: reword an enforced control or one the
+ * policy switched off (same status), or add an enforced one. A degraded control is never
+ * amended: its reason, fix and fallback are what a refusal and the downgrade list say.
+ */
 function amendLayers(provider: string, layers: Record<LayerName, LayerReport>, amendments: ReportAmendments): Record<LayerName, LayerReport> {
   const out = { ...layers };
   for (const [layer, controls] of Object.entries(amendments) as [LayerName, ReportAmendments[LayerName]][]) {
     for (const [name, verdict] of Object.entries(controls ?? {})) {
-      const before = layers[layer].controls[name];
-      if (before ? before.status !== verdict.status : verdict.status !== "enforced") {
-        throw new Error(`provider ${provider}: an amendment of ${layer}.${name} may not change its status (${before?.status ?? "absent"} -> ${verdict.status})`);
-      }
+      const before = layers[layer].controls[name]?.status ?? "absent";
+      const allowed = before === "absent" ? verdict.status === "enforced" : before !== "degraded" && verdict.status === before;
+      if (!allowed) throw new CordonError("internal", `provider ${provider}: its report amendment of ${layer}.${name} (${before} -> ${verdict.status}) is refused: a provider may reword an enforced or off control, or add an enforced one`);
     }
     out[layer] = layerReport({ ...layers[layer].controls, ...controls });
   }
@@ -75,6 +78,7 @@ export function composePlan(input: PlanInput, provider: Provider, probe: Provide
   const rendering = provider.render(spec, { probe, host, workspace: input.workspace, secrets });
   const launch = rendering.launch;
   checkLauncherInput(spec, launch, { textConfig: provider.textConfig === true });
+  // Amendments never touch a degraded control: the downgrades above stand as listed.
   const layers = amendLayers(provider.name, verdicts, rendering.amendments ?? {});
   const report: EffectiveSandboxReport = {
     provider: { name: provider.name, version: probe.version, isolating: capabilities.isolating },

@@ -25,7 +25,10 @@ export interface RunPlanInput {
   verify?: boolean;
   /** Secret values: masked in the plan's report, in stdout and stderr as they are read (across the cap) and in output files. */
   secrets?: readonly string[];
-  /** Addresses of allowlisted hostnames, resolved before planning. */
+  /**
+   * Addresses of allowlisted hostnames, resolved before planning. Absent: a trial plan,
+   * which judges the allowlist without its hostnames (they are looked up only for a run).
+   */
   resolved?: Readonly<Record<string, readonly string[]>>;
 }
 
@@ -49,7 +52,7 @@ export function planRun(input: RunPlanInput): PlannedRun {
   const layout = layoutOf(input.provider, workspace);
   const prepared = input.makeJob(layout);
   const { job, nonce } = input.verify ? withReceipt(prepared, layout) : { job: prepared, nonce: null };
-  const plan = composePlan({ policy: input.policy, job, host: input.host, workspace, secrets: input.secrets ?? [], resolved: input.resolved ?? {} }, input.provider, input.probe);
+  const plan = composePlan({ policy: input.policy, job, host: input.host, workspace, secrets: input.secrets ?? [], ...(input.resolved ? { resolved: input.resolved } : {}) }, input.provider, input.probe);
   return { workspace, job, nonce, plan, host: input.host, secrets: input.secrets ?? [] };
 }
 

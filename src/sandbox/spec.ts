@@ -218,7 +218,7 @@ export interface Launch {
 }
 
 /**
- * Everything the executor needs for one spawn. Produced by Provider.plan, which creates
+ * Everything the executor needs for one spawn. Produced by composePlan, which creates
  * nothing: every field is data (argv, files to stage, caps, the report) except `steps`,
  * whose objects act on the host when the executor runs them (and hold their own state,
  * e.g. a helper process): a plan is run once, and dropping an unrun plan is safe.
@@ -235,7 +235,7 @@ export interface SpawnPlan extends Launch {
 
 export interface PlanInput {
   policy: Policy;
-  /** Addresses of the hostnames in the policy's allowlist, resolved by the supervisor before planning. */
+  /** Addresses of the hostnames in the policy's allowlist, resolved by the supervisor before planning; absent in a trial plan. */
   resolved?: Readonly<Record<string, readonly string[]>>;
   job: Job;
   host: HostFacts;

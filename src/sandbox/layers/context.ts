@@ -11,7 +11,7 @@ export interface LayerContext {
   caps: Capabilities;
   workspace: Workspace;
   layout: Layout;
-  /** Hostname → addresses resolved by the supervisor; null in a dry plan (not looked up yet). */
+  /** Hostname → addresses resolved by the supervisor; null in a trial plan (hostnames are looked up only for a run). */
   resolved: Readonly<Record<string, readonly string[]>> | null;
 }
 

@@ -17,7 +17,7 @@ export function egressRulesFor(rule: AllowRule, resolved: LayerContext["resolved
   const base = { protocols: rule.protocols, ports: rule.ports, entry: rule.entry };
   if (rule.target.kind === "net")
     return [{ ...base, family: rule.target.family, address: rule.target.address, prefix: rule.target.prefix, literal: true }];
-  if (resolved === null) return []; // a dry plan: looked up only once this provider is chosen
+  if (resolved === null) return []; // a trial plan: hostnames are looked up only for a real run
   const addresses = resolved[rule.target.name];
   if (!addresses?.length) return `${rule.target.name} was not resolved before planning`;
   return addresses.map((address) => {
@@ -67,6 +67,15 @@ function describeEgress(e: EgressSpec): string {
   return `fresh network namespace; egress to ${what} through a user-mode stack (slirp4netns), nftables policy drop${blocked}; ${SLIRP_CONFINED}`;
 }
 
+/**
+ * Does a run of this policy on a provider with these capabilities filter egress with an
+ * allowlist, so its hostnames must be resolved before it is planned? (The `filtered` path
+ * below, for allowlists: the one rule both the layer and the supervisor's lookup follow.)
+ */
+export function resolvesHostnames(policy: LayerContext["policy"], caps: LayerContext["caps"]): boolean {
+  return policy.network.mode === "allowlist" && caps.network.allowlist;
+}
+
 export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
   const { policy, caps } = ctx;
   const { mode, blockMetadata } = policy.network;
@@ -84,7 +93,7 @@ export function networkLayer(ctx: LayerContext): LayerResult<NetworkSpec> {
     return caps.network.deny ? { controls: { egress: enforced(DENY_MECHANISM) }, spec: FRESH } : noNamespace();
   }
   if (mode === "allowlist") {
-    if (caps.network.allowlist) return filtered();
+    if (resolvesHostnames(policy, caps)) return filtered();
     if (!caps.network.deny) return noNamespace();
     return {
       controls: { egress: degraded("this provider cannot filter egress", "use the rootless provider for allowlists", FALLBACK) },
