@@ -7,6 +7,7 @@ import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from ".
 import { probeOf, type Provider, type ProviderProbe } from "./provider.ts";
 import { proveProvider, trialPlanRefusal, unprovenCells, type ReadinessReport } from "./readiness/index.ts";
 import type { RunResult } from "./result.ts";
+import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
 import { planRun, runInSandbox, type PlannedRun, type RunPlanInput } from "./sandbox/run.ts";
 import { resolveAllowlist, type Resolved } from "./network/resolve.ts";
@@ -112,12 +113,14 @@ export class Cordon {
 
   /**
    * Plan a run without running it: everything `run` decides before the run directory is
-   * created (validation, the provider, the report, the launcher's arguments). Nothing is
-   * created or spawned; throws as `run` would.
+   * created (validation, the provider, every verdict), as the effective-sandbox report the
+   * run would carry, the launcher's command line and arguments included, secrets masked.
+   * Nothing is created or spawned (an allowlist's hostnames are looked up, as for a run);
+   * throws as `run` would.
    */
-  async plan(request: RunRequest): Promise<PlannedRun> {
+  async plan(request: RunRequest): Promise<EffectiveSandboxReport> {
     const secrets = this.secretsOf(request);
-    return (await this.masked(secrets, () => this.prepare(request, secrets))).planned;
+    return (await this.masked(secrets, () => this.prepare(request, secrets))).planned.plan.report;
   }
 
   /** A secret too short to mask is refused before anything exists (names, never values). */

@@ -29,7 +29,7 @@ import { buildRunRequest } from "../plugins/collector-script/index.ts";
 import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
-import { type Capabilities, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec, type SpawnPlan, type Workspace } from "../src/api/plugin.ts";
+import { LAUNCHER_ARGS_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
 import { freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
@@ -393,7 +393,7 @@ function candidates(field: Field): [string, string][] {
 // One attempt: refused (typed, nothing created or spawned) or planned
 // ---------------------------------------------------------------------------------------
 
-type Attempt = { kind: "refused"; error: Error } | { kind: "planned"; plan: SpawnPlan; workspace: Workspace } | { kind: "broken"; problem: string };
+type Attempt = { kind: "refused"; error: Error } | { kind: "planned"; report: EffectiveSandboxReport; runRoot: string } | { kind: "broken"; problem: string };
 
 let SHARED_RUN_ROOT = "";
 let spawnCalls = 0;
@@ -421,9 +421,9 @@ async function attempt(target: Target, scenario: Scenario): Promise<Attempt> {
       req = scenario.request!;
     }
     try {
-      // Cordon.plan is the first half of Cordon.run: everything decided before the run dir exists.
-      const planned = await cordon.plan(req);
-      return { kind: "planned", plan: planned.plan, workspace: planned.workspace };
+      // Cordon.plan is the first half of Cordon.run: everything decided before the run dir
+      // exists, reported as the run's report would carry it (launcher argv and arguments).
+      return { kind: "planned", report: await cordon.plan(req), runRoot };
     } catch (e) {
       if (e instanceof CordonError) return { kind: "refused", error: e };
       return { kind: "broken", problem: `the run threw an untyped ${e instanceof Error ? `${e.name}: ${e.message.slice(0, 300)}` : String(e)}` };
@@ -442,17 +442,24 @@ interface Rendered {
   inner: ParsedArgs;
 }
 
-function render(target: Target, plan: SpawnPlan, workspace: Workspace): Rendered {
-  const norm = (s: string) => s.split(workspace.root).join("<RUN>");
-  const outer = plan.argv.map(norm);
+/**
+ * What the report says the launcher got: `[...argv, "<fd 5:", ...launcher args, ">"]` for
+ * bwrap, `[...argv, "<nsjail.cfg:", config, ">"]` for nsjail (read from the end: a hostile
+ * argument may look like a marker). The run dir's path becomes <RUN>.
+ */
+function render(target: Target, report: EffectiveSandboxReport, runRoot: string): Rendered {
+  const runDir = new RegExp(`${runRoot.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/run-\\d+-[0-9a-f]+`, "g");
+  const norm = (s: string) => s.replace(runDir, "<RUN>");
+  const argv = report.argv;
   if (target.launcher === "bwrap") {
-    const inner = parseBwrapOptions(bwrapArgsFile(plan.launcherArgs ?? []));
-    return { outer, inner: { names: inner.names, values: inner.values.map(norm) } };
+    const open = argv.indexOf(`<fd ${LAUNCHER_ARGS_FD}:`);
+    if (open < 0 || argv.at(-1) !== ">") throw new Error("bwrap report without its launcher arguments");
+    const inner = parseBwrapOptions(bwrapArgsFile(argv.slice(open + 1, -1)));
+    return { outer: argv.slice(0, open).map(norm), inner: { names: inner.names, values: inner.values.map(norm) } };
   }
-  const config = plan.stage.find((s) => s.path === "nsjail.cfg");
-  if (!config) throw new Error("nsjail plan without nsjail.cfg");
-  const inner = parseTextProto(typeof config.content === "string" ? config.content : new TextDecoder().decode(config.content));
-  return { outer, inner: { names: inner.names, values: inner.values.map(norm) } };
+  if (argv.at(-3) !== "<nsjail.cfg:" || argv.at(-1) !== ">") throw new Error("nsjail report without nsjail.cfg");
+  const inner = parseTextProto(argv.at(-2)!);
+  return { outer: argv.slice(0, -3).map(norm), inner: { names: inner.names, values: inner.values.map(norm) } };
 }
 
 /** `h` is `b` with the benign value (if it appears) replaced by the hostile one. */
@@ -515,7 +522,7 @@ describe("launcher input: every string field, every hostile value, every launche
           problems.push(`[${target.name}] the benign value ${short(field.benign)} did not plan: ${base.kind === "refused" ? base.error.message : base.problem}`);
           continue;
         }
-        const baseline = render(target, base.plan, base.workspace);
+        const baseline = render(target, base.report, base.runRoot);
         for (const [label, value] of candidates(field)) {
           const where = `[${target.name}] ${field.name} = ${label}`;
           const got = await attempt(target, field.scenario(value, target));
@@ -527,7 +534,7 @@ describe("launcher input: every string field, every hostile value, every launche
             tally.planned++;
             let rendered: Rendered;
             try {
-              rendered = render(target, got.plan, got.workspace);
+              rendered = render(target, got.report, got.runRoot);
             } catch (e) {
               problems.push(`${where}: the launcher input does not parse: ${e instanceof Error ? e.message : String(e)}`);
               continue;

@@ -5,7 +5,6 @@
  * not named here is internal. test/public-api.test.ts pins these names.
  */
 export { Cordon, type PolicyCheck, type Plugins, type RunRequest } from "../cordon.ts";
-export type { PlannedRun } from "../sandbox/run.ts";
 export { startCordon, type StartedCordon } from "../startup.ts";
 export { CordonConfigSchema, parseConfig, type CordonConfig, type CordonConfigInput } from "../config.ts";
 export {
