@@ -253,7 +253,7 @@ export class Cordon {
 
   /**
    * Can the configured provider (or, for auto, any in providerOrder) run this policy under
-   * `fail` on this host? Decided from the readiness proof and a dry plan; probes if needed.
+   * `fail` on this host? Decided from the readiness proof and a trial plan; probes if needed.
    */
   async check(override?: PolicyOverride): Promise<PolicyCheck> {
     const policy = { ...mergePolicy(this.policy, override), onUnavailable: "fail" as const };

@@ -52,11 +52,19 @@ export interface Provider {
   readonly description: string;
   /** false for providers that do not isolate (unsafe): every report says so loudly. */
   readonly isolating: boolean;
-  /** Locate the binary, read its version and features. Called once per provider object (probeOf caches it). */
+  /**
+   * Locate the binary, read its version and features. Called once per provider object
+   * (probeOf caches it) for every Cordon that uses it: it may depend on the machine (its
+   * binaries, uid, system paths), never on facts a config narrows (cgroups).
+   */
   probe(host: HostFacts): ProviderProbe | Promise<ProviderProbe>;
   /** What this provider enforces on this host, given its probe. The layers decide every verdict from it. */
   capabilities(probe: ProviderProbe, host: HostFacts): Capabilities;
-  /** Pure: one spec → one launch. Called only with an available probe. */
+  /**
+   * One spec → one launch, changing nothing on the host (it may read it, e.g. the host's
+   * addresses; work on the host goes into the launch's setup steps). Called only with an
+   * available probe.
+   */
   render(spec: SandboxSpec, context: RenderContext): Rendering;
   /** Where the job dir, scratch and /tmp appear to the command; SANDBOX_LAYOUT when absent. */
   layout?(workspace: Workspace): Layout;

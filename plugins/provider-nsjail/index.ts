@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
   composeSpec,
@@ -58,9 +57,12 @@ const TRIAL_POLICY = mergePolicy(DEFAULT_POLICY, {
 /**
  * A run directory as a real run has one (0711, stage files, a scratch the sandbox uid
  * owns) for the spec the layers make: the trial proves the mounts, uid map, rlimits and
- * kafel policy real runs get, not a hand-made copy of them.
+ * kafel policy real runs get, not a hand-made copy of them. Planned as if the host had no
+ * usable cgroups (the trial creates none): the probe depends only on the machine, never on
+ * a Cordon's config, because the core probes a provider once for every Cordon that uses it.
  */
-function trialSpec(dir: string, host: HostFacts): SandboxSpec {
+function trialSpec(dir: string, machine: HostFacts): SandboxSpec {
+  const host: HostFacts = { ...machine, cgroups: { ...machine.cgroups, problem: "the nsjail trial run makes no cgroup" } };
   const workspace: Workspace = { root: dir, stageDir: join(dir, "stage"), jobDir: join(dir, "stage", "job"), scratchDir: join(dir, "scratch") };
   const { spec } = composeSpec({ policy: TRIAL_POLICY, job: TRIAL_JOB, host, workspace }, nsjailCapabilities(host), SANDBOX_LAYOUT, {});
   chmodSync(dir, 0o711);
@@ -81,7 +83,9 @@ function trialSpec(dir: string, host: HostFacts): SandboxSpec {
  * lacks a syscall name) lands here, in the probe, not in a run.
  */
 async function trialRun(binary: string, timeout: string, host: HostFacts, seccompDeny: readonly string[] | undefined): Promise<string | null> {
-  const dir = mkdtempSync(join(tmpdir(), "cordon-nsjail-probe-"));
+  // Under /tmp, not $TMPDIR: the sandbox uid must be able to reach the binds, and /tmp is
+  // world-searchable on every Linux host ($TMPDIR may be a private directory).
+  const dir = mkdtempSync("/tmp/cordon-nsjail-probe-");
   try {
     const spec = trialSpec(dir, host);
     const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2, ...(seccompDeny ? { seccompDeny } : {}) });

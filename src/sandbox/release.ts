@@ -40,7 +40,12 @@ async function waitForChildPid(launcher: SpawnedLauncher, timeoutMs = CHILD_PID_
  */
 export async function release(launcher: SpawnedLauncher, setup: SetupSequence | null): Promise<Release> {
   const blockFd = launcher.blockFd;
-  if (blockFd === null) return { setupError: null, heldBack: false };
+  if (blockFd === null) {
+    if (!setup?.needsRelease) return { setupError: null, heldBack: false };
+    // A step must act before the command starts, but nothing holds it: never run without it.
+    launcher.killTree();
+    return { setupError: "a setup step must act before the command starts, but the launcher holds no release fd", heldBack: false };
+  }
   try {
     const childPid = await waitForChildPid(launcher);
     await setup?.beforeRelease(childPid);

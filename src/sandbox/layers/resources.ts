@@ -6,12 +6,15 @@ import { LAUNCHER_PROCESSES } from "../../protocol/index.ts";
 
 const NO_RLIMITS = needsIsolation("this provider applies no rlimits");
 
-/** A byte-sized rlimit as the launcher applies it: rounded down to its unit, and said so. */
-function byteRlimit(bytes: number, unit: number): { bytes: number; text: string } {
-  if (unit === 1) return { bytes, text: `${bytes} bytes` };
+/**
+ * A byte-sized rlimit as the launcher applies it: rounded down to its unit (never more
+ * than the policy allows). `amount` is what is applied, `rounding` says so when it differs.
+ */
+function byteRlimit(bytes: number, unit: number): { bytes: number; amount: string; rounding: string } {
+  if (unit === 1) return { bytes, amount: `${bytes} bytes`, rounding: "" };
   const units = Math.floor(bytes / unit);
-  const name = unit === 1024 * 1024 ? "MiB" : `× ${unit} bytes`;
-  return { bytes: units * unit, text: `${units} ${name}${bytes % unit === 0 ? "" : `, the policy's ${bytes} bytes rounded down to the launcher's unit`}` };
+  const name = unit === 1024 * 1024 ? "MiB" : `units of ${unit} bytes`;
+  return { bytes: units * unit, amount: `${units} ${name}`, rounding: bytes % unit === 0 ? "" : ` (the policy's ${bytes} bytes rounded down to the launcher's ${name})` };
 }
 
 export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
@@ -34,7 +37,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     rlimits.nofile = r.maxOpenFiles;
     rlimits.core = 0;
     controls.cpu = enforced(`RLIMIT_CPU ${r.cpuSeconds} s (per process)`);
-    controls.fsize = enforced(`RLIMIT_FSIZE ${fsize.text} (per file)`);
+    controls.fsize = enforced(`RLIMIT_FSIZE ${fsize.amount} (per file)${fsize.rounding}`);
     controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)`);
   } else {
     for (const name of ["cpu", "fsize", "nofile"]) controls[name] = NO_RLIMITS;
@@ -60,7 +63,7 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
   } else if (rc.rlimits && job.addressSpaceLimitSafe) {
     const as = byteRlimit(r.memoryBytes, rc.rlimitByteUnit ?? 1);
     rlimits.as = as.bytes;
-    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${as.text} each), not a cap on the whole tree (no cgroup: ${noCgroupWhy})`);
+    controls.memory = enforced(`per-process rlimit (RLIMIT_AS ${as.amount} each${as.rounding}), not a cap on the whole tree (no cgroup: ${noCgroupWhy})`);
   } else {
     controls.memory = degraded(
       rc.rlimits
