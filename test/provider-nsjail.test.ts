@@ -113,7 +113,7 @@ describe("nsjail plan (pure)", () => {
     expect(settings(config).rlimit_fsize).toBe("1");
     expect(settings(config).rlimit_as).toBe("100");
     expect(plan.report.layers.resources.controls.fsize?.mechanism).toContain("rounded down");
-    expect(plan.report.layers.resources.controls.memory?.mechanism).toContain("RLIMIT_AS 100 MiB");
+    expect(plan.report.layers.resources.controls.memory?.mechanism).toContain(`RLIMIT_AS 100 MiB each (the policy's ${100 * MiB + 1} bytes rounded down to the launcher's MiB)`);
     expect(plan.report.layers.resources.controls.cpu?.mechanism).toContain("SIGKILL at 10 s");
   });
 

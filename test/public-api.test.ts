@@ -10,8 +10,8 @@ const LIBRARY = [
   "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError", "averageStateSchema",
   "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
   "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "ratePercent",
-  "rateStateSchema", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage", "weakSecretNames",
-  "zodIssues",
+  "rateStateSchema", "readinessTable", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage",
+  "weakSecretNames", "zodIssues",
 ];
 
 const PLUGIN_CONTRACT = [

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, watch, wri
 import { join, resolve } from "node:path";
 import { Cordon, LAYER_NAMES, SandboxUnavailableError, startCordon, type ReadinessReport, type ReadinessStatus, type StartedCordon } from "../src/api/index.ts";
 import { READINESS_CELLS } from "../src/readiness/types.ts";
-import { readinessTable } from "../src/cli/readiness-table.ts";
+import { readinessTable } from "../src/readiness/table.ts";
 import {
   builtinProviders,
   builtinRunners,

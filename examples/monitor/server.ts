@@ -8,8 +8,7 @@
  * in progress before exiting so no run directory is left behind.
  */
 import { resolve } from "node:path";
-import { Cordon, cordonClient, LAYER_NAMES, type ReadinessReport } from "../../src/api/index.ts";
-import { readinessTable } from "../../src/cli/readiness-table.ts";
+import { Cordon, cordonClient, LAYER_NAMES, readinessTable, type ReadinessReport } from "../../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../../plugins/index.ts";
 import { checkDefinitions, loadMonitorConfig, MonitorConfigError, type CheckDefinition, type MonitorConfig } from "./config.ts";
 import { overallStatus, Scheduler } from "./scheduler.ts";

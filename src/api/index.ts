@@ -46,6 +46,7 @@ export type { InputFile } from "../files/input.ts";
 export type { Receipt } from "../sandbox/receipt.ts";
 export { formatReport, LAYER_NAMES, summarizeReport, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type LayerReport } from "../sandbox/report.ts";
 export type { ReadinessCell, ReadinessReport, ReadinessStatus, ReadinessVerdict, PolicyFit } from "../readiness/index.ts";
+export { readinessTable } from "../readiness/table.ts";
 export { maskMetrics, maskText, MIN_SECRET_BYTES, secretValues, weakSecretMessage, weakSecretNames } from "../secrets.ts";
 export type { Provider } from "../provider.ts";
 export type { Runner } from "../runner.ts";

@@ -10,7 +10,7 @@ import { formatReport, summarizeReport } from "../sandbox/report.ts";
 import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
 import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
-import { readinessTable } from "./readiness-table.ts";
+import { readinessTable } from "../readiness/table.ts";
 
 export interface CliIO {
   stdout: (data: string | Uint8Array) => void;

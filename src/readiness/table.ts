@@ -1,4 +1,4 @@
-import type { ReadinessReport, ReadinessVerdict } from "../readiness/index.ts";
+import type { ReadinessReport, ReadinessVerdict } from "./index.ts";
 import { LAYER_NAMES } from "../sandbox/report.ts";
 import { escapeControls } from "../escape.ts";
 
