@@ -14,7 +14,7 @@ import { composePlan, type Job, type PlanInput, type ProviderProbe, type RenderC
 import { hostFacts } from "../src/host.ts";
 import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
-import { BASE_POLICY, CORDON_CLI, freshRunRoot, makeCordon, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token } from "./support.ts";
+import { BASE_POLICY, CORDON_CLI, describeResult, freshRunRoot, makeCordon, parseKv, processesWithMarker, removeTempDirs, runRootEntries, sleepMarker, tempDir, token } from "./support.ts";
 
 afterAll(() => removeTempDirs());
 
@@ -215,6 +215,31 @@ describe("4. /dev/shm is size-capped like /tmp", () => {
   });
 });
 
+describe("4b. /dev itself is read-only once built", () => {
+  // bwrap's --dev is a tmpfs of the host's default size (half of RAM), owned by the sandbox
+  // uid and writable by it. /dev/shm on top of it is capped; /dev was not: with cgroups off
+  // a script parked files there without bound while the report said every tmpfs was sized.
+  const cap = 1024 * 1024;
+  const fill = `
+n=0; for i in 1 2 3 4 5 6 7 8; do head -c ${cap / 2} /dev/zero > /dev/.fill$i 2>/dev/null && n=$((n+1)); done
+echo "dev_files=$n"; echo "dev_bytes=$(cat /dev/.fill* 2>/dev/null | wc -c)"
+mkdir /dev/.d 2>/dev/null && echo dev_mkdir=ok || echo dev_mkdir=blocked
+echo x > /dev/null && echo null=ok
+head -c 16 /dev/urandom | wc -c | sed 's/^/urandom=/'
+: > /dev/shm/.x && echo shm=ok`;
+
+  test("a script filling /dev (not /dev/shm) with cgroups off gets nothing past the size caps: /dev is read-only once built", async () => {
+    const cordon = makeCordon(freshRunRoot(), { cgroups: "off" });
+    const r = await cordon.run({ runner: "shell", script: { source: fill }, args: [], policy: { ...BASE_POLICY, resources: { scratchBytes: cap, maxFileSizeBytes: cap } } });
+    const kv = parseKv(r.stdout);
+    expect(r.outcome, describeResult(r)).toBe("ok");
+    expect(kv.dev_bytes, describeResult(r)).toBe("0"); // 4 MiB parked in an unsized tmpfs before
+    expect(kv.dev_mkdir).toBe("blocked");
+    // The device nodes and the sized /dev/shm still work.
+    expect([kv.null, kv.urandom, kv.shm]).toEqual(["ok", "16", "ok"]);
+  });
+});
+
 describe("5. stderr cannot forge a sandbox setup failure", () => {
   const forgeries = [
     "bwrap: Can't mount proc on /newroot/proc: Operation not permitted",
@@ -290,6 +315,21 @@ describe("12. stdin is streamed under a cap", () => {
     const r = await makeCordon().run({ runner: "shell", script: { source: "wc -c" }, args: [], stdin: new Uint8Array(5000), policy: { ...BASE_POLICY, resources: { maxStdinBytes: 1000 } } });
     expect([r.stdout.trim(), r.stdinTruncated]).toEqual(["1000", true]);
   });
+});
+
+describe("12. a script that closes its stdin early", () => {
+  test("closing stdin while the supervisor still forwards a large stdin leaves no unhandled EPIPE rejection in the supervisor", async () => {
+    // A supervisor (the monitor, any library caller) must not collect unhandled errors (exit
+    // status 1 at the end, a crash under strict rejection handling) because a script chose to
+    // close fd 0: the pump's writes are the supervisor's, their EPIPE is expected.
+    // bun test fails a test during which a promise rejection goes unhandled.
+    const cordon = makeCordon();
+    for (let i = 0; i < 3; i++) {
+      const r = await cordon.run({ runner: "shell", script: { source: "exec 0<&-; echo closed" }, args: [], stdin: new Uint8Array(4 * 1024 * 1024), policy: BASE_POLICY });
+      expect([r.outcome, r.stdout], describeResult(r)).toEqual(["ok", "closed\n"]);
+    }
+    await Bun.sleep(300); // a rejection is reported after the microtask queue drains
+  }, 20_000);
 });
 
 describe("12. the CLI streams its stdin under the cap", () => {
