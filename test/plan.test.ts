@@ -8,7 +8,7 @@ import { CGROUP_HOST, PLAN_JOB, ROOT_HOST, USER_HOST } from "./support.ts";
 
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
 const job = PLAN_JOB;
-const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
+const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true, seccomp: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
 const planBwrapRaw = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
   composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, new BwrapProvider(), bwrapProbe);
@@ -184,7 +184,7 @@ describe("composePlan", () => {
     filesystem: { view: true },
     network: { deny: true, allowlist: false, unrestricted: true, metadataBlock: false },
     resources: { treeKill: "t", rlimits: true, processCap: "p", memoryTreeCap: null, tmpfsSize: true, scratchQuota: true, cgroups: false },
-    privilege: { hostUidDrop: true, capabilityDrop: true, noNewPrivs: true },
+    privilege: { hostUidDrop: true, capabilityDrop: true, noNewPrivs: true, syscallFilter: { mechanism: "m" }, freshKeyring: { mechanism: "k" } },
     env: { cleanEnvironment: true },
   };
   const FAKE_PROBE: ProviderProbe = { available: true, binary: "/x", version: "1", features: {} };

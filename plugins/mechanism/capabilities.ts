@@ -1,4 +1,10 @@
-import { cgroupMechanism, type Capabilities, type HostFacts } from "../../src/api/plugin.ts";
+import { cgroupMechanism, freshKeyringProblem, type Capabilities, type HostFacts } from "../../src/api/plugin.ts";
+
+/** The supervisor's per-run session keyring (src/keyring.ts), for every launcher. */
+function freshKeyring(): Capabilities["privilege"]["freshKeyring"] {
+  const problem = freshKeyringProblem();
+  return problem ? { problem } : { mechanism: "the supervisor joins a new session keyring (keyctl) right before the spawn" };
+}
 
 /** What a namespace launcher (bwrap, nsjail) itself contributes; the rest follows from the host. */
 export interface NamespaceLauncher {
@@ -11,6 +17,8 @@ export interface NamespaceLauncher {
   tmpfsSize: boolean;
   /** The sandboxed process can run as the policy's uid on the host (a root supervisor with a way to map or drop). */
   hostUidDrop: boolean;
+  /** How the launcher installs the syscall filter, or why it cannot. */
+  syscallFilter: Capabilities["privilege"]["syscallFilter"];
 }
 
 /**
@@ -34,7 +42,7 @@ export function namespaceCapabilities(host: HostFacts, network: Capabilities["ne
       scratchQuota: host.isRoot,
       cgroups: host.cgroups.problem === null,
     },
-    privilege: { hostUidDrop: launcher.hostUidDrop, capabilityDrop: true, noNewPrivs: true },
+    privilege: { hostUidDrop: launcher.hostUidDrop, capabilityDrop: true, noNewPrivs: true, syscallFilter: launcher.syscallFilter, freshKeyring: freshKeyring() },
     env: { cleanEnvironment: true },
   };
 }

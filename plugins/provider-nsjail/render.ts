@@ -82,6 +82,7 @@ export function nsjailCapabilities(host: HostFacts): Capabilities {
     tmpfsSize: true,
     // Root maps the sandbox uid to the same uid outside; a non-root nsjail can only map its own uid.
     hostUidDrop: host.isRoot,
+    syscallFilter: { mechanism: "nsjail seccomp_string (kafel)" },
   });
 }
 

@@ -6,7 +6,7 @@ const UNSAFE_CAPABILITIES: Capabilities = {
   filesystem: { view: false },
   network: { deny: false, allowlist: false, unrestricted: true, metadataBlock: false },
   resources: { treeKill: null, rlimits: false, processCap: null, memoryTreeCap: null, tmpfsSize: false, scratchQuota: false, cgroups: false },
-  privilege: { hostUidDrop: false, capabilityDrop: false, noNewPrivs: false },
+  privilege: { hostUidDrop: false, capabilityDrop: false, noNewPrivs: false, syscallFilter: { problem: "no isolation" }, freshKeyring: { problem: "no isolation" } },
   env: { cleanEnvironment: true },
 };
 

@@ -35,7 +35,7 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
   },
   filesystem: { mode: "scratch", readOnlyBinds: [] },
   network: { mode: "deny", allow: [], blockMetadata: true },
-  privilege: { uid: 65534, gid: 65534, noNewPrivs: true, dropCapabilities: true },
+  privilege: { uid: 65534, gid: 65534, noNewPrivs: true, dropCapabilities: true, seccomp: true },
   env: { allow: [], set: {} },
 });
 

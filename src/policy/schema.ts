@@ -89,6 +89,8 @@ export const PrivilegeSchema = z.strictObject({
   gid: int(1, 2 ** 32 - 2),
   noNewPrivs: z.boolean(),
   dropCapabilities: z.boolean(),
+  /** The syscall filter (src/seccomp/policy.ts). false only to debug a script: reported as degraded, so `fail` refuses. */
+  seccomp: z.boolean(),
 });
 
 export const EnvSchema = z.strictObject({

@@ -5,8 +5,8 @@
  * that needs one of these imports it from here instead of writing the number again.
  *
  * The launcher is spawned with this stdio (index = fd in the launcher):
- *   0 stdin · 1 stdout · 2 stderr · 3 LAUNCHER_STATUS_FD · 4 RESULT_FD · 5 LAUNCHER_ARGS_FD · 6 BLOCK_FD
- * fds 3, 5 and 6 are the launcher's own and never reach the script; fd 4 is the only one
+ *   0 stdin · 1 stdout · 2 stderr · 3 LAUNCHER_STATUS_FD · 4 RESULT_FD · 5 LAUNCHER_ARGS_FD · 6 BLOCK_FD · 7 SECCOMP_FD
+ * fds 3, 5, 6 and 7 are the launcher's own and never reach the script; fd 4 is the only one
  * passed on to it. What travels over them is read beside this file: fd 3 in
  * launch-status.ts, fd 4 in result-channel.ts.
  */
@@ -43,6 +43,13 @@ export const LAUNCHER_ARGS_FD = 5;
  * failed setup.
  */
 export const BLOCK_FD = 6;
+
+/**
+ * fd 7: the syscall filter as a BPF program (bwrap --seccomp 7), read from a 0600 file in
+ * the run dir. The launcher installs it right before exec'ing the command, after it has
+ * built the namespaces the filter would forbid.
+ */
+export const SECCOMP_FD = 7;
 
 /**
  * Paths as the sandboxed command sees them, the same under every isolating provider so a

@@ -1,6 +1,6 @@
 import { CordonError, SandboxUnavailableError } from "../errors.ts";
 import type { Provider, ProviderProbe, ReportAmendments } from "../provider.ts";
-import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT } from "../protocol/index.ts";
+import { LAUNCHER_ARGS_FD, SANDBOX_HOSTNAME, SANDBOX_LAYOUT, SECCOMP_FD } from "../protocol/index.ts";
 import { checkLauncherInput } from "./launcher-input.ts";
 import { maskDeep } from "../secrets.ts";
 import { envLayer, filesystemLayer, networkLayer, privilegeLayer, resourcesLayer, type LayerContext } from "./layers/index.ts";
@@ -89,12 +89,17 @@ export function composePlan(input: PlanInput, provider: Provider, probe: Provide
     downgrades,
     host,
     // The whole command line, launcher arguments included, with secret values masked.
-    argv: [...maskDeep([...launch.argv, ...(launch.launcherArgs ? [`<fd ${LAUNCHER_ARGS_FD}:`, ...launch.launcherArgs, ">"] : [])], secrets), ...(rendering.reportAppendix ?? [])],
+    argv: [
+      ...maskDeep([...launch.argv, ...(launch.launcherArgs ? [`<fd ${LAUNCHER_ARGS_FD}:`, ...launch.launcherArgs, ">"] : [])], secrets),
+      ...(launch.seccompBpf ? [`<fd ${SECCOMP_FD}: ${launch.seccompBpf.length / 8}-instruction BPF program (${spec.privilege.syscallFilter?.length ?? 0} rules)>`] : []),
+      ...(rendering.reportAppendix ?? []),
+    ],
   };
   return {
     ...launch,
     stage: [...spec.filesystem.stage, ...jobStage(input), ...(rendering.stage ?? [])],
     scratch: { quotaBytes: spec.resources.scratchQuotaBytes, owner: spec.privilege.hostDrop },
+    freshKeyring: spec.privilege.freshKeyring,
     wallMs: spec.resources.wallMs,
     cgroup: spec.resources.cgroup,
     maxOutputBytes: spec.resources.maxOutputBytes,

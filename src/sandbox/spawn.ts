@@ -7,7 +7,8 @@ import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { RunCgroup } from "../cgroup/index.ts";
 import { hasChildren, killQuietly, parentOf } from "../process.ts";
-import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD } from "../protocol/index.ts";
+import { joinFreshSessionKeyring } from "../keyring.ts";
+import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, SECCOMP_FD } from "../protocol/index.ts";
 import { joinCgroupArgv } from "./cgroup-run.ts";
 import { readLaunchStatus, type LaunchStatus } from "../protocol/launch-status.ts";
 import { openExclusive, writeExclusive } from "./run-root.ts";
@@ -24,14 +25,23 @@ function openLauncherArgs(plan: SpawnPlan, workspace: Workspace): number | null 
   return openSync(path, "r");
 }
 
+/** The syscall filter's BPF program, likewise a fresh 0600 file opened for the child as SECCOMP_FD (read once, from offset 0). */
+function openSeccompFilter(plan: SpawnPlan, workspace: Workspace): number | null {
+  if (!plan.seccompBpf) return null;
+  const path = join(workspace.root, "seccomp.bpf");
+  writeExclusive(path, plan.seccompBpf, 0o600);
+  return openSync(path, "r");
+}
+
 /** The launcher's stdio, each slot at the fd number the protocol gives it. */
-function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number | null, block: boolean): StdioSlot[] {
+function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number | null, block: boolean, seccompFd: number | null): StdioSlot[] {
   const slots: StdioSlot[] = [stdin ? "pipe" : "ignore", "pipe", "pipe"];
   const extra: [number, StdioSlot][] = [
     [LAUNCHER_STATUS_FD, statusFd ?? "ignore"],
     [RESULT_FD, "pipe"],
     [LAUNCHER_ARGS_FD, argsFd ?? "ignore"],
     [BLOCK_FD, block ? "pipe" : "ignore"],
+    [SECCOMP_FD, seccompFd ?? "ignore"],
   ];
   for (const [fd, slot] of extra) {
     while (slots.length < fd) slots.push("ignore");
@@ -118,18 +128,23 @@ export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { 
   const statusPath = plan.statusFd ? join(workspace.root, "launcher-status") : null;
   const statusFd = statusPath ? openExclusive(statusPath, 0o600) : null;
   let argsFd: number | null = null;
+  let seccompFd: number | null = null;
   try {
     argsFd = openLauncherArgs(plan, workspace);
+    seccompFd = openSeccompFilter(plan, workspace);
+    // The child inherits this thread's session keyring: a new one per run, joined right before the spawn.
+    if (plan.freshKeyring) joinFreshSessionKeyring();
     const startedMs = performance.now();
     const argv = options.cgroup ? joinCgroupArgv(options.cgroup.procsFiles, plan.argv) : plan.argv;
     const proc = Bun.spawn(argv, {
       env: plan.env,
       cwd: plan.cwd,
-      stdio: launcherStdio(options.stdin, statusFd, argsFd, plan.blockFd === true) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],
+      stdio: launcherStdio(options.stdin, statusFd, argsFd, plan.blockFd === true, seccompFd) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],
     });
     return new SpawnedLauncher(plan, proc, options.cgroup, statusPath, startedMs);
   } finally {
     if (statusFd !== null) closeSync(statusFd); // the child holds its own copy
     if (argsFd !== null) closeSync(argsFd);
+    if (seccompFd !== null) closeSync(seccompFd);
   }
 }

@@ -10,6 +10,7 @@ import type { ResultDecoding } from "../protocol/result-channel.ts";
 import type { EffectiveSandboxReport } from "./report.ts";
 import type { StatusChannel } from "../protocol/launch-status.ts";
 import type { SetupStep } from "./setup.ts";
+import type { SyscallRule } from "../seccomp/policy.ts";
 
 /** Bytes for the script's stdin: given whole, or a stream forwarded as it arrives (the CLI's own stdin). */
 export type StdinSource = Uint8Array | ReadableStream<Uint8Array>;
@@ -91,6 +92,10 @@ export interface Capabilities {
     hostUidDrop: boolean;
     capabilityDrop: boolean;
     noNewPrivs: boolean;
+    /** How this provider installs the syscall filter (src/seccomp/policy.ts), or why it cannot. */
+    syscallFilter: { mechanism: string } | { problem: string };
+    /** The supervisor starts each run in a fresh anonymous session keyring (src/keyring.ts), or why it cannot. */
+    freshKeyring: { mechanism: string } | { problem: string };
   };
   env: { cleanEnvironment: boolean };
 }
@@ -168,6 +173,10 @@ export interface PrivilegeSpec {
   sandboxGid: number;
   dropCapabilities: boolean;
   noNewPrivs: boolean;
+  /** The syscall filter's rules, or null when the run gets none. */
+  syscallFilter: readonly SyscallRule[] | null;
+  /** Spawn the launcher in a fresh anonymous session keyring (nothing of the supervisor's is reachable). */
+  freshKeyring: boolean;
 }
 
 export interface EnvSpec {
@@ -206,6 +215,8 @@ export interface Launch {
    * /proc/1/cmdline.
    */
   launcherArgs?: string[];
+  /** A BPF program the launcher reads from SECCOMP_FD and installs before exec'ing the command (bwrap --seccomp). */
+  seccompBpf?: Uint8Array;
   /** The launcher holds the command until the supervisor writes to BLOCK_FD (bwrap --block-fd). */
   blockFd?: boolean;
   /**
@@ -226,6 +237,8 @@ export interface Launch {
 export interface SpawnPlan extends Launch {
   stage: StagedFile[];
   scratch: { quotaBytes: number | null; owner: { uid: number; gid: number } | null };
+  /** Spawn in a fresh anonymous session keyring (src/keyring.ts). */
+  freshKeyring: boolean;
   wallMs: number;
   maxOutputBytes: number;
   maxStdinBytes: number;

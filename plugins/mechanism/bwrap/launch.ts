@@ -2,8 +2,9 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
+import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../capabilities.ts";
+import { bpfFilterSupport, cachedBpf } from "../seccomp/libseccomp.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
 
 /** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
@@ -26,6 +27,7 @@ export function probeBwrap(binaryOption?: string): ProviderProbe {
       disableUserns: helpText.includes("--disable-userns"),
       tmpfsSize: helpText.includes("--size"),
       blockFd: helpText.includes("--block-fd"),
+      seccomp: helpText.includes("--seccomp"),
     },
     tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
   };
@@ -38,6 +40,7 @@ export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network
     rlimits: probe.tools?.prlimit !== undefined,
     tmpfsSize: probe.features.tmpfsSize === true,
     hostUidDrop: host.isRoot && probe.tools?.setpriv !== undefined,
+    syscallFilter: probe.features.seccomp ? bpfFilterSupport(SYSCALL_RULES, `bwrap --seccomp ${SECCOMP_FD}`) : { problem: `${probe.binary} has no --seccomp option` },
   });
 }
 
@@ -49,6 +52,7 @@ export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network
 export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { block?: boolean } = {}): Launch {
   if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
   const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
+  const filter = spec.privilege.syscallFilter;
   return {
     argv: [
       ...privilegeDropArgs(spec.privilege, probe.tools?.setpriv ?? "setpriv"),
@@ -62,6 +66,8 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
       ...namespaceArgs(spec, features),
       ...spec.filesystem.mounts.flatMap(mountArgs),
       "--chdir", spec.filesystem.cwd,
+      // Installed right before exec'ing the command: bwrap has built its namespaces by then.
+      ...(filter ? ["--seccomp", String(SECCOMP_FD)] : []),
       ...envArgs(spec.env.vars),
       // Not --info-fd: the json status also says whether the command was exec'd.
       "--json-status-fd", String(LAUNCHER_STATUS_FD),
@@ -72,6 +78,7 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
     treeKill: "pid-namespace",
     exitEncoding: "shell-128",
     statusFd: "bwrap-json-status",
+    ...(filter ? { seccompBpf: cachedBpf(filter) } : {}),
     ...(options.block ? { blockFd: true } : {}),
   };
 }

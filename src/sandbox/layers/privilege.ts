@@ -1,3 +1,4 @@
+import { describeSyscallFilter, SYSCALL_RULES } from "../../seccomp/policy.ts";
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
 import type { PrivilegeSpec } from "../spec.ts";
 import { needsIsolation, USE_ISOLATING_PROVIDER, type LayerContext, type LayerResult } from "./context.ts";
@@ -47,5 +48,32 @@ export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
   else if (pc.noNewPrivs) controls.noNewPrivs = enforced("PR_SET_NO_NEW_PRIVS: setuid binaries cannot raise privileges");
   else controls.noNewPrivs = needsIsolation("this provider cannot set no_new_privs");
 
-  return { controls, spec: { hostDrop, sandboxUid: uid, sandboxGid: gid, dropCapabilities, noNewPrivs } };
+  const filter = syscallFilterVerdict(ctx);
+  controls.seccomp = filter.verdict;
+  const keyring = keyringVerdict(ctx);
+  controls.keyring = keyring.verdict;
+
+  return { controls, spec: { hostDrop, sandboxUid: uid, sandboxGid: gid, dropCapabilities, noNewPrivs, syscallFilter: filter.rules, freshKeyring: keyring.fresh } };
+}
+
+/**
+ * The syscall filter, one deny-list for every isolating provider. Switched off by policy it
+ * is degraded, not off: without it the kernel's rarest interfaces and the unnamespaced
+ * ones (keyrings, AF_VSOCK) are open to the script, so `fail` refuses such a run.
+ */
+function syscallFilterVerdict({ policy, caps }: LayerContext): { verdict: ControlVerdict; rules: typeof SYSCALL_RULES | null } {
+  const how = caps.privilege.syscallFilter;
+  if (!caps.isolating) return { verdict: needsIsolation("no syscall filter: the script makes any syscall the supervisor could"), rules: null };
+  if (!policy.privilege.seccomp)
+    return { verdict: degraded("the syscall filter is off (policy privilege.seccomp: false): keyrings, AF_VSOCK, io_uring, userfaultfd, perf events and the mount API are open to the script", "set policy privilege.seccomp to true (switch it off only to debug a script)"), rules: null };
+  if ("problem" in how) return { verdict: degraded(`no syscall filter: ${how.problem}`, "install libseccomp2 and a bwrap with --seccomp (Debian 12: apt-get install libseccomp2 bubblewrap)"), rules: null };
+  return { verdict: enforced(`${describeSyscallFilter(SYSCALL_RULES)} (${how.mechanism})`), rules: SYSCALL_RULES };
+}
+
+/** A fresh anonymous session keyring per run: whatever the filter says, the supervisor's keys are out of reach. */
+function keyringVerdict({ caps }: LayerContext): { verdict: ControlVerdict; fresh: boolean } {
+  const how = caps.privilege.freshKeyring;
+  if (!caps.isolating) return { verdict: needsIsolation("no isolation: the script shares the supervisor's keyrings"), fresh: false };
+  if ("problem" in how) return { verdict: degraded(`the run inherits the supervisor's session keyring: ${how.problem}`, "run cordon on x86_64 Linux with keyrings (CONFIG_KEYS)"), fresh: false };
+  return { verdict: enforced(`the run starts in a fresh anonymous session keyring (${how.mechanism}): nothing of the supervisor's session keyring, nor of an earlier run, is reachable`), fresh: true };
 }
