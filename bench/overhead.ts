@@ -70,6 +70,37 @@ if (hostFacts().cgroups.problem === null) {
   console.log(`\ncgroup layer not measured: ${hostFacts().cgroups.problem}`);
 }
 
+// Cost of the syscall filter per run (BPF compiled once per process, written to the run dir,
+// installed by bwrap) against the same run with privilege.seccomp false, interleaved so
+// both see the same load. Filtered: a Python run, whose start makes a few hundred syscalls.
+{
+  const unfiltered = { onUnavailable: "degrade" as const, privilege: { seccomp: false } };
+  const run = async (source: string, policy?: typeof unfiltered) => {
+    const r = await cordon.run({ runner: "shell", script: { source }, args: [], ...(policy ? { policy } : {}) });
+    if (r.outcome !== "ok") throw new Error(`run failed: ${r.outcome} ${r.stderr}`);
+  };
+  console.log("");
+  console.log("syscall filter, bwrap, median wall ms (interleaved with the filter off)");
+  console.log("| command | filter off | filter on | ratio | added |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const [label, source] of [["/bin/true", "exec /bin/true"], [`${python} -c pass`, `exec ${python} -c pass`]] as const) {
+    await run(source);
+    await run(source, unfiltered);
+    const on: number[] = [];
+    const off: number[] = [];
+    for (let i = 0; i < N; i++) {
+      let t = performance.now();
+      await run(source, unfiltered);
+      off.push(performance.now() - t);
+      t = performance.now();
+      await run(source);
+      on.push(performance.now() - t);
+    }
+    const [a, b] = [median(off), median(on)];
+    console.log(`| \`${label}\` | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(b / a).toFixed(2)}x | ${b - a >= 0 ? "+" : ""}${(b - a).toFixed(2)} ms |`);
+  }
+}
+
 // Cost of filtered egress: rootless with an allowlist (ruleset + slirp4netns per run)
 // against bwrap with deny, /bin/true in both; nothing is contacted.
 const rootless = await probeOf(builtinProviders().find((p) => p.name === "rootless")!, hostFacts());

@@ -453,8 +453,9 @@ function render(target: Target, report: EffectiveSandboxReport, runRoot: string)
   const argv = report.argv;
   if (target.launcher === "bwrap") {
     const open = argv.indexOf(`<fd ${LAUNCHER_ARGS_FD}:`);
-    if (open < 0 || argv.at(-1) !== ">") throw new Error("bwrap report without its launcher arguments");
-    const inner = parseBwrapOptions(bwrapArgsFile(argv.slice(open + 1, -1)));
+    const close = argv.indexOf(">", open);
+    if (open < 0 || close < 0) throw new Error("bwrap report without its launcher arguments");
+    const inner = parseBwrapOptions(bwrapArgsFile(argv.slice(open + 1, close)));
     return { outer: argv.slice(0, open).map(norm), inner: { names: inner.names, values: inner.values.map(norm) } };
   }
   if (argv.at(-3) !== "<nsjail.cfg:" || argv.at(-1) !== ">") throw new Error("nsjail report without nsjail.cfg");

@@ -137,3 +137,12 @@ export function bpfFilterSupport(rules: readonly SyscallRule[], launcherOption: 
     return { problem: `the syscall policy does not compile: ${e instanceof Error ? e.message : String(e)}` };
   }
 }
+
+/** The native syscall number of `name`, or null when this architecture has no such call (throws on a name libseccomp does not know). */
+export function resolveSyscall(name: string): number | null {
+  const loadedLib = libseccomp();
+  if ("problem" in loadedLib) throw new Error(loadedLib.problem);
+  const nr = loadedLib.lib.seccomp_syscall_resolve_name(cString(name));
+  if (nr === NR_SCMP_ERROR) throw new Error(`libseccomp does not know the syscall "${name}"`);
+  return nr < 0 ? null : nr;
+}
