@@ -94,8 +94,13 @@ export function firstUnreachableAncestor(path: string, user: SandboxUser): strin
   return null;
 }
 
-/** What a launcher step of a cordon run looks like on the host while it runs as the sandbox uid. */
-const LAUNCHER_STEPS = new Set(["bwrap", "setpriv", "prlimit"]);
+/**
+ * What a launcher step of a cordon run looks like on the host while it runs as the sandbox
+ * uid: bwrap, and nsjail (both started through setpriv as that uid; nsjail's own process stays
+ * in the host's pid namespace for the whole run). A launcher installed under another name is
+ * seen as a foreign process of the uid: a refusal, never a silent pass.
+ */
+const LAUNCHER_STEPS = new Set(["bwrap", "nsjail", "setpriv", "prlimit"]);
 
 function procStatus(pid: string): string | null {
   try {
@@ -122,7 +127,7 @@ function linkOrNull(path: string): string | null {
 }
 
 /**
- * A launcher step of a cordon run: bwrap (or setpriv/prlimit on the way to it) from a root-owned,
+ * A launcher step of a cordon run: bwrap or nsjail (or setpriv/prlimit on the way) from a root-owned,
  * not group/world-writable binary, started by a live parent that does not run as the sandbox
  * uid (the supervisor; pid 1 does not count: an orphan was not started by one).
  */

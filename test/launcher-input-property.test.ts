@@ -29,7 +29,7 @@ import { buildRunRequest } from "../plugins/collector-script/index.ts";
 import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
-import { LAUNCHER_ARGS_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
+import { LAUNCHER_ARGS_FD, SECCOMP_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
 import { freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
@@ -197,7 +197,7 @@ function parseTextProto(text: string): ParsedArgs {
 // A provider that plans like a real one (nsjail with a faked probe where it is not installed)
 // ---------------------------------------------------------------------------------------
 
-const FAKE_NSJAIL_PROBE: ProviderProbe = { available: true, binary: "/bin/false", version: "t", features: {}, tools: { timeout: "/usr/bin/timeout" } };
+const FAKE_NSJAIL_PROBE: ProviderProbe = { available: true, binary: "/bin/false", version: "t", features: {}, tools: { timeout: "/usr/bin/timeout", setpriv: "/usr/bin/setpriv" } };
 
 /** A provider that plans exactly like `inner`, with the same name and a given (possibly faked) probe. */
 class Recording implements Provider {
@@ -450,7 +450,9 @@ interface Rendered {
 function render(target: Target, report: EffectiveSandboxReport, runRoot: string): Rendered {
   const runDir = new RegExp(`${runRoot.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/run-\\d+-[0-9a-f]+`, "g");
   const norm = (s: string) => s.replace(runDir, "<RUN>");
-  const argv = report.argv;
+  // bwrap's report ends with one line for the seccomp program it reads from fd 7: not a launcher option
+  const filterLine = new RegExp(`^<fd ${SECCOMP_FD}: \\d+-instruction BPF program \\(\\d+ rules\\)>$`);
+  const argv = target.launcher === "bwrap" && filterLine.test(report.argv.at(-1) ?? "") ? report.argv.slice(0, -1) : report.argv;
   if (target.launcher === "bwrap") {
     const open = argv.indexOf(`<fd ${LAUNCHER_ARGS_FD}:`);
     const close = argv.indexOf(">", open);

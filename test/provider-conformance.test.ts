@@ -45,6 +45,7 @@ import {
   sleepMarker,
   tempDir,
   token,
+  userNamespaceOwner,
   waitFor,
 } from "./support.ts";
 import {
@@ -487,7 +488,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     if (isEnforced(r, "env.allowlist")) expect(Object.keys(parseKv(block)).sort()).toEqual(["CORDON_RESULT_FD", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]);
   });
 
-  conformanceTest(t, "7. real uid drop: files the script creates are owned by 65534 on the host, no capability, no_new_privs, a root-only file stays unreadable", async () => {
+  conformanceTest(t, "7. real uid drop: files the script creates are owned by 65534 on the host, no capability, no_new_privs, a root-only file stays unreadable; the user namespace is that uid's where the report says so", async (markers) => {
     const dir = tempDir("rootcanary", 0o755, ROOT_CANARY_PARENT);
     const secret = token("root-secret-");
     const file = join(dir, "secret");
@@ -512,6 +513,24 @@ function conformanceSuite(t: ProviderUnderTest): void {
     }
     if (isEnforced(r, "privilege.capabilities")) expect(receipt.capEff).toBe("0000000000000000");
     if (isEnforced(r, "privilege.noNewPrivs")) expect(receipt.noNewPrivs).toBe(true);
+    // Who owns the run's user namespace (per-uid kernel counts are charged there), read on the
+    // host while the run sleeps. Without isolation there is no namespace of the run's own.
+    if (!t.isolating) return;
+    const marker = sleepMarker(5);
+    markers.push(marker);
+    const pending = t.run(`exec sleep ${marker}`, { resources: { wallMs: 8000 } });
+    let owner: number | null = null;
+    try {
+      await waitFor(() => processesWithMarker(marker).length > 0, 5000);
+      const sleeper = processesWithMarker(marker)[0];
+      owner = sleeper ? userNamespaceOwner(sleeper.pid) : null;
+    } finally {
+      killOurs([marker]);
+    }
+    const held = await pending;
+    expectAgreement(t, held, [
+      { control: "privilege.namespaceOwner", succeeded: owner !== SANDBOX_UID, evidence: `the run's user namespace is owned by host uid ${owner ?? "(not seen)"}`, optional: true },
+    ]);
   });
 
   conformanceTest(t, "8. runs ending every way at once (ok, exit, signal, wall, output cap, hostile leftovers) leave nothing behind", async (markers) => {

@@ -21,20 +21,24 @@ import {
   type SandboxSpec,
   type Workspace,
 } from "../../src/api/plugin.ts";
-import { DEFAULT_SECCOMP_DENY, nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, seccompPolicy } from "./render.ts";
+import { isX32Block, X32_KILL_SPAN, X32_SYSCALL_BIT } from "../mechanism/seccomp/kafel.ts";
+import { privilegeDropArgs } from "../mechanism/setpriv.ts";
+import { nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch } from "./render.ts";
 
-export { DEFAULT_SECCOMP_DENY, nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, seccompPolicy, timeLimitSeconds, toMiB } from "./render.ts";
+export { nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, timeLimitSeconds, toMiB } from "./render.ts";
 
 export interface NsjailOptions {
   /** nsjail binary; found on PATH when absent. */
   binary?: string;
-  /** Syscalls answered with EPERM (kafel names); default DEFAULT_SECCOMP_DENY. */
-  seccompDeny?: readonly string[];
 }
 
-/** The config file, in the run dir (0711, root's): 0600, so only the supervisor and nsjail read it. */
+/**
+ * The config file, in the run dir (0711, root's). nsjail reads it by path, as the run's host
+ * uid when the supervisor is root: then it is 0400 and that uid's (the values in it reach
+ * the sandbox anyway), else 0600 and the supervisor's. No one else reads it.
+ */
 export const CONFIG_FILE = "nsjail.cfg";
-/** Where the pid-1 shim (coreutils timeout) may live: only /usr is bound in, and /bin links to it. */
+/** Where the pid-1 shim (coreutils timeout) and setpriv may live: only /usr is bound in, and /bin links to it. */
 const SHIM_SEARCH_PATH = "/usr/bin:/bin";
 const NOT_FOUND = "not packaged in Debian; build from https://github.com/google/nsjail";
 
@@ -61,10 +65,10 @@ const TRIAL_POLICY = mergePolicy(DEFAULT_POLICY, {
  * usable cgroups (the trial creates none): the probe depends only on the machine, never on
  * a Cordon's config, because the core probes a provider once for every Cordon that uses it.
  */
-function trialSpec(dir: string, machine: HostFacts): SandboxSpec {
+function trialSpec(dir: string, machine: HostFacts, tools: { setpriv?: string }): SandboxSpec {
   const host: HostFacts = { ...machine, cgroups: { ...machine.cgroups, problem: "the nsjail trial run makes no cgroup" } };
   const workspace: Workspace = { root: dir, stageDir: join(dir, "stage"), jobDir: join(dir, "stage", "job"), scratchDir: join(dir, "scratch") };
-  const { spec } = composeSpec({ policy: TRIAL_POLICY, job: TRIAL_JOB, host, workspace }, nsjailCapabilities(host), SANDBOX_LAYOUT, {});
+  const { spec } = composeSpec({ policy: TRIAL_POLICY, job: TRIAL_JOB, host, workspace }, nsjailCapabilities(host, tools), SANDBOX_LAYOUT, {});
   chmodSync(dir, 0o711);
   mkdirSync(workspace.jobDir, { recursive: true, mode: 0o755 });
   for (const f of spec.filesystem.stage) {
@@ -78,20 +82,24 @@ function trialSpec(dir: string, machine: HostFacts): SandboxSpec {
 }
 
 /**
- * One real nsjail run of the trial spec: proves that user namespaces, the uid map, the
- * mounts and the kafel policy work here. A kafel compile error (an nsjail whose kafel
- * lacks a syscall name) lands here, in the probe, not in a run.
+ * One real nsjail run of the trial spec, launched as real runs are (through setpriv as the
+ * run's host uid when the supervisor is root): proves that user namespaces, the uid map,
+ * the mounts and the kafel text of the whole syscall policy work here. A kafel compile
+ * error lands here, in the probe, not in a run.
  */
-async function trialRun(binary: string, timeout: string, host: HostFacts, seccompDeny: readonly string[] | undefined): Promise<string | null> {
+async function trialRun(binary: string, tools: { timeout: string; setpriv?: string }, host: HostFacts): Promise<string | null> {
   // Under /tmp, not $TMPDIR: the sandbox uid must be able to reach the binds, and /tmp is
   // world-searchable on every Linux host ($TMPDIR may be a private directory).
   const dir = mkdtempSync("/tmp/cordon-nsjail-probe-");
   try {
-    const spec = trialSpec(dir, host);
-    const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2, ...(seccompDeny ? { seccompDeny } : {}) });
+    const spec = trialSpec(dir, host, tools);
+    const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2 });
     const path = join(dir, CONFIG_FILE);
-    writeFileSync(path, config.text, { mode: 0o600 });
-    const p = Bun.spawn([binary, "--config", path, "--", timeout, "0", ...spec.command], { env: {}, cwd: "/", stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const owner = spec.privilege.hostDrop;
+    writeFileSync(path, config.text, { mode: owner ? 0o400 : 0o600 });
+    if (owner) chownSync(path, owner.uid, owner.gid);
+    const drop = privilegeDropArgs(spec.privilege, tools.setpriv ?? "setpriv");
+    const p = Bun.spawn([...drop, binary, "--config", path, "--", tools.timeout, "0", ...spec.command], { env: {}, cwd: "/", stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const killer = setTimeout(() => p.kill("SIGKILL"), 10_000);
     const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
     clearTimeout(killer);
@@ -111,14 +119,30 @@ function maskConfig(text: string, secrets: readonly string[]): string {
   return maskDeep(text, forms);
 }
 
+/**
+ * The config as the report shows it: secrets masked, and the x32 block of the filter (a
+ * thousand numbered entries) in one phrase; the file nsjail reads has it whole.
+ */
+function reportedConfig(text: string, secrets: readonly string[]): string {
+  const lines = text.split("\n").map((l) => {
+    const m = /^seccomp_string: "(.*)"$/.exec(l);
+    if (!m || !isX32Block(m[1]!)) return l;
+    const last = `0x${(X32_SYSCALL_BIT + X32_KILL_SPAN - 1).toString(16)}`;
+    return `seccomp_string: "KILL_PROCESS { SYSCALL[0x${X32_SYSCALL_BIT.toString(16)}], ..., SYSCALL[${last}] }"  # shortened in this report: the file names all ${X32_KILL_SPAN} numbers`;
+  });
+  return maskConfig(lines.join("\n"), secrets);
+}
+
 /** What nsjail applies where the layers' provider-neutral wording would say more or less. */
-function nsjailAmendments(spec: SandboxSpec, seccomp: string): ReportAmendments {
-  const privilege: Record<string, ControlVerdict> = { seccomp: enforced(`kafel seccomp filter: ${seccomp}`) };
+function nsjailAmendments(spec: SandboxSpec): ReportAmendments {
+  const privilege: Record<string, ControlVerdict> = {};
   const p = spec.privilege;
   if (p.hostDrop) {
-    privilege.uid = enforced(`nsjail maps sandbox uid ${p.sandboxUid} gid ${p.sandboxGid} to host uid ${p.hostDrop.uid} gid ${p.hostDrop.gid} (uidmap/gidmap, no supplementary groups); nsjail itself stays root outside the namespaces`);
+    privilege.namespaceOwner = enforced(
+      `nsjail runs as host uid ${p.hostDrop.uid} gid ${p.hostDrop.gid} (setpriv, no capabilities), so the run's user namespace is owned by that uid, not root: per-uid kernel counts of the sandbox (inotify instances, user namespaces) are charged to uid ${p.hostDrop.uid} and never reduce what host root may open`,
+    );
   }
-  if (!p.noNewPrivs) privilege.noNewPrivs = { status: "off", reason: "policy privilege.noNewPrivs is false (nsjail sets no_new_privs anyway: installing the seccomp filter requires it)" };
+  if (!p.noNewPrivs && p.syscallFilter) privilege.noNewPrivs = { status: "off", reason: "policy privilege.noNewPrivs is false (nsjail sets no_new_privs anyway: installing the seccomp filter requires it)" };
   const cpu = spec.resources.rlimits.cpu;
   const resources: Record<string, ControlVerdict> = cpu === undefined ? {} : { cpu: enforced(`RLIMIT_CPU ${cpu} s per process (nsjail sets soft = hard: SIGKILL at ${cpu} s, no SIGXCPU first)`) };
   return { privilege, resources };
@@ -147,24 +171,27 @@ export class NsjailProvider implements Provider {
     const version = digest ? `build ${digest}` : null;
     const timeout = findExecutable("timeout", SHIM_SEARCH_PATH);
     if (!timeout) return none("coreutils timeout not found under /usr/bin or /bin (the sandbox's pid 1)", version);
-    const failed = await trialRun(binary, timeout, host, this.options.seccompDeny);
+    // setpriv: how a root supervisor starts nsjail as the run's host uid (util-linux, on every Debian host).
+    const setpriv = findExecutable("setpriv", SHIM_SEARCH_PATH) ?? undefined;
+    const tools = { timeout, ...(setpriv ? { setpriv } : {}) };
+    const failed = await trialRun(binary, tools, host);
     if (failed) return none(failed, version);
-    return { available: true, binary, version, features: { seccomp: true, timeLimit: true }, tools: { timeout } };
+    return { available: true, binary, version, features: { seccomp: true, timeLimit: true }, tools };
   }
 
-  capabilities(_probe: ProviderProbe, host: HostFacts): Capabilities {
-    return nsjailCapabilities(host);
+  capabilities(probe: ProviderProbe, host: HostFacts): Capabilities {
+    return nsjailCapabilities(host, probe.tools ?? {});
   }
 
-  /** The launch, the config file it reads (staged 0600 in the run dir) and what nsjail applies beyond the layers' wording. */
+  /** The launch, the config file it reads (staged in the run dir, readable by nsjail alone) and what nsjail applies beyond the layers' wording. */
   render(spec: SandboxSpec, { probe, host, workspace, secrets }: RenderContext): Rendering {
-    const deny = this.options.seccompDeny ? { seccompDeny: this.options.seccompDeny } : {};
-    const config = renderNsjailConfig(spec, host, deny);
+    const config = renderNsjailConfig(spec, host);
+    const owner = spec.privilege.hostDrop;
     return {
       launch: renderNsjailLaunch(spec, probe, join(workspace.root, CONFIG_FILE), config.rootWritable),
-      stage: [{ path: CONFIG_FILE, content: config.text, mode: 0o600 }],
-      amendments: nsjailAmendments(spec, seccompPolicy(this.options.seccompDeny ?? DEFAULT_SECCOMP_DENY)),
-      reportAppendix: [`<${CONFIG_FILE}:`, maskConfig(config.text, secrets), ">"],
+      stage: [owner ? { path: CONFIG_FILE, content: config.text, mode: 0o400, owner } : { path: CONFIG_FILE, content: config.text, mode: 0o600 }],
+      amendments: nsjailAmendments(spec),
+      reportAppendix: [`<${CONFIG_FILE}:`, reportedConfig(config.text, secrets), ">"],
     };
   }
 }

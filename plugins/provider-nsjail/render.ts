@@ -5,42 +5,12 @@
  * 19, hostname "NSJAIL", cwd "/") is written out explicitly.
  */
 import type { Capabilities, HostFacts, Launch, Mount, ProviderProbe, SandboxSpec } from "../../src/api/plugin.ts";
-import { LAUNCHER_STATUS_FD, RESULT_FD } from "../../src/api/plugin.ts";
+import { LAUNCHER_STATUS_FD, RESULT_FD, SYSCALL_RULES } from "../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../mechanism/capabilities.ts";
+import { kafelFilterSupport, kafelPolicy } from "../mechanism/seccomp/kafel.ts";
+import { privilegeDropArgs } from "../mechanism/setpriv.ts";
 
 const MiB = 1024 * 1024;
-
-/**
- * Denied with EPERM by default. Every name was checked against kafel's x86_64 (and
- * aarch64) syscall tables in the nsjail this was written against (google/nsjail d6454b4,
- * kafel 76d0f41): kafel names umount2 (x86_64 nr 166) `umount`, so that is the name used
- * here; `umount2` would not compile ("Undefined identifier"). An nsjail whose kafel lacks
- * a name fails the provider's probe with kafel's own message: nothing is dropped silently.
- */
-export const DEFAULT_SECCOMP_DENY: readonly string[] = [
-  "ptrace", "process_vm_readv", "process_vm_writev",
-  "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
-  "mount", "umount", "pivot_root", "chroot", "unshare", "setns",
-  "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
-  "io_uring_setup", "io_uring_enter", "io_uring_register",
-  "open_tree", "move_mount", "fsopen", "fsmount", "fsconfig", "fspick",
-];
-
-/** CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET. */
-const CLONE_NEW_ANY = "0x7e020000";
-
-/**
- * The kafel policy: the deny list gets EPERM; clone() asking for any new namespace gets
- * EPERM too (nsjail has no --disable-userns: without this a script could still build
- * nested user namespaces through clone), and clone3 gets ENOSYS because its flags sit
- * in memory seccomp cannot read; libc then falls back to clone(), so threads and fork
- * keep working. Everything else is allowed.
- */
-export function seccompPolicy(deny: readonly string[] = DEFAULT_SECCOMP_DENY): string {
-  for (const name of deny) if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`not a syscall name: ${JSON.stringify(name)}`);
-  const rules = [...deny, `clone { (clone_flags & ${CLONE_NEW_ANY}) != 0 }`];
-  return `ERRNO(1) { ${rules.join(", ")} } ERRNO(38) { clone3 } DEFAULT ALLOW`;
-}
 
 /** A protobuf text-format string literal: quotes, backslashes and every non-printable or non-ASCII byte escaped. */
 export function quote(value: string): string {
@@ -73,16 +43,27 @@ export function timeLimitSeconds(wallMs: number): number {
 /** nsjail alone cannot filter egress: deny (fresh namespace) or the host's network. */
 export const NSJAIL_NETWORK: Capabilities["network"] = { deny: true, allowlist: false, unrestricted: true, metadataBlock: false };
 
-/** What nsjail enforces on this host. Memory and pids caps are cordon's own run cgroup, never nsjail's cgroup options. */
-export function nsjailCapabilities(host: HostFacts): Capabilities {
+/**
+ * nsjail has no --disable-userns: with the filter off nothing else stops the script from
+ * making nested user namespaces (bwrap closes them with --disable-userns either way).
+ */
+const WITHOUT_FILTER = "and under nsjail, which has no other guard (bwrap's --disable-userns), the script can create nested user namespaces (unshare, clone), holding every capability inside them";
+
+/**
+ * What nsjail enforces on this host. Memory and pids caps are cordon's own run cgroup, never
+ * nsjail's cgroup options. `setpriv`: util-linux setpriv, which a root supervisor starts
+ * nsjail through to drop to the run's host uid (the same drop as bwrap's).
+ */
+export function nsjailCapabilities(host: HostFacts, tools: { setpriv?: string } = {}): Capabilities {
+  const filter = kafelFilterSupport(SYSCALL_RULES, "nsjail seccomp_string");
   return namespaceCapabilities(host, NSJAIL_NETWORK, {
     treeKill: "SIGKILL to nsjail: its child, the pid namespace's init, dies with it (PR_SET_PDEATHSIG) and the kernel kills every process in the namespace",
     rlimits: true,
     rlimitByteUnit: MiB,
     tmpfsSize: true,
-    // Root maps the sandbox uid to the same uid outside; a non-root nsjail can only map its own uid.
-    hostUidDrop: host.isRoot,
-    syscallFilter: { mechanism: "nsjail seccomp_string (kafel)" },
+    // nsjail runs as the run's host uid and maps the sandbox uid to it; a non-root nsjail can only map its own uid.
+    hostUidDrop: host.isRoot && tools.setpriv !== undefined,
+    syscallFilter: "problem" in filter ? filter : { ...filter, whenOff: WITHOUT_FILTER },
   });
 }
 
@@ -136,7 +117,6 @@ export function mountEntries(m: Mount): string[] {
 }
 
 export interface RenderOptions {
-  seccompDeny?: readonly string[];
   /** nsjail's own log level. ERROR (default): a setup failure's first line starts with "[E][". */
   logLevel?: "WARNING" | "ERROR";
   /** Where nsjail writes its own log: LAUNCHER_STATUS_FD (the run's status channel) unless set (the probe's trial run: 2). */
@@ -149,7 +129,21 @@ export interface RenderedConfig {
   rootWritable: boolean;
 }
 
-/** The spec as nsjail's protobuf text config. `host` decides the uid map: root maps to the policy uid, anyone else to itself. */
+/**
+ * The syscall filter as `seccomp_string` entries, one kafel statement each (nsjail joins them
+ * with newlines), or none at all when the policy switched the filter off.
+ */
+export function seccompLines(spec: SandboxSpec): string[] {
+  const rules = spec.privilege.syscallFilter;
+  if (!rules) return ["# no syscall filter: policy privilege.seccomp is false"];
+  return ["# the syscall policy as kafel (call numbers from libseccomp; see plugins/mechanism/seccomp/kafel.ts)", field("seccomp_log", false), ...kafelPolicy(rules).map((l) => field("seccomp_string", l))];
+}
+
+/**
+ * The spec as nsjail's protobuf text config. The uid map: a root supervisor starts nsjail as
+ * the run's host uid (spec.privilege.hostDrop) and maps the sandbox uid to it; anyone else
+ * maps to itself.
+ */
 export function renderNsjailConfig(spec: SandboxSpec, host: Pick<HostFacts, "uid" | "gid">, options: RenderOptions = {}): RenderedConfig {
   const p = spec.privilege;
   const r = spec.resources.rlimits;
@@ -185,20 +179,26 @@ export function renderNsjailConfig(spec: SandboxSpec, host: Pick<HostFacts, "uid
   add("# namespaces; lo is brought up in the fresh network namespace (like bwrap)");
   add(field("clone_newuser", true), field("clone_newns", true), field("clone_newpid", true), field("clone_newipc", true), field("clone_newuts", true), field("clone_newcgroup", true), field("clone_newtime", false));
   add(field("clone_newnet", spec.network.namespace === "fresh"), field("iface_no_lo", false));
-  add(`# sandbox uid/gid ${p.sandboxUid}/${p.sandboxGid} is host ${outside.uid}/${outside.gid}: never host root`);
+  add(`# sandbox uid/gid ${p.sandboxUid}/${p.sandboxGid} is host ${outside.uid}/${outside.gid}, the uid nsjail itself runs as: it owns the user namespace`);
   add(block("uidmap", [field("inside_id", String(p.sandboxUid)), field("outside_id", String(outside.uid)), field("count", 1)]));
   add(block("gidmap", [field("inside_id", String(p.sandboxGid)), field("outside_id", String(outside.gid)), field("count", 1)]));
 
   add("# cgroups: none of nsjail's; cordon's per-run cgroup holds nsjail and everything under it");
   add("# mounts, on a private tmpfs root that nsjail remounts read-only at the end (unless --rw)");
   add(field("mount_proc", false), ...spec.filesystem.mounts.flatMap((m) => mountEntries(m)));
-  add(field("seccomp_log", false), field("seccomp_string", seccompPolicy(options.seccompDeny)));
+  add(...seccompLines(spec));
   const rootWritable = !spec.filesystem.mounts.some((m) => m.kind === "remount-ro" && m.path === "/");
   return { text: `${lines.join("\n")}\n`, rootWritable };
 }
 
 /**
- * The argv. nsjail's ONCE mode makes the command itself pid 1 of the new pid namespace,
+ * The argv. A root supervisor starts nsjail through setpriv as the run's host uid, with no
+ * capabilities: nsjail needs none (an unprivileged process may create a user namespace and
+ * map its own uid into it; the mounts, the network namespace and lo are set up inside it),
+ * and the kernel then records that uid, not root, as the user namespace's owner, so per-uid
+ * counts of the sandbox (inotify instances, user namespaces) are charged to it.
+ *
+ * nsjail's ONCE mode makes the command itself pid 1 of the new pid namespace,
  * where the kernel drops default-action signals (`kill $$`, SIGPIPE, SIGXFSZ): coreutils
  * `timeout 0` (no time limit) becomes pid 1 instead, runs the command as pid 2 and exits
  * with its status (128+N for a death by signal N, as a pid-1 cannot re-raise it).
@@ -207,8 +207,10 @@ export function renderNsjailLaunch(spec: SandboxSpec, probe: ProviderProbe, conf
   if (!probe.available || !probe.binary) throw new Error(`nsjail is unavailable: ${probe.reason}`);
   const init = probe.tools?.timeout;
   if (!init) throw new Error("nsjail provider: coreutils timeout (the pid-1 shim) was not found under /usr/bin or /bin");
+  const setpriv = probe.tools?.setpriv;
+  if (spec.privilege.hostDrop && !setpriv) throw new Error("nsjail provider: the spec drops to a host uid but setpriv was not found");
   return {
-    argv: [probe.binary, "--config", configPath, ...(rootWritable ? ["--rw"] : []), "--", init, "0", ...spec.command],
+    argv: [...privilegeDropArgs(spec.privilege, setpriv ?? "setpriv"), probe.binary, "--config", configPath, ...(rootWritable ? ["--rw"] : []), "--", init, "0", ...spec.command],
     env: {}, // nsjail clears the command's environment anyway; its own carries nothing of the host either
     cwd: "/",
     treeKill: "process-group",

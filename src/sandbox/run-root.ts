@@ -4,7 +4,7 @@
  * whole trees there, so no other local user may own, replace or link into any part of
  * it. Every directory on the way is checked; what cordon creates is created exclusively.
  */
-import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, realpathSync, writeFileSync, type Stats } from "node:fs";
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lstatSync, mkdirSync, openSync, realpathSync, writeFileSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { CordonError } from "../errors.ts";
@@ -150,10 +150,14 @@ export function openExclusive(path: string, mode = 0o600): number {
   return fd;
 }
 
-/** Create a new file with this content: fails if anything (a file, a symlink) is already there. */
-export function writeExclusive(path: string, content: string | Uint8Array, mode = 0o600): void {
+/**
+ * Create a new file with this content: fails if anything (a file, a symlink) is already there.
+ * `owner`: handed to that uid/gid on the open fd before anything is written.
+ */
+export function writeExclusive(path: string, content: string | Uint8Array, mode = 0o600, owner?: { uid: number; gid: number }): void {
   const fd = openExclusive(path, mode);
   try {
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
     writeFileSync(fd, content);
   } finally {
     closeSync(fd);

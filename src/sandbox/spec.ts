@@ -92,8 +92,12 @@ export interface Capabilities {
     hostUidDrop: boolean;
     capabilityDrop: boolean;
     noNewPrivs: boolean;
-    /** How this provider installs the syscall filter (src/seccomp/policy.ts), or why it cannot. */
-    syscallFilter: { mechanism: string } | { problem: string };
+    /**
+     * How this provider installs the syscall filter (src/seccomp/policy.ts), or why it cannot.
+     * `whenOff`: what else opens when the policy switches the filter off, beyond what the
+     * filter itself denies (nsjail: new user namespaces, which bwrap also closes another way).
+     */
+    syscallFilter: { mechanism: string; whenOff?: string } | { problem: string };
     /** The supervisor starts each run in a fresh anonymous session keyring (src/keyring.ts), or why it cannot. */
     freshKeyring: { mechanism: string } | { problem: string };
   };
@@ -116,6 +120,11 @@ export interface StagedFile {
   path: string;
   content: string | Uint8Array;
   mode: number;
+  /**
+   * Who owns it (default: the supervisor). A launcher that runs as the run's host uid and
+   * must read a file meant for it alone (nsjail's 0400 config) is given it this way.
+   */
+  owner?: { uid: number; gid: number };
 }
 
 export interface FilesystemSpec {

@@ -84,7 +84,7 @@ function createRunDirectory(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scra
   for (const file of plan.stage) {
     const path = join(ws.root, file.path);
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    writeExclusive(path, file.content, file.mode); // exactly file.mode: the umask must not narrow what the sandbox uid may read
+    writeExclusive(path, file.content, file.mode, file.owner); // exactly file.mode: the umask must not narrow what the sandbox uid may read
   }
   mkdirSync(ws.scratchDir, { mode: 0o700 });
   const { quotaBytes, owner } = plan.scratch;

@@ -109,13 +109,14 @@ export function deniedSyscalls(rules: readonly SyscallRule[] = SYSCALL_RULES): s
 }
 
 /**
- * The filter in one line for the report: how many calls, which ABI, which errno.
- * Non-native ABIs (i386 through int 0x80, x32) are never in the filter's architecture
- * list, so any call through them kills the process.
+ * The filter in one line for the report: how many calls, which ABI, which errno. The rules
+ * name native calls only; what a call through another ABI (i386 through int 0x80, x32)
+ * meets is the mechanism's to say (libseccomp and kafel differ there), so the provider's
+ * `syscallFilter.mechanism` says it.
  */
 export function describeSyscallFilter(rules: readonly SyscallRule[] = SYSCALL_RULES): string {
   const always = deniedSyscalls(rules.filter((r) => !r.when));
   const byArgument = deniedSyscalls(rules.filter((r) => r.when)).filter((s) => !always.includes(s));
   const errnos = [...new Set(rules.map((r) => r.errno))].join("/");
-  return `seccomp deny-list: ${always.length} syscalls always and ${byArgument.length} by argument (${byArgument.join(", ")}) fail with ${errnos}; socket families limited to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK/NETLINK_ROUTE; native ABI only (${process.arch === "x64" ? "x86_64" : process.arch}): other ABIs (i386, x32) kill the process`;
+  return `seccomp deny-list: ${always.length} syscalls always and ${byArgument.length} by argument (${byArgument.join(", ")}) fail with ${errnos}; socket families limited to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK/NETLINK_ROUTE; rules for the native ABI (${process.arch === "x64" ? "x86_64" : process.arch})`;
 }

@@ -108,3 +108,15 @@ export function unusedUid(from = 65533): number {
   for (let u = from; u > 1000; u--) if (!named.has(u) && !busy.has(u)) return u;
   throw new Error("no unused uid found");
 }
+
+/**
+ * NS_GET_OWNER_UID of a process's user namespace, asked from the host (python3's fcntl.ioctl):
+ * the uid that created it, to which the kernel charges the namespace's per-uid counts
+ * (inotify instances, user namespaces) one level up.
+ */
+export function userNamespaceOwner(pid: number): number {
+  const py = "import fcntl, os, struct, sys; fd = os.open('/proc/%s/ns/user' % sys.argv[1], os.O_RDONLY); b = bytearray(4); fcntl.ioctl(fd, 0xb704, b, True); print(struct.unpack('I', b)[0])";
+  const p = Bun.spawnSync(["python3", "-c", py, String(pid)]);
+  if (!p.success) throw new Error(`NS_GET_OWNER_UID of pid ${pid}: ${p.stderr.toString().trim()}`);
+  return Number(p.stdout.toString().trim());
+}

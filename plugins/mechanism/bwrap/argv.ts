@@ -1,4 +1,4 @@
-import type { Mount, PrivilegeSpec, RlimitName, SandboxSpec } from "../../../src/api/plugin.ts";
+import type { Mount, RlimitName, SandboxSpec } from "../../../src/api/plugin.ts";
 
 /** bwrap options for one mount, in the order given (later mounts sit on top of earlier ones). */
 export function mountArgs(m: Mount): string[] {
@@ -28,10 +28,7 @@ export function mountArgs(m: Mount): string[] {
 }
 
 /** Drop root to the policy uid BEFORE bwrap, so the user namespace maps to that uid on the host. */
-export function privilegeDropArgs(p: PrivilegeSpec, setpriv: string): string[] {
-  if (!p.hostDrop) return [];
-  return [setpriv, `--reuid=${p.hostDrop.uid}`, `--regid=${p.hostDrop.gid}`, "--clear-groups", ...(p.noNewPrivs ? ["--no-new-privs"] : [])];
-}
+export { privilegeDropArgs } from "../setpriv.ts";
 
 export interface BwrapFeatures {
   disableUserns: boolean;

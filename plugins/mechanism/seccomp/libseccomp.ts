@@ -48,6 +48,20 @@ export function libseccomp(): { lib: Libseccomp; version: string } | { problem: 
 
 const cString = (s: string) => Buffer.from(`${s}\0`);
 
+/**
+ * A syscall's number on this (the native) architecture, as libseccomp knows it: the one
+ * table both filters are built from, so the kafel text for nsjail never depends on
+ * kafel's own, older name table. null: the call does not exist on this architecture
+ * (nothing to deny); an unknown name throws (a typo in the policy).
+ */
+export function syscallNumber(name: string): number | null {
+  const loadedLib = libseccomp();
+  if ("problem" in loadedLib) throw new Error(loadedLib.problem);
+  const nr = loadedLib.lib.seccomp_syscall_resolve_name(cString(name));
+  if (nr === NR_SCMP_ERROR) throw new Error(`libseccomp does not know the syscall "${name}"`);
+  return nr < 0 ? null : nr;
+}
+
 /** struct scmp_arg_cmp[] { u32 arg; u32 op; u64 datum_a; u64 datum_b } for one rule. */
 function argArray(tests: readonly ArgTest[]): BigUint64Array {
   const words = new BigUint64Array(tests.length * 3);
@@ -102,9 +116,8 @@ export function compileBpf(rules: readonly SyscallRule[]): Uint8Array {
   try {
     check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "setting the bad-architecture action");
     for (const rule of rules) {
-      const nr = lib.seccomp_syscall_resolve_name(cString(rule.syscall));
-      if (nr === NR_SCMP_ERROR) throw new Error(`libseccomp does not know the syscall "${rule.syscall}"`);
-      if (nr < 0) continue;
+      const nr = syscallNumber(rule.syscall);
+      if (nr === null) continue;
       const tests = rule.when ?? [];
       check(lib.seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(ERRNO[rule.errno]), nr, tests.length, tests.length ? ptr(argArray(tests)) : null), `adding the rule for ${rule.syscall}`);
     }
@@ -132,17 +145,9 @@ export function bpfFilterSupport(rules: readonly SyscallRule[], launcherOption: 
   if ("problem" in lib) return { problem: lib.problem };
   try {
     const bpf = cachedBpf(rules);
-    return { mechanism: `${launcherOption}: a ${bpf.length / 8}-instruction BPF program compiled by libseccomp ${lib.version}` };
+    return { mechanism: `${launcherOption}: a ${bpf.length / 8}-instruction BPF program compiled by libseccomp ${lib.version}; a call through another ABI (i386, x32) kills the process` };
   } catch (e) {
     return { problem: `the syscall policy does not compile: ${e instanceof Error ? e.message : String(e)}` };
   }
 }
 
-/** The native syscall number of `name`, or null when this architecture has no such call (throws on a name libseccomp does not know). */
-export function resolveSyscall(name: string): number | null {
-  const loadedLib = libseccomp();
-  if ("problem" in loadedLib) throw new Error(loadedLib.problem);
-  const nr = loadedLib.lib.seccomp_syscall_resolve_name(cString(name));
-  if (nr === NR_SCMP_ERROR) throw new Error(`libseccomp does not know the syscall "${name}"`);
-  return nr < 0 ? null : nr;
-}

@@ -64,9 +64,11 @@ export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
 function syscallFilterVerdict({ policy, caps }: LayerContext): { verdict: ControlVerdict; rules: typeof SYSCALL_RULES | null } {
   const how = caps.privilege.syscallFilter;
   if (!caps.isolating) return { verdict: needsIsolation("no syscall filter: the script makes any syscall the supervisor could"), rules: null };
-  if (!policy.privilege.seccomp)
-    return { verdict: degraded("the syscall filter is off (policy privilege.seccomp: false): keyrings, AF_VSOCK, io_uring, userfaultfd, perf events and the mount API are open to the script", "set policy privilege.seccomp to true (switch it off only to debug a script)"), rules: null };
-  if ("problem" in how) return { verdict: degraded(`no syscall filter: ${how.problem}`, "install libseccomp2 and a bwrap with --seccomp (Debian 12: apt-get install libseccomp2 bubblewrap)"), rules: null };
+  if (!policy.privilege.seccomp) {
+    const also = "whenOff" in how && how.whenOff ? `; ${how.whenOff}` : "";
+    return { verdict: degraded(`the syscall filter is off (policy privilege.seccomp: false): keyrings, AF_VSOCK, io_uring, userfaultfd, perf events and the mount API are open to the script${also}`, "set policy privilege.seccomp to true (switch it off only to debug a script)"), rules: null };
+  }
+  if ("problem" in how) return { verdict: degraded(`no syscall filter: ${how.problem}`, "install libseccomp2 (Debian 12: apt-get install libseccomp2) and, for bwrap, a bubblewrap with --seccomp"), rules: null };
   return { verdict: enforced(`${describeSyscallFilter(SYSCALL_RULES)} (${how.mechanism})`), rules: SYSCALL_RULES };
 }
 
