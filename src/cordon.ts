@@ -276,10 +276,17 @@ export class Cordon {
     return this.config.cgroups === "auto" ? host : { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
   }
 
-  /** Whose permissions the runner checks reachability and script files with: the host uid the run will have. */
+  /**
+   * Whose permissions the runner checks with. A script file: the host uid this run will have.
+   * Interpreters and their directories: the pool's first id. Every id of the pool reaches
+   * exactly what "others" may (no account, no group, owns nothing of the system), and one
+   * stable uid lets runners keep what they resolved instead of asking again for each id.
+   */
   private runnerOptions(policy: Policy, scriptFileAccess: RunRequest["scriptFileAccess"] = "sandbox", identity: RunIdentity | null = null): RunnerOptions {
-    const sandboxUser = this.host().isRoot ? (identity ? { uid: identity.uid, gid: identity.gid } : { uid: policy.privilege.uid, gid: policy.privilege.gid }) : null;
-    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser, scriptReader: scriptFileAccess === "caller" ? null : sandboxUser };
+    const root = this.host().isRoot;
+    const runUser = !root ? null : identity ? { uid: identity.uid, gid: identity.gid } : { uid: policy.privilege.uid, gid: policy.privilege.gid };
+    const reach = root && identity ? { uid: identity.range.base, gid: identity.range.base } : runUser;
+    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser: reach, scriptReader: scriptFileAccess === "caller" ? null : runUser };
   }
 
   /**

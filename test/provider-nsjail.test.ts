@@ -38,6 +38,8 @@ import {
   PLAN_JOB,
   ROOT_HOST,
   USER_HOST,
+  PLAN_IDENTITY,
+  isSandboxHostUid,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -48,7 +50,7 @@ const job = PLAN_JOB;
 const probe: ProviderProbe = { available: true, binary: "/opt/nsjail/nsjail", version: "build 0123456789ab", features: { seccomp: true }, tools: { timeout: "/usr/bin/timeout" } };
 
 function planFor(override: PolicyOverride = {}, host: HostFacts = CGROUP_HOST, j: Job = job, secrets: string[] = []) {
-  const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets }, new NsjailProvider(), probe);
+  const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets, identity: PLAN_IDENTITY }, new NsjailProvider(), probe);
   const staged = plan.stage.find((f) => f.path === CONFIG_FILE);
   if (!staged) throw new Error("no config staged");
   return { plan, config: String(staged.content), mode: staged.mode };
@@ -117,26 +119,29 @@ describe("nsjail plan (pure)", () => {
     expect(plan.report.layers.resources.controls.cpu?.mechanism).toContain("SIGKILL at 10 s");
   });
 
-  test("uid map: root maps sandbox 65534 to host 65534 (never host root); a non-root supervisor maps its own uid and says so", () => {
+  test("uid map: root maps sandbox 65534 to the run's own host uid (never host root, never 65534); a non-root supervisor maps its own uid and says so", () => {
     const root = planFor();
-    expect(root.config).toContain('uidmap { inside_id: "65534" outside_id: "65534" count: 1 }');
-    expect(root.config).toContain('gidmap { inside_id: "65534" outside_id: "65534" count: 1 }');
+    const own = PLAN_IDENTITY.uid;
+    expect(root.config).toContain(`uidmap { inside_id: "65534" outside_id: "${own}" count: 1 }`);
+    expect(root.config).toContain(`gidmap { inside_id: "65534" outside_id: "${own}" count: 1 }`);
     expect(root.config).not.toMatch(/outside_id: "0"/);
-    expect(root.plan.scratch.owner).toEqual({ uid: 65534, gid: 65534 });
-    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("host uid 65534");
+    expect(root.plan.scratch.owner).toEqual({ uid: own, gid: own });
+    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain(`to host uid ${own} gid ${own}`);
+    expect(root.plan.report.layers.privilege.controls.identity?.mechanism).toContain(`per-run host uid ${own} gid ${own}`);
     const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
     expect(cfg).toContain('uidmap { inside_id: "65534" outside_id: "1000" count: 1 }');
     expect(user.report.layers.privilege.controls.uid?.status).toBe("degraded");
   });
 
-  test("uid map honours policy.privilege.uid/gid (like bwrap): root maps sandbox 4242/4343 to host 4242/4343", () => {
+  test("uid map honours policy.privilege.uid/gid inside (like bwrap): root maps sandbox 4242/4343 to the run's own host uid", () => {
     const root = planFor({ privilege: { uid: 4242, gid: 4343 } });
-    expect(root.config).toContain('uidmap { inside_id: "4242" outside_id: "4242" count: 1 }');
-    expect(root.config).toContain('gidmap { inside_id: "4343" outside_id: "4343" count: 1 }');
+    const own = PLAN_IDENTITY.uid;
+    expect(root.config).toContain(`uidmap { inside_id: "4242" outside_id: "${own}" count: 1 }`);
+    expect(root.config).toContain(`gidmap { inside_id: "4343" outside_id: "${own}" count: 1 }`);
     expect(root.config).not.toContain("65534");
-    expect(root.plan.scratch.owner).toEqual({ uid: 4242, gid: 4343 });
-    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("sandbox uid 4242 gid 4343 to host uid 4242 gid 4343");
+    expect(root.plan.scratch.owner).toEqual({ uid: own, gid: own });
+    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain(`sandbox uid 4242 gid 4343 to host uid ${own} gid ${own}`);
     // a non-root supervisor can only map its own uid, to the policy's uid inside
     const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", privilege: { uid: 4242, gid: 4343 } }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
@@ -399,7 +404,7 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.list
     expect(result.stdout).not.toContain(canary);
   });
 
-  test.skipIf(!IS_ROOT)("real uid drop: the sandboxed process is uid 65534 on the host, not mapped root", async () => {
+  test.skipIf(!IS_ROOT)("real uid drop: the sandboxed process runs as its own host uid from the pool (65534 inside), not mapped root", async () => {
     const marker = sleepMarker(2);
     const runRoot = freshRunRoot();
     const pending = run(`sleep ${marker} & echo "inside=$(id -u):$(id -g):$(id -G)"; wait`, { resources: { wallMs: 8000 } }, runRoot, { verify: true });
@@ -411,9 +416,12 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.list
     }
     const r = await pending;
     expect(r.outcome, describeResult(r)).toBe("ok");
-    expect(hostUids, describeResult(r)).toEqual(["65534\t65534\t65534\t65534", "65534\t65534\t65534\t65534", ""]);
+    const own = r.receipt?.hostUid ?? -1;
+    expect(isSandboxHostUid(own), describeResult(r)).toBe(true);
+    expect(hostUids, describeResult(r)).toEqual([`${own}\t${own}\t${own}\t${own}`, `${own}\t${own}\t${own}\t${own}`, ""]);
     expect(r.stdout).toContain("inside=65534:65534:65534");
-    expect(r.receipt).toMatchObject({ hostUid: 65534, uidInside: 65534, capEff: "0000000000000000", noNewPrivs: true, seccomp: 2, interfaces: ["lo"] });
+    expect(r.receipt).toMatchObject({ uidInside: 65534, capEff: "0000000000000000", noNewPrivs: true, seccomp: 2, interfaces: ["lo"] });
+    expect(r.sandbox?.layers.privilege.controls.identity?.mechanism).toContain(`per-run host uid ${own} gid ${own}`);
   });
   if (!IS_ROOT) console.warn("provider-nsjail: the host uid drop test needs a root supervisor; skipped");
 
@@ -559,7 +567,7 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     expect(r.stdout).toBe("");
   });
 
-  test("a non-default policy uid/gid (4242/4343) is the sandbox uid inside and, under a root supervisor, on the host", async () => {
+  test("a non-default policy uid/gid (4242/4343) is the sandbox uid inside; on the host, under a root supervisor, the run's own from the pool", async () => {
     const marker = sleepMarker(2);
     const pending = run(`sleep ${marker} & echo "inside=$(id -u):$(id -g)"; wait`, { privilege: { uid: 4242, gid: 4343 }, resources: { wallMs: 8000 } });
     let hostIds: string[] = [];
@@ -571,7 +579,10 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     const r = await pending;
     expect(r.outcome, describeResult(r)).toBe("ok");
     expect(r.stdout).toContain("inside=4242:4343");
-    if (IS_ROOT) expect(hostIds).toEqual(["4242", "4343"]);
+    if (IS_ROOT) {
+      expect(hostIds[0]).toBe(hostIds[1]); // uid = gid, the run's own
+      expect(isSandboxHostUid(Number(hostIds[0])), hostIds.join(":")).toBe(true);
+    }
   });
 
   test("a kafel policy nsjail cannot compile is caught by the probe, with kafel's message, not at run time", async () => {
