@@ -17,7 +17,7 @@ import { CordonError, IdentityPoolExhaustedError } from "../errors.ts";
 import { ensureSafeDirectory, UnsafeDirectoryError } from "../sandbox/run-root.ts";
 import { accountIdsIn, processIdsIn } from "./in-use.ts";
 import { tryClaim, type IdentityClaim } from "./lock.ts";
-import { describeRange, inRange, representativeIdentity, type IdentityRange, type RunIdentity } from "./range.ts";
+import { inRange, representativeIdentity, type IdentityRange, type RunIdentity } from "./range.ts";
 
 /** Where supervisors on this host claim ids: root's, on a tmpfs (claims do not outlive a reboot). */
 export const IDENTITY_CLAIM_DIR = "/run/cordon-identities";
@@ -122,9 +122,6 @@ export class IdentityPool {
     throw new IdentityPoolExhaustedError(this.range, taken, n);
   }
 
-  toString(): string {
-    return `identity pool ${describeRange(this.range)}`;
-  }
 }
 
 function lease(identity: RunIdentity, claim: IdentityClaim): IdentityLease {
