@@ -168,7 +168,7 @@ export class Cordon {
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
     const providerName = request.provider ?? this.config.provider;
-    const lease = this.leaseIdentity(providerName);
+    const lease = await this.leaseIdentity(providerName);
     try {
       // Secret variables reach the script like any other; only what comes back is masked.
       const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
@@ -191,7 +191,7 @@ export class Cordon {
    * and an isolating provider (for auto, any candidate). Throws IdentityPoolExhaustedError,
    * never falls back to a shared uid.
    */
-  private leaseIdentity(providerName: string): IdentityLease | null {
+  private async leaseIdentity(providerName: string): Promise<IdentityLease | null> {
     if (!this.host().isRoot) return null;
     const candidates = providerName === "auto" ? this.providerOrder : [providerName];
     if (!candidates.some((n) => this.provider(n).isolating)) return null;

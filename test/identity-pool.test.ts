@@ -27,9 +27,9 @@ function freshPool(count: number): IdentityPool {
 const ids = (leases: IdentityLease[]) => leases.map((l) => l.identity.uid);
 
 describe("allocation", () => {
-  test("concurrent leases get distinct ids (uid = gid) of the range; a held id is never handed out again", () => {
+  test("concurrent leases get distinct ids (uid = gid) of the range; a held id is never handed out again", async () => {
     const pool = freshPool(4);
-    const leases = [pool.allocate(), pool.allocate(), pool.allocate(), pool.allocate()];
+    const leases = [await pool.allocate(), await pool.allocate(), await pool.allocate(), await pool.allocate()];
     const got = ids(leases);
     expect(new Set(got).size).toBe(4);
     for (const l of leases) {
@@ -39,63 +39,52 @@ describe("allocation", () => {
       expect(l.identity.representative).toBe(false);
       expect(heldIdentities()).toContain(l.identity.uid);
     }
-    expect(() => pool.allocate()).toThrow(IdentityPoolExhaustedError);
+    expect(await caught(() => pool.allocate())).toBeInstanceOf(IdentityPoolExhaustedError);
     for (const l of leases) l.release();
   });
 
-  test("an id comes back only after release, and then to the next run that finds none other free", () => {
+  test("an id comes back only after release, and then to the next run that finds none other free", async () => {
     const pool = freshPool(2);
-    const a = pool.allocate();
-    const b = pool.allocate();
-    expect(() => pool.allocate()).toThrow(IdentityPoolExhaustedError);
+    const a = await pool.allocate();
+    const b = await pool.allocate();
+    expect(await caught(() => pool.allocate())).toBeInstanceOf(IdentityPoolExhaustedError);
     a.release();
     a.release(); // idempotent: b stays held
-    const c = pool.allocate();
+    const c = await pool.allocate();
     expect(c.identity.uid).toBe(a.identity.uid);
-    expect(() => pool.allocate()).toThrow(IdentityPoolExhaustedError);
+    expect(await caught(() => pool.allocate())).toBeInstanceOf(IdentityPoolExhaustedError);
     b.release();
     c.release();
     expect(heldIdentities()).not.toContain(a.identity.uid);
   });
 
-  test("round-robin: a released id is reused as late as possible", () => {
+  test("round-robin: a released id is reused as late as possible", async () => {
     const pool = freshPool(3);
-    const first = pool.allocate();
+    const first = await pool.allocate();
     first.release();
-    const second = pool.allocate();
+    const second = await pool.allocate();
     expect(second.identity.uid).not.toBe(first.identity.uid);
     second.release();
   });
 
-  test("one registry for the whole process: two pools over the same range (two Cordons) never hand out one id twice", () => {
+  test("one registry for the whole process: two pools over the same range (two Cordons) never hand out one id twice", async () => {
     const range = freshIdentityRange(2);
     const dir = privateClaimDir();
     const [p1, p2] = [new IdentityPool(range, dir), new IdentityPool(range, dir)];
-    const a = p1.allocate();
-    const b = p2.allocate();
+    const a = await p1.allocate();
+    const b = await p2.allocate();
     expect(b.identity.uid).not.toBe(a.identity.uid);
-    const err = (() => {
-      try {
-        p1.allocate();
-      } catch (e) {
-        return e;
-      }
-    })();
+    const err = await caught(() => p1.allocate());
     expect(err).toBeInstanceOf(IdentityPoolExhaustedError);
     expect((err as IdentityPoolExhaustedError).taken).toEqual({ thisProcess: 2, otherSupervisors: 0, hostUsers: 0 });
     a.release();
     b.release();
   });
 
-  test("exhaustion is a typed refusal naming the pool size, its range and the config keys", () => {
+  test("exhaustion is a typed refusal naming the pool size, its range and the config keys", async () => {
     const pool = freshPool(1);
-    const held = pool.allocate();
-    let err: unknown;
-    try {
-      pool.allocate();
-    } catch (e) {
-      err = e;
-    }
+    const held = await pool.allocate();
+    const err = await caught(() => pool.allocate());
     held.release();
     expect(err).toBeInstanceOf(IdentityPoolExhaustedError);
     expect(err).toBeInstanceOf(CordonError);
@@ -107,20 +96,20 @@ describe("allocation", () => {
     expect(msg).toContain("nothing was run");
   });
 
-  test("a representative identity (trial plans) holds nothing", () => {
+  test("a representative identity (trial plans) holds nothing", async () => {
     const pool = freshPool(1);
     const r = pool.representative();
     expect(r).toEqual({ uid: pool.range.base, gid: pool.range.base, range: pool.range, representative: true });
-    const lease = pool.allocate(); // still free
+    const lease = await pool.allocate(); // still free
     expect(lease.identity.uid).toBe(pool.range.base);
     lease.release();
   });
 });
 
 describe("host-wide claims (other supervisors)", () => {
-  test("a claim file is created while held, names its holder, and is gone after release", () => {
+  test("a claim file is created while held, names its holder, and is gone after release", async () => {
     const pool = freshPool(1);
-    const lease = pool.allocate();
+    const lease = await pool.allocate();
     const path = claimPath(pool.claimDir, lease.identity.uid);
     expect(readFileSync(path, "utf8")).toBe(`pid ${process.pid}\n`);
     lease.release();
@@ -136,14 +125,9 @@ describe("host-wide claims (other supervisors)", () => {
     try {
       expect(await waitFor(() => existsSync(path), 5000)).toBe(true);
       await Bun.sleep(50); // flock(1) opens, then locks
-      const lease = pool.allocate();
+      const lease = await pool.allocate();
       expect(lease.identity.uid).toBe(pool.range.base + 1);
-      let err: unknown;
-      try {
-        pool.allocate();
-      } catch (e) {
-        err = e;
-      }
+      const err = await caught(() => pool.allocate());
       expect((err as IdentityPoolExhaustedError).taken).toEqual({ thisProcess: 1, otherSupervisors: 1, hostUsers: 0 });
       lease.release();
     } finally {
@@ -152,17 +136,17 @@ describe("host-wide claims (other supervisors)", () => {
       await other.exited;
     }
     // Its holder died: the kernel dropped the lock, the id is free again.
-    const again = pool.allocate();
+    const again = await pool.allocate();
     expect(again.identity.uid).toBe(pool.range.base);
     again.release();
   });
 
-  test("a stale claim (its holder died: a file nobody locks, naming a dead pid) is reclaimed", () => {
+  test("a stale claim (its holder died: a file nobody locks, naming a dead pid) is reclaimed", async () => {
     const pool = freshPool(1);
     mkdirSync(pool.claimDir, { recursive: true });
     const path = claimPath(pool.claimDir, pool.range.base);
     writeFileSync(path, "pid 999999999\n", { mode: 0o600 });
-    const lease = pool.allocate();
+    const lease = await pool.allocate();
     expect(lease.identity.uid).toBe(pool.range.base);
     expect(readFileSync(path, "utf8")).toBe(`pid ${process.pid}\n`);
     lease.release();
@@ -172,7 +156,7 @@ describe("host-wide claims (other supervisors)", () => {
     const pool = freshPool(2);
     const code = `
       import { IdentityPool } from ${JSON.stringify(join(import.meta.dir, "../src/identity/pool.ts"))};
-      const lease = new IdentityPool(${JSON.stringify(pool.range)}, ${JSON.stringify(pool.claimDir)}).allocate();
+      const lease = await new IdentityPool(${JSON.stringify(pool.range)}, ${JSON.stringify(pool.claimDir)}).allocate();
       console.log(lease.identity.uid);
       await Bun.sleep(30_000);
     `;
@@ -182,9 +166,9 @@ describe("host-wide claims (other supervisors)", () => {
       const { value } = await reader.read();
       const theirs = Number(new TextDecoder().decode(value).trim());
       expect(theirs - pool.range.base).toBeGreaterThanOrEqual(0);
-      const mine = pool.allocate();
+      const mine = await pool.allocate();
       expect(mine.identity.uid).not.toBe(theirs);
-      expect(() => pool.allocate()).toThrow(IdentityPoolExhaustedError);
+      expect(await caught(() => pool.allocate())).toBeInstanceOf(IdentityPoolExhaustedError);
       mine.release();
     } finally {
       other.kill("SIGKILL");
@@ -195,13 +179,13 @@ describe("host-wide claims (other supervisors)", () => {
   test("a claim directory others can write to is refused with the fix, and nothing is held", async () => {
     const dir = tempDir("claims-open", 0o777);
     const pool = new IdentityPool(freshIdentityRange(1), dir);
-    const err = await caught(async () => pool.allocate());
+    const err = await caught(() => pool.allocate());
     expect(err).toBeInstanceOf(CordonError);
     expect((err as CordonError).code).toBe("invalid-config");
     expect((err as Error).message).toContain(`the identity claim directory ${dir} is not safe`);
     expect((err as Error).message).toContain("writable by other users");
     chmodSync(dir, 0o700);
-    const lease = pool.allocate();
+    const lease = await pool.allocate();
     lease.release();
   });
 });
@@ -212,14 +196,9 @@ describe("ids the rest of the host uses are skipped", () => {
     const squatter = spawnAs(pool.range.base, ["/bin/sleep", "30"]);
     try {
       expect(await runningAs(squatter.pid, pool.range.base)).toBe(true);
-      const lease = pool.allocate();
+      const lease = await pool.allocate();
       expect(lease.identity.uid).toBe(pool.range.base + 1);
-      let err: unknown;
-      try {
-        pool.allocate();
-      } catch (e) {
-        err = e;
-      }
+      const err = await caught(() => pool.allocate());
       expect((err as IdentityPoolExhaustedError).taken).toEqual({ thisProcess: 1, otherSupervisors: 0, hostUsers: 1 });
       lease.release();
     } finally {

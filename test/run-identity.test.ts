@@ -121,7 +121,7 @@ describe.skipIf(!IS_ROOT)("each run has a host uid of its own", () => {
     const range = freshIdentityRange(1);
     const runRoot = freshRunRoot();
     const cordon = makeCordon(runRoot, { identity: range });
-    const holder = new IdentityPool(range, privateClaimDir()).allocate(); // another run of this process holds the only id
+    const holder = await new IdentityPool(range, privateClaimDir()).allocate(); // another run of this process holds the only id
     const mark = token("exhausted");
     try {
       const err = await caught(() => cordon.run({ runner: "shell", script: { source: `sleep 1 # ${mark}` }, args: [] }));
@@ -146,7 +146,7 @@ describe.skipIf(!IS_ROOT)("each run has a host uid of its own", () => {
     expect(bwrap.cells.identity.detail).toContain(`from the pool ${range.base}–${range.base + 1}`);
     expect(bwrap.cells.identity.detail).toContain(`each held all ${MAX} inotify instances`);
     expect(bwrap.cells.privilege.detail).toMatch(new RegExp(`^host uid (${range.base}|${range.base + 1}),`));
-    const holder = new IdentityPool(range, privateClaimDir()).allocateAll(2); // every id taken: a trial plan needs none
+    const holder = await new IdentityPool(range, privateClaimDir()).allocateAll(2); // every id taken: a trial plan needs none
     try {
       const check = await cordon.check();
       expect(check.ready, JSON.stringify(check.reasons)).toBe(true);

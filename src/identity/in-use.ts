@@ -4,7 +4,8 @@
  * allocation (a single pass over /proc and the account files), never cached: an id is
  * free only if nothing uses it now.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { inRange, type IdentityRange } from "./range.ts";
 
 /** Account databases read directly: the ids in their third field (passwd: uid and gid in fields 3 and 4). */
@@ -54,21 +55,19 @@ function idsOf(status: string, field: "Uid" | "Gid"): number[] {
  * host's pid 1, which on some hosts takes seconds (measured ~1.8 s on these VMs), long after
  * the run was cleaned up.
  */
-export function processIdsIn(range: IdentityRange, proc = "/proc"): Set<number> {
+export async function processIdsIn(range: IdentityRange, proc = "/proc"): Promise<Set<number>> {
   const ids = new Set<number>();
   let pids: string[] = [];
   try {
-    pids = readdirSync(proc).filter((n) => /^\d+$/.test(n));
+    pids = (await readdir(proc)).filter((n) => /^\d+$/.test(n));
   } catch {
     return ids; // no /proc: nothing to say (the claim files still keep supervisors apart)
   }
-  for (const pid of pids) {
-    let status: string;
-    try {
-      status = readFileSync(`${proc}/${pid}/status`, "utf8");
-    } catch {
-      continue; // gone meanwhile
-    }
+  // Read in parallel, off the event loop: a few hundred status files take tens of ms on a
+  // loaded host, and a blocked loop would delay other runs' timers (wall clocks) and pumps.
+  const statuses = await Promise.all(pids.map((pid) => readFile(`${proc}/${pid}/status`, "utf8").catch(() => null)));
+  for (const status of statuses) {
+    if (status === null) continue; // gone meanwhile
     if (/^State:\s*[ZX]/m.test(status)) continue; // zombie or dead: holds nothing any more
     for (const id of [...idsOf(status, "Uid"), ...idsOf(status, "Gid")]) if (inRange(range, id)) ids.add(id);
   }

@@ -76,13 +76,12 @@ export class IdentityPool {
   }
 
   /**
-   * A free id, held until the lease is released. Synchronous from the first look to the
-   * claim: no other allocation of this process can run in between. Throws
-   * IdentityPoolExhaustedError when every id is taken, a CordonError when the claim
-   * directory is unsafe; nothing is held then.
+   * A free id, held until the lease is released. Rejects with IdentityPoolExhaustedError
+   * when every id is taken, a CordonError when the claim directory is unsafe; nothing is
+   * held then.
    */
-  allocate(): IdentityLease {
-    return this.allocateAll(1)[0]!;
+  async allocate(): Promise<IdentityLease> {
+    return (await this.allocateAll(1))[0]!;
   }
 
   /**
@@ -90,10 +89,12 @@ export class IdentityPool {
    * together (readiness's two concurrent identity probes), so two such groups never each
    * hold half of what they need.
    */
-  allocateAll(n: number): IdentityLease[] {
+  async allocateAll(n: number): Promise<IdentityLease[]> {
+    // What the host uses is read first (off the event loop); from here on everything is
+    // synchronous, so no other allocation of this process runs between a look and a claim.
+    const used = new Set([...accountIdsIn(this.range), ...(await processIdsIn(this.range))]);
     const dir = claimDirectory(this.claimDir);
     const reg = registry();
-    const used = new Set([...accountIdsIn(this.range), ...processIdsIn(this.range)]);
     const { base, count } = this.range;
     const start = inRange(this.range, reg.next) ? reg.next - base : 0;
     const taken = { thisProcess: 0, otherSupervisors: 0, hostUsers: 0 };

@@ -144,12 +144,15 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
         if (existsSync(f)) scratchOwner = statSync(f).uid;
       },
     });
+    const wallRun = probeRun(mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe));
     const [main, wall, memory, pids, identity] = await Promise.all([
       mainRun.result,
-      probeRun(mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe)),
+      wallRun,
       probeRun(memoryPolicy, probeJob(memoryProbe)),
       probeRun(pidsPolicy, probeJob(pidsProbe, "/bin/sh")),
       identityEvidence(mainRun.plan, range, async (max) => {
+        // After the wall probe: its verdict is a duration, kept clear of two more sandboxes' load.
+        await wallRun;
         const policy = mergePolicy(strict, { resources: { maxOpenFiles: Math.max(strict.resources.maxOpenFiles, max + 64) } });
         const [a, b] = await leases(2); // both at once: two probes never each hold half of a pair
         return [startProbe(policy, probeJob(identityProbe(max)), a ?? null), startProbe(policy, probeJob(identityProbe(max)), b ?? null)];
@@ -213,7 +216,7 @@ async function leaseWaiting(pool: IdentityPool, n: number): Promise<IdentityLeas
   const deadline = performance.now() + PROBE_IDENTITY_WAIT_MS;
   for (;;) {
     try {
-      return pool.allocateAll(n);
+      return await pool.allocateAll(n);
     } catch (e) {
       if (!(e instanceof IdentityPoolExhaustedError) || performance.now() > deadline) throw e;
     }
