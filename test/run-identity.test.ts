@@ -7,7 +7,7 @@
  * host uid (planned without an identity, as before) succeeds, so the test would catch a
  * shared uid.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IdentityPoolExhaustedError, SandboxUnavailableError, resultFromError, type PolicyOverride, type RunResult } from "../src/api/index.ts";
@@ -123,8 +123,10 @@ describe.skipIf(!IS_ROOT)("each run has a host uid of its own", () => {
     const cordon = makeCordon(runRoot, { identity: range });
     const holder = await new IdentityPool(range, privateClaimDir()).allocate(); // another run of this process holds the only id
     const mark = token("exhausted");
+    const spawn = spyOn(Bun, "spawn");
     try {
       const err = await caught(() => cordon.run({ runner: "shell", script: { source: `sleep 1 # ${mark}` }, args: [] }));
+      expect(spawn).not.toHaveBeenCalled();
       expect(err).toBeInstanceOf(IdentityPoolExhaustedError);
       expect((err as Error).message).toContain(`all 1 ids of the pool ${range.base}–${range.base}`);
       expect((err as Error).message).toContain("identity.count");
@@ -133,6 +135,7 @@ describe.skipIf(!IS_ROOT)("each run has a host uid of its own", () => {
       expect(runRootEntries(runRoot)).toEqual([]);
       expect(processesWithMarker(mark)).toEqual([]);
     } finally {
+      spawn.mockRestore();
       holder.release();
     }
     expect((await cordon.run({ runner: "shell", script: { source: "true" }, args: [] })).outcome).toBe("ok");

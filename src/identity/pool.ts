@@ -122,7 +122,6 @@ export class IdentityPool {
     for (const l of got) l.release();
     throw new IdentityPoolExhaustedError(this.range, taken, n);
   }
-
 }
 
 function lease(identity: RunIdentity, claim: IdentityClaim): IdentityLease {
