@@ -2,6 +2,20 @@ import { z } from "zod";
 import { ConfigValidationError, zodIssues } from "./errors.ts";
 import { DEFAULT_CGROUP_PARENT } from "./protocol/index.ts";
 import { AbsolutePath, MiB, PolicyOverrideSchema } from "./policy/index.ts";
+import { DEFAULT_IDENTITY_BASE, DEFAULT_IDENTITY_COUNT, MAX_HOST_ID } from "./identity/range.ts";
+
+/**
+ * The per-run host identities (a root supervisor): run i of those running at once drops to
+ * host uid = gid = base + i, its own. Every supervisor on a host must use the same range
+ * (they coordinate through claims in /run/cordon-identities); nothing else may use it.
+ */
+const IdentitySchema = z
+  .strictObject({
+    base: z.number().int().min(1000, "ids below 1000 are system accounts").max(MAX_HOST_ID).default(DEFAULT_IDENTITY_BASE),
+    count: z.number().int().min(1).max(65_536).default(DEFAULT_IDENTITY_COUNT),
+  })
+  .refine((r) => r.base + r.count - 1 <= MAX_HOST_ID, { error: `base + count - 1 must be at most ${MAX_HOST_ID} (4294967295 is (uid_t) -1)`, path: ["count"] })
+  .refine((r) => r.base > 65_535 || r.base + r.count - 1 < 65_534, { error: "the range must not hold 65534 (nobody) or 65535 ((uint16) -1)", path: ["base"] });
 
 export const CordonConfigSchema = z.strictObject({
   /** A provider name, or "auto": the first provider in providerOrder that is available and can run the policy. */
@@ -21,6 +35,7 @@ export const CordonConfigSchema = z.strictObject({
    * directory on the way owned by the supervisor's uid or root and not writable by others.
    */
   runRoot: AbsolutePath.optional(),
+  identity: IdentitySchema.default({ base: DEFAULT_IDENTITY_BASE, count: DEFAULT_IDENTITY_COUNT }),
   maxScriptBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
   /** Input files staged into scratch: refused before anything runs when over these caps. */
   inputFiles: z

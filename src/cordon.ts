@@ -2,7 +2,9 @@ import { extname } from "node:path";
 import { parseConfig, type CordonConfig, type CordonConfigInput } from "./config.ts";
 import { CordonError, SandboxUnavailableError, UnknownProviderError, UnknownRunnerError } from "./errors.ts";
 import { detectCgroups } from "./cgroup/detect.ts";
-import { hostFacts, sandboxUidUsers, type HostFacts } from "./host.ts";
+import { hostFacts, type HostFacts } from "./host.ts";
+import { IdentityPool, type IdentityLease } from "./identity/pool.ts";
+import type { RunIdentity } from "./identity/range.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import { probeOf, type Provider, type ProviderProbe } from "./provider.ts";
 import { proveProvider, trialPlanRefusal, unprovenCells, type ReadinessReport } from "./readiness/index.ts";
@@ -45,7 +47,15 @@ export interface RunRequest extends ScriptRequest {
 }
 
 /** What a run is planned from besides the provider, the policy and the host. */
-type RunPlanParts = Pick<RunPlanInput, "makeJob" | "secrets" | "verify">;
+type RunPlanParts = Pick<RunPlanInput, "makeJob" | "secrets" | "verify" | "identity">;
+
+/** A request validated and planned once, with the host identity it holds until it is released. */
+interface Prepared {
+  planned: PlannedRun;
+  inputFiles: StagedInput[];
+  /** The run's own host uid; null when the run drops to none (non-root supervisor, no isolating provider). */
+  lease: IdentityLease | null;
+}
 
 export interface Plugins {
   providers: readonly Provider[];
@@ -57,6 +67,8 @@ export class Cordon {
   readonly config: CordonConfig;
   readonly policy: Policy;
   readonly runRoot: string;
+  /** Per-run host uids (config identity); the ids held are shared with every Cordon of this process. */
+  private readonly identities: IdentityPool;
   private readonly providers = new Map<string, Provider>();
   private readonly runners = new Map<string, Runner>();
   private staleCleaned = false;
@@ -69,6 +81,7 @@ export class Cordon {
     this.config = parseConfig(config);
     this.policy = mergePolicy(DEFAULT_POLICY, this.config.policy);
     this.runRoot = this.config.runRoot ?? defaultRunRoot();
+    this.identities = new IdentityPool(this.config.identity);
     for (const p of plugins.providers) this.providers.set(p.name, p);
     for (const r of plugins.runners) this.runners.set(r.name, r);
     // The shipped default order names every built-in provider; one the caller did not
@@ -115,12 +128,17 @@ export class Cordon {
    * Plan a run without running it: everything `run` decides before the run directory is
    * created (validation, the provider, every verdict), as the effective-sandbox report the
    * run would carry, the launcher's command line and arguments included, secrets masked.
-   * Nothing is created or spawned (an allowlist's hostnames are looked up, as for a run);
-   * throws as `run` would.
+   * Nothing is created or spawned (an allowlist's hostnames are looked up, as for a run; a
+   * host identity is taken from the pool and given back at once, so the report names a real
+   * one); throws as `run` would.
    */
   async plan(request: RunRequest): Promise<EffectiveSandboxReport> {
     const secrets = this.secretsOf(request);
-    return (await this.masked(secrets, () => this.prepare(request, secrets))).planned.plan.report;
+    return this.masked(secrets, async () => {
+      const { planned, lease } = await this.prepare(request, secrets);
+      lease?.release();
+      return planned.plan.report;
+    });
   }
 
   /** A secret too short to mask is refused before anything exists (names, never values). */
@@ -140,37 +158,66 @@ export class Cordon {
     }
   }
 
-  /** Validate the request and plan it once: the plan the run then executes. */
-  private async prepare(request: RunRequest, secrets: readonly string[]): Promise<{ planned: PlannedRun; inputFiles: StagedInput[] }> {
+  /**
+   * Validate the request, take the run's host identity and plan it once: the plan the run
+   * then executes. The lease is the caller's to release; on a throw nothing is held.
+   */
+  private async prepare(request: RunRequest, secrets: readonly string[]): Promise<Prepared> {
     checkRunRequest(request);
     const policy = mergePolicy(this.policy, request.policy);
     const runner = this.runnerFor(request);
     const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
-    // Secret variables reach the script like any other; only what comes back is masked.
-    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
-    const options = this.runnerOptions(policy, request.scriptFileAccess);
-    const planned = await this.choose(request.provider ?? this.config.provider, policy, {
-      makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
-      secrets,
-      ...(request.verify ? { verify: true } : {}),
-    });
-    return { planned, inputFiles };
+    const providerName = request.provider ?? this.config.provider;
+    const lease = await this.leaseIdentity(providerName);
+    try {
+      // Secret variables reach the script like any other; only what comes back is masked.
+      const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+      const options = this.runnerOptions(policy, request.scriptFileAccess, lease?.identity ?? null);
+      const planned = await this.choose(providerName, policy, {
+        makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
+        secrets,
+        ...(request.verify ? { verify: true } : {}),
+        ...(lease ? { identity: lease.identity } : {}),
+      });
+      return { planned, inputFiles, lease };
+    } catch (e) {
+      lease?.release();
+      throw e;
+    }
+  }
+
+  /**
+   * The run's own host uid from the pool, when a run here can drop to one: a root supervisor
+   * and an isolating provider (for auto, any candidate). Throws IdentityPoolExhaustedError,
+   * never falls back to a shared uid.
+   */
+  private async leaseIdentity(providerName: string): Promise<IdentityLease | null> {
+    if (!this.host().isRoot) return null;
+    const candidates = providerName === "auto" ? this.providerOrder : [providerName];
+    if (!candidates.some((n) => this.provider(n).isolating)) return null;
+    return this.identities.allocate();
   }
 
   private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
-    const { planned, inputFiles } = await this.prepare(request, secrets);
-    if (!this.staleCleaned) {
-      await cleanStaleWorkspaces(this.runRoot);
-      await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
-      this.staleCleaned = true;
+    const { planned, inputFiles, lease } = await this.prepare(request, secrets);
+    try {
+      if (!this.staleCleaned) {
+        await cleanStaleWorkspaces(this.runRoot);
+        await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
+        this.staleCleaned = true;
+      }
+      const { outputFiles } = this.config;
+      return await runInSandbox(planned, {
+        inputFiles,
+        outputFiles: outputFiles.collect ? outputFiles : null,
+        maxResultBytes: this.config.maxResultBytes,
+        cgroupParent: this.config.cgroupParent,
+      });
+    } finally {
+      // runInSandbox returns (or throws) only after its cleanup: launcher gone, pid namespace
+      // killed, run directory and cgroup removed. Only then may another run have this uid.
+      lease?.release();
     }
-    const { outputFiles } = this.config;
-    return runInSandbox(planned, {
-      inputFiles,
-      outputFiles: outputFiles.collect ? outputFiles : null,
-      maxResultBytes: this.config.maxResultBytes,
-      cgroupParent: this.config.cgroupParent,
-    });
   }
 
   /**
@@ -180,7 +227,7 @@ export class Cordon {
    * will really filter egress with them.
    */
   private async choose(name: string, policy: Policy, run: RunPlanParts): Promise<PlannedRun> {
-    const host = this.host(policy);
+    const host = this.host();
     let resolved: Promise<Resolved> | undefined;
     const plan = async (provider: Provider, probe: ProviderProbe, attempt: Policy): Promise<PlannedRun> => {
       const filters = probe.available && resolvesHostnames(attempt, provider.capabilities(probe, host));
@@ -220,23 +267,26 @@ export class Cordon {
     throw new SandboxUnavailableError("auto", reasons);
   }
 
-  /**
-   * The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable.
-   * With a policy, and a root supervisor (it drops to policy.privilege.uid), also who else on
-   * the host runs as that uid (looked up at most ~1 s earlier).
-   */
-  host(policy?: Policy): HostFacts {
+  /** The host as runs see it: with `cgroups: "off"` the layers plan as if none were usable. */
+  host(): HostFacts {
     const detected = hostFacts();
     // Writability depends on the parent: a delegated subtree is checked where runs will go.
     this.hostForParent ??= this.config.cgroupParent === DEFAULT_CGROUP_PARENT ? detected : { ...detected, cgroups: detectCgroups(this.config.cgroupParent) };
     const host = this.hostForParent;
-    const facts = this.config.cgroups === "auto" ? host : { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
-    return policy && facts.isRoot ? { ...facts, sandboxUidUsers: sandboxUidUsers(policy.privilege.uid) } : facts;
+    return this.config.cgroups === "auto" ? host : { ...host, cgroups: { ...host.cgroups, problem: "cgroups are switched off in cordon's config (cgroups: off)" } };
   }
 
-  private runnerOptions(policy: Policy, scriptFileAccess: RunRequest["scriptFileAccess"] = "sandbox"): RunnerOptions {
-    const sandboxUser = this.host().isRoot ? { uid: policy.privilege.uid, gid: policy.privilege.gid } : null;
-    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser, scriptReader: scriptFileAccess === "caller" ? null : sandboxUser };
+  /**
+   * Whose permissions the runner checks with. A script file: the host uid this run will have.
+   * Interpreters and their directories: the pool's first id. Every id of the pool reaches
+   * exactly what "others" may (no account, no group, owns nothing of the system), and one
+   * stable uid lets runners keep what they resolved instead of asking again for each id.
+   */
+  private runnerOptions(policy: Policy, scriptFileAccess: RunRequest["scriptFileAccess"] = "sandbox", identity: RunIdentity | null = null): RunnerOptions {
+    const root = this.host().isRoot;
+    const runUser = !root ? null : identity ? { uid: identity.uid, gid: identity.gid } : { uid: policy.privilege.uid, gid: policy.privilege.gid };
+    const reach = root && identity ? { uid: identity.range.base, gid: identity.range.base } : runUser;
+    return { maxScriptBytes: this.config.maxScriptBytes, sandboxUser: reach, scriptReader: scriptFileAccess === "caller" ? null : runUser };
   }
 
   /**
@@ -245,7 +295,7 @@ export class Cordon {
    */
   readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
     if (options.refresh || !this.readinessCache) {
-      const prove = { runRoot: this.runRoot, host: this.host(this.policy), cgroupParent: this.config.cgroupParent, policy: this.policy };
+      const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent, policy: this.policy, identities: this.identities };
       this.readinessCache = Promise.all([...this.providers.values()].map((p) => proveProvider(p, prove)));
     }
     return this.readinessCache;
@@ -265,8 +315,8 @@ export class Cordon {
       const provider = this.provider(name);
       const unproven = report?.available ? unprovenCells(policy, report.cells).map((c) => `${c}: ${report.cells[c].detail}`) : [report?.reason ?? "not probed"];
       // Proven cells are not enough: the policy must also plan on this provider.
-      const host = this.host(policy);
-      const mine = unproven.length ? unproven : trialPlanRefusal(provider, await probeOf(provider, host), policy, host, this.runRoot);
+      const host = this.host();
+      const mine = unproven.length ? unproven : trialPlanRefusal(provider, await probeOf(provider, host), policy, host, this.runRoot, this.config.identity);
       if (mine.length === 0) return { provider: name, ready: true, reasons: [] };
       reasons.push(...mine.map((r) => `${name}: ${r}`));
     }

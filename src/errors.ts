@@ -96,3 +96,28 @@ export class SandboxUnavailableError extends CordonError {
     );
   }
 }
+
+/**
+ * Every host id of the identity pool is taken: each concurrent run needs one of its own,
+ * and a run is never given a shared uid instead. Nothing was spawned. A refusal (outcome
+ * `refused`, CLI status 125): it goes away when runs end or the pool grows.
+ */
+export class IdentityPoolExhaustedError extends CordonError {
+  constructor(
+    readonly range: { readonly base: number; readonly count: number },
+    /** Why each id was not free: held by this process's runs, by another supervisor's claim, or used by a host account or process. */
+    readonly taken: { readonly thisProcess: number; readonly otherSupervisors: number; readonly hostUsers: number },
+    /** Ids asked for at once (readiness's concurrent probes ask for two). */
+    readonly needed = 1,
+  ) {
+    const last = range.base + range.count - 1;
+    const free = range.count - taken.thisProcess - taken.otherSupervisors - taken.hostUsers;
+    const pool = `ids of the pool ${range.base}–${last} (config identity.base, identity.count)`;
+    super(
+      "sandbox-unavailable",
+      `no free per-run host identity: ${needed === 1 ? `all ${range.count} ${pool} are taken` : `${free} of the ${range.count} ${pool} are free, ${needed} were needed at once`} ` +
+        `(${taken.thisProcess} by runs of this process, ${taken.otherSupervisors} by other supervisors, ${taken.hostUsers} by host accounts or processes); ` +
+        `nothing was run. Raise identity.count in cordon's config, or retry when runs have ended`,
+    );
+  }
+}

@@ -20,8 +20,10 @@ export interface ScriptRequest {
 export interface RunnerOptions {
   maxScriptBytes: number;
   /**
-   * The host uid/gid the sandbox runs as (root supervisor), or null when it runs as the
-   * supervisor's own uid. Runners check their interpreter's paths are reachable by it.
+   * A host uid/gid that reaches what the sandbox's does (root supervisor: one id of the
+   * identity pool, the same for every run, so runners may cache by it), or null when the
+   * sandbox runs as the supervisor's own uid. Runners check their interpreter's paths are
+   * reachable by it.
    */
   sandboxUser: SandboxUser | null;
   /** The permissions a script file is read with (null: the supervisor's own); see RunRequest.scriptFileAccess. */

@@ -73,7 +73,7 @@ async function degradedRuns(cordon: Cordon): Promise<DegradedRuns | null> {
     const probe = await probeOf(provider, cordon.host());
     if (!probe.available) continue;
     try {
-      const plan = trialPlan(provider, probe, cordon.policy, cordon.host(), cordon.runRoot);
+      const plan = trialPlan(provider, probe, cordon.policy, cordon.host(), cordon.runRoot, cordon.config.identity);
       return { provider: name, isolating: plan.report.provider.isolating, downgrades: plan.report.downgrades };
     } catch (e) {
       if (!(e instanceof SandboxUnavailableError)) throw e;

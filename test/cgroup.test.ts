@@ -31,6 +31,7 @@ import {
   tempDir,
   token,
   uidOf,
+  isSandboxHostUid,
   waitFor,
 } from "./support.ts";
 
@@ -42,7 +43,6 @@ const cgTest = test.skipIf(SKIP_REASON !== null);
 
 /** This file's own cgroup parent, in every hierarchy. */
 const PARENT = `cordon-test-${process.pid}`;
-const SANDBOX_UID = 65534;
 
 /** One directory per hierarchy cordon uses (v1: memory, pids, cpu, cpuacct, freezer; v2: one). */
 const parentDirs = () => cgroupParentDirs(PARENT);
@@ -98,11 +98,11 @@ function expectNothingLeft(runRoot: string): void {
   expect(mountsUnder(runRoot)).toEqual([]);
 }
 
-/** Processes of the sandbox uid whose command line carries `marker`. */
+/** Processes running as a sandbox's host uid whose command line carries `marker`. */
 function sandboxProcesses(marker: string): number[] {
   return processesWithMarker(marker)
     .map((p) => p.pid)
-    .filter((pid) => uidOf(pid) === SANDBOX_UID);
+    .filter((pid) => isSandboxHostUid(uidOf(pid)));
 }
 
 function memoryMechanism(r: RunResult): string {

@@ -18,8 +18,8 @@ import { BASE_POLICY, IS_ROOT, fdCount, removeTempDirs, rootOnlyCanary, startFli
 afterAll(() => removeTempDirs());
 
 /**
- * The attacker: an unprivileged local user. Not the sandbox uid (65534): a host process of
- * that uid makes runs refuse (privilege.uidShared), rightly, which would hide the race.
+ * The attacker: an unprivileged local user with a uid of its own (no account, no process),
+ * neither 65534 nor one of the identity pool's that runs drop to.
  */
 const ATTACKER = (() => {
   const id = unusedUid();

@@ -30,7 +30,7 @@ import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
 import { LAUNCHER_ARGS_FD, SECCOMP_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
-import { freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
+import { freshIdentityRange, freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
 afterAll(() => removeTempDirs());
@@ -396,6 +396,12 @@ function candidates(field: Field): [string, string][] {
 type Attempt = { kind: "refused"; error: Error } | { kind: "planned"; report: EffectiveSandboxReport; runRoot: string } | { kind: "broken"; problem: string };
 
 let SHARED_RUN_ROOT = "";
+/**
+ * Every plan and run here takes the same host uid (a one-id pool, used one at a time): the
+ * launcher's options are compared word for word between runs, and a per-run uid would
+ * differ where no input did.
+ */
+const ONE_IDENTITY = freshIdentityRange(1);
 let spawnCalls = 0;
 
 async function attempt(target: Target, scenario: Scenario): Promise<Attempt> {
@@ -406,7 +412,7 @@ async function attempt(target: Target, scenario: Scenario): Promise<Attempt> {
     let cordon: Cordon;
     let req: RunRequest;
     try {
-      cordon = new Cordon({ provider: target.name, ...scenario.config, runRoot, cgroups: "off" }, { providers: [target.provider], runners: RUNNERS });
+      cordon = new Cordon({ provider: target.name, identity: ONE_IDENTITY, ...scenario.config, runRoot, cgroups: "off" }, { providers: [target.provider], runners: RUNNERS });
     } catch (e) {
       return e instanceof CordonError ? { kind: "refused", error: e } : { kind: "broken", problem: `the config threw an untyped ${String(e)}` };
     }
@@ -582,7 +588,7 @@ describe("the test's own launcher parsers", () => {
 describe("real bwrap runs of `true`: the bytes written for fd 5 hold exactly the plan's options", () => {
   /** The launcher-args file of the run being spawned, read at the moment bwrap is started. */
   async function realRun(runRoot: string, req: RunRequest): Promise<{ outcome: string; rendered: Rendered | null; spawned: number; error?: unknown }> {
-    const cordon = new Cordon({ runRoot }, { providers: builtinProviders(), runners: builtinRunners() });
+    const cordon = new Cordon({ runRoot, identity: ONE_IDENTITY }, { providers: builtinProviders(), runners: builtinRunners() });
     let rendered: Rendered | null = null;
     let spawned = 0;
     onSpawn = (args) => {

@@ -4,14 +4,14 @@ import { composePlan, degraded, enforced, off, type Capabilities, type Job, type
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { BwrapProvider, RootlessProvider, UnsafeNoIsolationProvider } from "../plugins/index.ts";
 import { trialPlanRefusal } from "../src/readiness/index.ts";
-import { CGROUP_HOST, PLAN_JOB, ROOT_HOST, USER_HOST } from "./support.ts";
+import { CGROUP_HOST, PLAN_IDENTITY, PLAN_JOB, ROOT_HOST, USER_HOST } from "./support.ts";
 
 const workspace = allocateWorkspace("/tmp/cordon-plan-test");
 const job = PLAN_JOB;
 const bwrapProbe = { available: true, binary: "/usr/bin/bwrap", version: "0.8.0", features: { disableUserns: true, tmpfsSize: true, seccomp: true }, tools: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" } };
 
 const planBwrapRaw = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) =>
-  composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace }, new BwrapProvider(), bwrapProbe);
+  composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, identity: PLAN_IDENTITY }, new BwrapProvider(), bwrapProbe);
 
 /** bwrap's effective command line: the `--args 5` file spliced in where bwrap reads it. */
 const planBwrap = (override: PolicyOverride = {}, host = ROOT_HOST, j: Job = job) => {
@@ -34,16 +34,19 @@ describe("bwrap plan (pure)", () => {
 
   test("secret values are masked in the report's argv", () => {
     const plan = composePlan(
-      { policy: DEFAULT_POLICY, job: { ...job, env: { API_KEY: "hunter2-secret" } }, host: ROOT_HOST, workspace, secrets: ["hunter2-secret"] }, new BwrapProvider(), bwrapProbe);
+      { policy: DEFAULT_POLICY, job: { ...job, env: { API_KEY: "hunter2-secret" } }, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY, secrets: ["hunter2-secret"] }, new BwrapProvider(), bwrapProbe);
     expect(plan.launcherArgs).toContain("hunter2-secret");
     expect(plan.report.argv.join(" ")).not.toContain("hunter2-secret");
     expect(plan.report.argv).toContain("API_KEY");
     expect(plan.report.argv).toContain("****");
   });
 
-  test("root supervisor: setpriv drops to the policy uid BEFORE bwrap; bwrap gets an empty environment", () => {
+  test("root supervisor: setpriv drops to the run's own host uid BEFORE bwrap (65534 inside); bwrap gets an empty environment", () => {
     const plan = planBwrap();
-    expect(plan.argv.slice(0, 5)).toEqual(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"]);
+    const own = PLAN_IDENTITY.uid;
+    expect(plan.argv.slice(0, 5)).toEqual(["/usr/bin/setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups", "--no-new-privs"]);
+    expect(pairs(plan.argv)).toContain("--uid 65534");
+    expect(plan.scratch.owner).toEqual({ uid: own, gid: own });
     expect(plan.argv[5]).toBe("/usr/bin/bwrap");
     expect(plan.env).toEqual({});
     expect(plan.report.downgrades).toEqual([]);
@@ -77,7 +80,7 @@ describe("bwrap plan (pure)", () => {
 
   test("the child's env is the base plus what the policy and runner set, nothing else of the host", () => {
     const plan = composePlan(
-      { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace }, new BwrapProvider(), bwrapProbe);
+      { policy: mergePolicy(DEFAULT_POLICY, { env: { allow: ["HOME_OF_HOST", "ABSENT"], set: { A: "1" } } }), job: { ...job, env: { B: "2" } }, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, new BwrapProvider(), bwrapProbe);
     const args = plan.launcherArgs ?? [];
     const setenv = args.flatMap((a, i) => (a === "--setenv" ? [args[i + 1]] : []));
     expect(setenv.sort()).toEqual(["A", "B", "HOME", "LANG", "PATH", "TMPDIR"]);
@@ -123,13 +126,13 @@ describe("bwrap plan (pure)", () => {
     const bare = { ...bwrapProbe, tools: {} };
     let err: unknown;
     try {
-      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, new BwrapProvider(), bare);
+      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, new BwrapProvider(), bare);
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(SandboxUnavailableError);
     const controls = (err as SandboxUnavailableError).reasons.map((r) => r.split(":")[0]);
-    expect(controls).toEqual(["resources.cpu", "resources.fsize", "resources.nofile", "resources.processes", "resources.memory", "privilege.uid"]);
+    expect(controls).toEqual(["resources.cpu", "resources.fsize", "resources.nofile", "resources.processes", "resources.memory", "privilege.uid", "privilege.identity"]);
   });
 
   test("with cgroups: memory and pids are tree-wide cgroup caps, no RLIMIT_AS or RLIMIT_NPROC; Bun runs under fail", () => {
@@ -159,7 +162,7 @@ describe("bwrap plan (pure)", () => {
 describe("unsafe plan", () => {
   test("refused under fail with every missing layer listed; under degrade it runs bare", () => {
     const unsafe = new UnsafeNoIsolationProvider();
-    const input = { policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace };
+    const input = { policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY };
     let err: unknown;
     try {
       composePlan(input, unsafe, unsafe.probe());
@@ -203,7 +206,7 @@ describe("composePlan", () => {
     const p = { ...planner({ ...caps, resources: { ...caps.resources, rlimits: false, processCap: null } }), render: () => ((rendered = true), planner(caps).render({} as never, {} as never)) };
     let err: unknown;
     try {
-      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace }, p, FAKE_PROBE);
+      composePlan({ policy: DEFAULT_POLICY, job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, p, FAKE_PROBE);
     } catch (e) {
       err = e;
     }
@@ -213,7 +216,7 @@ describe("composePlan", () => {
   });
 
   test("policy switches a control off rather than degrading it", () => {
-    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace }, planner(caps), FAKE_PROBE);
+    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { privilege: { dropCapabilities: false } }), job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, planner(caps), FAKE_PROBE);
     expect(plan.report.layers.privilege.controls.capabilities!.status).toBe("off");
     expect(plan.report.downgrades).toEqual([]);
   });
@@ -221,7 +224,7 @@ describe("composePlan", () => {
   describe("a provider's report amendments", () => {
     const amending = (amendments: ReportAmendments): Provider => ({ ...planner(caps), render: (spec, ctx) => ({ ...planner(caps).render(spec, ctx), amendments }) });
     const degrade = mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", network: { mode: "allowlist", allow: ["192.0.2.1:443"] } });
-    const plan = (amendments: ReportAmendments, policy = degrade) => composePlan({ policy, job, host: ROOT_HOST, workspace }, amending(amendments), FAKE_PROBE);
+    const plan = (amendments: ReportAmendments, policy = degrade) => composePlan({ policy, job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, amending(amendments), FAKE_PROBE);
 
     test("may reword an enforced or off control and add an enforced one", () => {
       const p = plan({
@@ -252,9 +255,9 @@ describe("composePlan", () => {
     const probe: ProviderProbe = { ...bwrapProbe, features: { ...bwrapProbe.features, blockFd: true }, tools: { ...bwrapProbe.tools, slirp4netns: "/usr/bin/slirp4netns", nft: "/usr/sbin/nft", nsenter: "/usr/bin/nsenter" } };
     const policy = mergePolicy(DEFAULT_POLICY, { network: { mode: "allowlist", allow: ["checks.example:443"] } });
     expect(trialPlanRefusal(rootless, probe, policy, CGROUP_HOST, "/tmp/cordon-plan-test")).toEqual([]);
-    const unresolved = () => composePlan({ policy, job, host: CGROUP_HOST, workspace, resolved: {} }, rootless, probe);
+    const unresolved = () => composePlan({ policy, job, host: CGROUP_HOST, workspace, identity: PLAN_IDENTITY, resolved: {} }, rootless, probe);
     expect(unresolved).toThrow(/checks.example was not resolved before planning/);
-    const resolved = composePlan({ policy, job, host: CGROUP_HOST, workspace, resolved: { "checks.example": ["192.0.2.7"] } }, rootless, probe);
+    const resolved = composePlan({ policy, job, host: CGROUP_HOST, workspace, identity: PLAN_IDENTITY, resolved: { "checks.example": ["192.0.2.7"] } }, rootless, probe);
     expect(resolved.report.layers.network.controls.egress!.status).toBe("enforced");
   });
 });

@@ -33,6 +33,7 @@ import {
   describeResult,
   fdCount,
   freshRunRoot,
+  isSandboxHostUid,
   makeCordon,
   mountsUnder,
   parseKv,
@@ -81,7 +82,6 @@ import {
 // Host, cgroups, the provider table
 // ---------------------------------------------------------------------------------------
 
-const SANDBOX_UID = 65534;
 const CANARY_PARENTS = ["/tmp", "/var/tmp"].filter((p) => existsSync(p));
 /** Root-owned files to bind in must live outside /tmp (the sandbox's own tmpfs; the policy refuses binds there). */
 const ROOT_CANARY_PARENT = existsSync("/var/tmp") ? "/var/tmp" : "/srv";
@@ -105,6 +105,7 @@ const UNSAFE_DEGRADED = new Set([
   "resources.shm",
   "resources.wall",
   "privilege.uid",
+  "privilege.identity",
   "privilege.capabilities",
   "privilege.noNewPrivs",
   "env.hostProcesses",
@@ -488,12 +489,13 @@ function conformanceSuite(t: ProviderUnderTest): void {
     if (isEnforced(r, "env.allowlist")) expect(Object.keys(parseKv(block)).sort()).toEqual(["CORDON_RESULT_FD", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]);
   });
 
-  conformanceTest(t, "7. real uid drop: files the script creates are owned by 65534 on the host, no capability, no_new_privs, a root-only file stays unreadable; the user namespace is that uid's where the report says so", async (markers) => {
+  conformanceTest(t, "7. real uid drop: files the script creates are owned by the run's own host uid (65534 inside), not a concurrent run's; no capability, no_new_privs, a root-only file stays unreadable; the user namespace is that uid's where the report says so", async (markers) => {
     const dir = tempDir("rootcanary", 0o755, ROOT_CANARY_PARENT);
     const secret = token("root-secret-");
     const file = join(dir, "secret");
     writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-    const r = await t.run(privilegeScript(file), { filesystem: { readOnlyBinds: [dir] } }, { verify: true });
+    // A concurrent sibling run: the two must not share a host uid (per-uid quotas, signals, /proc).
+    const [r, sibling] = await Promise.all([t.run(privilegeScript(file), { filesystem: { readOnlyBinds: [dir] } }, { verify: true }), t.run("sleep 0.3", {}, { verify: true })]);
     const kv = parseKv(r.stdout);
     expect(kv.probe_done, describeResult(r)).toBe("1");
     const receipt = r.receipt;
@@ -501,13 +503,19 @@ function conformanceSuite(t: ProviderUnderTest): void {
     const sets = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"].map((s) => [s, kv[s]] as const);
     const withCaps = sets.filter(([, v]) => !/^0+$/.test(v ?? ""));
     const read = (r.stdout + r.stderr).includes(secret);
+    const siblingUid = sibling.receipt?.hostUid ?? null;
     expectAgreement(t, r, [
-      { control: "privilege.uid", succeeded: receipt.hostUid !== SANDBOX_UID || read, evidence: `a file the script created in scratch is owned by host uid ${receipt.hostUid}; the root-only file ${read ? "was read" : "was not read"}` },
+      { control: "privilege.uid", succeeded: !isSandboxHostUid(receipt.hostUid) || read, evidence: `a file the script created in scratch is owned by host uid ${receipt.hostUid}; the root-only file ${read ? "was read" : "was not read"}` },
+      {
+        control: "privilege.identity",
+        succeeded: !isSandboxHostUid(receipt.hostUid) || receipt.hostUid === siblingUid,
+        evidence: `the run's files are owned by host uid ${receipt.hostUid}, a concurrent run's by host uid ${siblingUid}`,
+      },
       { control: "privilege.capabilities", succeeded: receipt.capEff !== "0000000000000000" || withCaps.length > 0, evidence: `receipt CapEff ${receipt.capEff}; non-empty sets: ${withCaps.map(([s, v]) => `${s}=${v}`).join(", ") || "none"}` },
       { control: "privilege.noNewPrivs", succeeded: !receipt.noNewPrivs || kv.NoNewPrivs !== "1", evidence: `receipt noNewPrivs ${receipt.noNewPrivs}, /proc/self/status NoNewPrivs ${kv.NoNewPrivs}` },
     ]);
     if (isEnforced(r, "privilege.uid")) {
-      expect(receipt.hostUid).toBe(SANDBOX_UID);
+      expect(isSandboxHostUid(receipt.hostUid), `host uid ${receipt.hostUid}`).toBe(true);
       expect(kv.cat_rc).not.toBe("0");
       expect(r.stdout + r.stderr).toContain("Permission denied");
     }
@@ -529,7 +537,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     }
     const held = await pending;
     expectAgreement(t, held, [
-      { control: "privilege.namespaceOwner", succeeded: owner !== SANDBOX_UID, evidence: `the run's user namespace is owned by host uid ${owner ?? "(not seen)"}`, optional: true },
+      { control: "privilege.namespaceOwner", succeeded: owner === null || !isSandboxHostUid(owner), evidence: `the run's user namespace is owned by host uid ${owner ?? "(not seen)"}`, optional: true },
     ]);
   });
 

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Cordon, DEFAULT_POLICY, mergePolicy, SandboxUnavailableError, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import { type HostFacts, type Job, type Workspace, type ProviderProbe } from "../src/api/plugin.ts";
-import { detectHostFacts, hostFacts, UID_SCAN_MAX_AGE_MS } from "../src/host.ts";
+import { detectHostFacts, hostFacts } from "../src/host.ts";
 import { composePlan } from "../src/sandbox/plan.ts";
 import { LauncherInputError } from "../src/sandbox/launcher-input.ts";
 import { LAUNCHER_PROCESSES } from "../src/protocol/index.ts";
@@ -48,6 +48,8 @@ import {
   PLAN_JOB,
   ROOT_HOST,
   USER_HOST,
+  PLAN_IDENTITY,
+  isSandboxHostUid,
 } from "./support.ts";
 
 afterAll(() => removeTempDirs());
@@ -56,10 +58,10 @@ const MiB = 1024 * 1024;
 const workspace = allocateWorkspace("/tmp/cordon-nsjail-plan-test");
 const job = PLAN_JOB;
 const probe: ProviderProbe = { available: true, binary: "/opt/nsjail/nsjail", version: "build 0123456789ab", features: { seccomp: true }, tools: { timeout: "/usr/bin/timeout", setpriv: "/usr/bin/setpriv" } };
-const SETPRIV_65534 = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"];
+const SETPRIV_OWN = ["/usr/bin/setpriv", `--reuid=${PLAN_IDENTITY.uid}`, `--regid=${PLAN_IDENTITY.gid}`, "--clear-groups", "--no-new-privs"];
 
 function planFor(override: PolicyOverride = {}, host: HostFacts = CGROUP_HOST, j: Job = job, secrets: string[] = []) {
-  const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets }, new NsjailProvider(), probe);
+  const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, override), job: j, host, workspace, secrets, identity: PLAN_IDENTITY }, new NsjailProvider(), probe);
   const staged = plan.stage.find((f) => f.path === CONFIG_FILE);
   if (!staged) throw new Error("no config staged");
   return { plan, config: String(staged.content), mode: staged.mode, owner: staged.owner };
@@ -80,7 +82,7 @@ const mountLines = (config: string) => config.split("\n").filter((l) => l.starts
 describe("nsjail plan (pure)", () => {
   test("argv: setpriv to the run's host uid, nsjail --config <run dir>/nsjail.cfg -- timeout 0 <command>; the config is 0400 and that uid's", () => {
     const { plan, mode, owner } = planFor();
-    expect(plan.argv).toEqual([...SETPRIV_65534, "/opt/nsjail/nsjail", "--config", join(workspace.root, CONFIG_FILE), "--", "/usr/bin/timeout", "0", "/bin/sh", "/cordon/job/script.sh"]);
+    expect(plan.argv).toEqual([...SETPRIV_OWN, "/opt/nsjail/nsjail", "--config", join(workspace.root, CONFIG_FILE), "--", "/usr/bin/timeout", "0", "/bin/sh", "/cordon/job/script.sh"]);
     expect(mode).toBe(0o400);
     expect(owner).toEqual({ uid: 65534, gid: 65534 });
     // a non-root supervisor: nsjail runs as the supervisor, the config is its own 0600 file
@@ -137,16 +139,18 @@ describe("nsjail plan (pure)", () => {
     expect(plan.report.layers.resources.controls.cpu?.mechanism).toContain("SIGKILL at 10 s");
   });
 
-  test("uid map: root maps sandbox 65534 to host 65534 (never host root), nsjail runs as that uid and owns the user namespace; a non-root supervisor maps its own uid and says so", () => {
+  test("uid map: root maps sandbox 65534 to the run's own host uid (never host root, never 65534), nsjail runs as that uid and owns the user namespace; a non-root supervisor maps its own uid and says so", () => {
     const root = planFor();
-    expect(root.config).toContain('uidmap { inside_id: "65534" outside_id: "65534" count: 1 }');
-    expect(root.config).toContain('gidmap { inside_id: "65534" outside_id: "65534" count: 1 }');
+    const own = PLAN_IDENTITY.uid;
+    expect(root.config).toContain(`uidmap { inside_id: "65534" outside_id: "${own}" count: 1 }`);
+    expect(root.config).toContain(`gidmap { inside_id: "65534" outside_id: "${own}" count: 1 }`);
     expect(root.config).not.toMatch(/outside_id: "0"/);
-    expect(root.plan.scratch.owner).toEqual({ uid: 65534, gid: 65534 });
-    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("drops to host uid 65534 gid 65534");
+    expect(root.plan.scratch.owner).toEqual({ uid: own, gid: own });
+    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain(`to host uid ${own} gid ${own}`);
+    expect(root.plan.report.layers.privilege.controls.identity?.mechanism).toContain(`per-run host uid ${own} gid ${own}`);
     expect(root.plan.report.layers.privilege.controls.namespaceOwner).toEqual({
       status: "enforced",
-      mechanism: expect.stringContaining("nsjail runs as host uid 65534 gid 65534 (setpriv, no capabilities), so the run's user namespace is owned by that uid, not root"),
+      mechanism: expect.stringContaining(`nsjail runs as host uid ${own} gid ${own} (setpriv, no capabilities), so the run's user namespace is owned by that uid, not root`),
     });
     const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade" }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
@@ -155,15 +159,16 @@ describe("nsjail plan (pure)", () => {
     expect(user.report.layers.privilege.controls.namespaceOwner).toBeUndefined();
   });
 
-  test("uid map honours policy.privilege.uid/gid (like bwrap): root maps sandbox 4242/4343 to host 4242/4343", () => {
+  test("uid map honours policy.privilege.uid/gid inside (like bwrap): root maps sandbox 4242/4343 to the run's own host uid", () => {
     const root = planFor({ privilege: { uid: 4242, gid: 4343 } });
-    expect(root.config).toContain('uidmap { inside_id: "4242" outside_id: "4242" count: 1 }');
-    expect(root.config).toContain('gidmap { inside_id: "4343" outside_id: "4343" count: 1 }');
+    const own = PLAN_IDENTITY.uid;
+    expect(root.config).toContain(`uidmap { inside_id: "4242" outside_id: "${own}" count: 1 }`);
+    expect(root.config).toContain(`gidmap { inside_id: "4343" outside_id: "${own}" count: 1 }`);
     expect(root.config).not.toContain("65534");
-    expect(root.plan.scratch.owner).toEqual({ uid: 4242, gid: 4343 });
-    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain("drops to host uid 4242 gid 4343");
-    expect(root.plan.argv.slice(0, 4)).toEqual(["/usr/bin/setpriv", "--reuid=4242", "--regid=4343", "--clear-groups"]);
-    expect(root.owner).toEqual({ uid: 4242, gid: 4343 });
+    expect(root.plan.scratch.owner).toEqual({ uid: own, gid: own });
+    expect(root.plan.report.layers.privilege.controls.uid?.mechanism).toContain(`sandbox uid 4242 gid 4343 to host uid ${own} gid ${own}`);
+    expect(root.plan.argv.slice(0, 4)).toEqual(["/usr/bin/setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"]);
+    expect(root.owner).toEqual({ uid: own, gid: own });
     // a non-root supervisor can only map its own uid, to the policy's uid inside
     const user = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { onUnavailable: "degrade", privilege: { uid: 4242, gid: 4343 } }), job, host: USER_HOST, workspace }, new NsjailProvider(), probe);
     const cfg = String(user.stage.find((f) => f.path === CONFIG_FILE)?.content);
@@ -505,7 +510,7 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.list
     expect(result.stdout).not.toContain(canary);
   });
 
-  test.skipIf(!IS_ROOT)("real uid drop: the sandboxed process is uid 65534 on the host, not mapped root", async () => {
+  test.skipIf(!IS_ROOT)("real uid drop: the sandboxed process runs as its own host uid from the pool (65534 inside), not mapped root", async () => {
     const marker = sleepMarker(2);
     const runRoot = freshRunRoot();
     const pending = run(`sleep ${marker} & echo "inside=$(id -u):$(id -g):$(id -G)"; wait`, { resources: { wallMs: 8000 } }, runRoot, { verify: true });
@@ -517,9 +522,12 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.list
     }
     const r = await pending;
     expect(r.outcome, describeResult(r)).toBe("ok");
-    expect(hostUids, describeResult(r)).toEqual(["65534\t65534\t65534\t65534", "65534\t65534\t65534\t65534", ""]);
+    const own = r.receipt?.hostUid ?? -1;
+    expect(isSandboxHostUid(own), describeResult(r)).toBe(true);
+    expect(hostUids, describeResult(r)).toEqual([`${own}\t${own}\t${own}\t${own}`, `${own}\t${own}\t${own}\t${own}`, ""]);
     expect(r.stdout).toContain("inside=65534:65534:65534");
-    expect(r.receipt).toMatchObject({ hostUid: 65534, uidInside: 65534, capEff: "0000000000000000", noNewPrivs: true, seccomp: 2, interfaces: ["lo"] });
+    expect(r.receipt).toMatchObject({ uidInside: 65534, capEff: "0000000000000000", noNewPrivs: true, seccomp: 2, interfaces: ["lo"] });
+    expect(r.sandbox?.layers.privilege.controls.identity?.mechanism).toContain(`per-run host uid ${own} gid ${own}`);
   });
   if (!IS_ROOT) console.warn("provider-nsjail: the host uid drop test needs a root supervisor; skipped");
 
@@ -646,18 +654,6 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.list
       expect(parseKv(r.stdout).opened, r.stdout).toBe("100");
     }
     expect(together).toBe(true);
-  });
-  test.skipIf(!IS_ROOT)("nsjail running as the sandbox uid is a launcher step, not a foreign process of that uid: a run planned while another run's nsjail is alive is not refused", async () => {
-    const marker = sleepMarker(3);
-    const first = run(`exec sleep ${marker}`, { resources: { wallMs: 10_000 } });
-    const launcher = () => hostPids().find((pid) => uidOf(pid) === 65534 && readProc(pid, "comm")?.trim() === "nsjail");
-    await waitFor(() => processesWithMarker(marker).length > 0 && launcher() !== undefined, 5000);
-    await sleep(UID_SCAN_MAX_AGE_MS + 100); // a fresh scan of the host's processes, not one made before the first nsjail started
-    expect(launcher()).toBeDefined();
-    const second = await run("echo second", { onUnavailable: "fail" });
-    expect(second.outcome, describeResult(second)).toBe("ok");
-    expect(second.sandbox?.layers.privilege.controls.uidShared).toBeUndefined();
-    expect((await first).outcome).toBe("ok");
   });
   if (!IS_ROOT) console.warn("provider-nsjail: the filter read-back and the per-uid charge tests need a root supervisor; skipped");
 
@@ -786,7 +782,7 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     expect(r.stdout).toBe("");
   });
 
-  test("a non-default policy uid/gid (4242/4343) is the sandbox uid inside and, under a root supervisor, on the host", async () => {
+  test("a non-default policy uid/gid (4242/4343) is the sandbox uid inside; on the host, under a root supervisor, the run's own from the pool", async () => {
     const marker = sleepMarker(2);
     const pending = run(`sleep ${marker} & echo "inside=$(id -u):$(id -g)"; wait`, { privilege: { uid: 4242, gid: 4343 }, resources: { wallMs: 8000 } });
     let hostIds: string[] = [];
@@ -798,7 +794,10 @@ sed -n 's/^Max cpu time *\\([^ ]*\\).*/cpu=\\1/p; s/^Max file size *\\([^ ]*\\).
     const r = await pending;
     expect(r.outcome, describeResult(r)).toBe("ok");
     expect(r.stdout).toContain("inside=4242:4343");
-    if (IS_ROOT) expect(hostIds).toEqual(["4242", "4343"]);
+    if (IS_ROOT) {
+      expect(hostIds[0]).toBe(hostIds[1]); // uid = gid, the run's own
+      expect(isSandboxHostUid(Number(hostIds[0])), hostIds.join(":")).toBe(true);
+    }
   });
 
   test("the probe's trial run compiles the kafel text of the whole policy; one nsjail cannot compile is caught there, with kafel's message, not at run time", async () => {

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 
 const LIBRARY = [
   "AbsolutePath", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue",
-  "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema",
+  "GiB", "IdentityPoolExhaustedError", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema",
   "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError", "averageStateSchema",
   "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
   "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "ratePercent",

@@ -22,7 +22,7 @@ import {
   sandboxHealthCollector,
   UnsafeNoIsolationProvider,
 } from "../plugins/index.ts";
-import { caught, IS_ROOT, mountsUnder, removeTempDirs, runCgroupsIn, runRootEntries, sleep, tempDir } from "./support.ts";
+import { caught, IS_ROOT, isSandboxHostUid, mountsUnder, removeTempDirs, runCgroupsIn, runRootEntries, sleep, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
 const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
@@ -251,7 +251,9 @@ describe("what readiness proves on this host", () => {
     for (const l of LAYER_NAMES) expect(bwrap.layers[l].status).toBe("proven");
     expect(bwrap.runsDefaultPolicy).toBe(true);
     // Details say what was observed, not just "ok".
-    expect(bwrap.cells.privilege.detail).toContain("host uid 65534");
+    expect(bwrap.cells.privilege.detail).toMatch(/^host uid 20000000\d\d, no capabilities/); // the probe run's own, from the pool
+    expect(bwrap.cells.identity.detail).toMatch(/^two concurrent runs each held all \d+ inotify instances of fs.inotify.max_user_instances at once/);
+    expect(bwrap.cells.identity.detail).toContain("from the pool 2000000000–2000000063, not the supervisor's uid 0");
     expect(bwrap.cells.memory.detail).toContain("cgroup v"); // the whole tree's cap, cgroups being usable here
     expect(bwrap.cells.pids.detail).toMatch(/fork failed after \d+ processes/);
     // /dev/shm and stdin are attacked too: a write past the /dev/shm cap stops, stdin is cut at its cap.
@@ -289,6 +291,7 @@ describe("what readiness proves on this host", () => {
       output: "proven",
       privilege: "not-enforced",
       env: "proven",
+      identity: "not-enforced",
     };
     expect(statuses(unsafe), describeReport(unsafe)).toEqual(expected);
     for (const l of ["filesystem", "network", "resources", "privilege"] as const) expect(unsafe.layers[l].status).toBe("not-enforced");
@@ -340,7 +343,7 @@ describe("the probes leave nothing behind", () => {
     await sleep(1500);
     expect(processesInParentCgroup()).toEqual([]);
     const sleeps = observed.sampled.filter((p) => p.cmdline === "sleep 1");
-    for (const p of sleeps) expect(p.uid).toBe(65534);
+    for (const p of sleeps) expect(isSandboxHostUid(p.uid)).toBe(true);
     console.log(`readiness tests: saw ${observed.sampled.length} probe processes in run cgroups (${sleeps.length} of them the pids probe's sleep 1)`);
   });
 });

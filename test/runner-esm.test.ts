@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { Cordon, SandboxUnavailableError, runResultToJson, type CordonConfigInput, type PolicyOverride, type RunResult } from "../src/api/index.ts";
 import {
   IS_ROOT,
+  isSandboxHostUid,
   caught,
   countingListener,
   describeResult,
@@ -608,7 +609,8 @@ export default async (ctx) => {
     else expect([r.outcome, r.exitCode], describeResult(r)).toEqual(["killed", 134]);
     // Seen from the host: the children really ran, as the sandbox uid, never as root.
     expect(seenCount).toBeGreaterThan(0);
-    if (IS_ROOT) expect([...seenUids]).toEqual([65534]);
+    expect(seenUids.size).toBe(1); // the run's own host uid, one for the whole tree
+    expect(isSandboxHostUid([...seenUids][0] ?? null)).toBe(true);
     expect(r.durationMs).toBeLessThan(5000);
     await expectNoSurvivors(marker);
     expectClean(runRoot);

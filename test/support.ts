@@ -22,3 +22,4 @@ export * from "./support/attacks.ts";
 export * from "./support/import-graph.ts";
 export * from "./support/hosts.ts";
 export * from "./support/bpf.ts";
+export * from "./support/identity.ts";

@@ -31,6 +31,7 @@ export {
   CordonError,
   describeIssues,
   zodIssues,
+  IdentityPoolExhaustedError,
   JobInputError,
   PolicyValidationError,
   SandboxUnavailableError,

@@ -1,9 +1,14 @@
 /** From what the probes observed to a verdict per cell: proven only when the attack failed. */
+import { describeRange, inRange } from "../identity/range.ts";
 import type { Policy } from "../policy/index.ts";
 import type { RunResult } from "../result.ts";
 import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
 import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS, SHM_ATTEMPT_BYTES, STDIN_OFFERED_BYTES } from "./probes.ts";
+import type { IdentityObservation } from "./identity-probe.ts";
 import { CELLS_OF_LAYER, READINESS_CELLS, type ReadinessCell, type ReadinessVerdict } from "./types.ts";
+
+/** The identity attack's observations, or why it was not made (the plan admits a shared uid, the quota cannot be read). */
+export type IdentityEvidence = IdentityObservation | { status: "not-enforced" | "unknown"; detail: string };
 
 export interface Observations {
   probe: Record<string, string>;
@@ -12,6 +17,9 @@ export interface Observations {
   memory: { run: RunResult; probe: Record<string, string> };
   pids: { run: RunResult; probe: Record<string, string> };
   scratchOwner: number | null;
+  /** The host uid the main probe's plan dropped to (its own from the pool), or the policy uid when it dropped to none. */
+  expectedHostUid: number;
+  identity: IdentityEvidence;
   listenerHits: number;
   canaryDirEntries: string[];
 }
@@ -43,6 +51,37 @@ function pidsCell(obs: Observations): ReadinessVerdict {
   if (started >= PIDS_ATTEMPT) return notEnforced(`started ${started} processes under a cap of ${PROBE_LIMITS.maxProcesses}`);
   if (started === 0) return { status: "unknown", detail: `the pids probe did not run (outcome ${obs.pids.run.outcome})` };
   return proven(`fork failed after ${started} processes (cap ${PROBE_LIMITS.maxProcesses}: ${obs.pids.run.sandbox?.layers.resources.controls.processes?.mechanism ?? "?"})`);
+}
+
+/**
+ * Proven only when the attack failed: each of two concurrent runs held every inotify
+ * instance a uid may have (max_user_instances) at the same time, and the host saw them as
+ * two different uids of the pool, neither the supervisor's.
+ */
+function identityCell(evidence: IdentityEvidence): ReadinessVerdict {
+  if ("status" in evidence) return { status: evidence.status, detail: evidence.detail };
+  const { max, runs, bothReported, supervisorUid } = evidence;
+  const [a, b] = runs;
+  if (a.tool === "none" || b.tool === "none") return { status: "unknown", detail: "neither python3 nor perl under /usr to open inotify instances with: the per-uid quota attack did not run" };
+  if (!bothReported || a.held === null || b.held === null || a.owner === null || b.owner === null) {
+    return { status: "unknown", detail: `the identity probes did not both report while holding (outcomes ${a.result.outcome}, ${b.result.outcome}${a.result.error ? `: ${a.result.error.message}` : ""})` };
+  }
+  const range = a.identity?.range ?? b.identity?.range ?? null;
+  const uids = `host uids ${a.owner} and ${b.owner} (owners of a file each run created, seen from the host)`;
+  const problems: string[] = [];
+  const short = [a, b].filter((r) => r.held! < max);
+  if (short.length) {
+    problems.push(short.map((r) => `a run opened only ${r.held} of ${max} inotify instances${r.errno ? ` (errno ${r.errno})` : ""}`).join(", ") + ` while the other held ${short.length === 2 ? "the rest" : max}: the two share one per-uid quota`);
+  }
+  if (a.owner === b.owner) problems.push(`both ran as host uid ${a.owner}`);
+  for (const uid of new Set([a.owner, b.owner])) {
+    if (uid === supervisorUid) problems.push(`host uid ${uid} is the supervisor's`);
+    else if (!range || !inRange(range, uid)) problems.push(`host uid ${uid} is not from the identity pool${range ? ` ${describeRange(range)}` : ""}`);
+  }
+  if (problems.length) return notEnforced(`${problems.join("; ")} (${uids})`);
+  return proven(
+    `two concurrent runs each held all ${max} inotify instances of fs.inotify.max_user_instances at once (neither let go before both had them), as ${uids}: distinct, from the pool ${describeRange(range!)}, not the supervisor's uid ${supervisorUid}`,
+  );
 }
 
 export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessCell, ReadinessVerdict> {
@@ -82,11 +121,12 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
       `output ${obs.main.stdoutTruncated || obs.main.stderrTruncated ? "capped" : "not capped"}, stdin: the script read ${p.stdin_bytes ?? "?"} of ${STDIN_OFFERED_BYTES} bytes (cap ${PROBE_LIMITS.maxStdinBytes})`,
     ),
     privilege: verdict(
-      uid === policy.privilege.uid && p.cap_eff === "0000000000000000" && p.no_new_privs === "1",
+      uid === obs.expectedHostUid && p.cap_eff === "0000000000000000" && p.no_new_privs === "1",
       `host uid ${uid}, no capabilities, no_new_privs, seccomp mode ${p.seccomp ?? "?"}`,
-      `host uid ${uid ?? "?"}, CapEff ${p.cap_eff ?? "?"}, NoNewPrivs ${p.no_new_privs ?? "?"}`,
+      `host uid ${uid ?? "?"}${uid === obs.expectedHostUid ? "" : ` (not ${obs.expectedHostUid}, the uid the run drops to)`}, CapEff ${p.cap_eff ?? "?"}, NoNewPrivs ${p.no_new_privs ?? "?"}`,
     ),
     env: verdict(p.env_leak === "0", "host environment canary invisible (env and /proc/*/environ)", "host environment canary visible inside"),
+    identity: identityCell(obs.identity),
   };
 }
 

@@ -3,7 +3,7 @@ import type { ReadinessCell, ReadinessReport } from "./types.ts";
 
 /** The readiness cells a policy relies on: what must be proven before a run of it goes ahead under `fail`. */
 export function cellsNeeded(policy: Policy): ReadinessCell[] {
-  const needed: ReadinessCell[] = ["memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env"];
+  const needed: ReadinessCell[] = ["memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env", "identity"];
   if (policy.filesystem.mode === "scratch") needed.unshift("filesystem");
   // Only a fresh namespace is probed (allowlist and unrestricted egress are tested by the rootless suite).
   if (policy.network.mode === "deny") needed.splice(1, 0, "network");

@@ -26,7 +26,7 @@ export interface ComposedSpec {
 /** Run every layer (pure) for one input on a provider with these capabilities. */
 export function composeSpec(input: PlanInput, capabilities: Capabilities, layout: Layout, hostEnv: Record<string, string | undefined> = process.env): ComposedSpec {
   const { policy, job, host } = input;
-  const ctx: LayerContext = { policy, job, host, caps: capabilities, workspace: input.workspace, layout, resolved: input.resolved ?? null };
+  const ctx: LayerContext = { policy, job, host, caps: capabilities, workspace: input.workspace, layout, resolved: input.resolved ?? null, identity: input.identity ?? null };
   const filesystem = filesystemLayer(ctx);
   const network = networkLayer(ctx);
   const resources = resourcesLayer(ctx);

@@ -34,7 +34,8 @@ export function defaultRunRoot(env: Record<string, string | undefined> = process
   return join(tmpdir(), `cordon-runs-${uid}`);
 }
 
-class Unsafe extends Error {}
+/** Why a directory on the way lets another user in (the message says which and how). */
+export class UnsafeDirectoryError extends Error {}
 
 function lstatOrNull(path: string): Stats | null {
   try {
@@ -69,12 +70,12 @@ function unsafeDir(path: string, st: Stats, last: boolean, uid: number): string 
  * null when it does not exist (and was not created).
  */
 function walk(path: string, create: boolean, uid: number, lastIsRunRoot = true, depth = 0): string | null {
-  if (!isAbsolute(path)) throw new Unsafe(`${path} is not an absolute path`);
-  if (depth > 16) throw new Unsafe(`${path}: too many levels of symbolic links`);
+  if (!isAbsolute(path)) throw new UnsafeDirectoryError(`${path} is not an absolute path`);
+  if (depth > 16) throw new UnsafeDirectoryError(`${path}: too many levels of symbolic links`);
   const parts = path.split("/").filter((p) => p.length > 0 && p !== ".");
-  if (parts.includes("..")) throw new Unsafe(`${path} contains ".."`);
+  if (parts.includes("..")) throw new UnsafeDirectoryError(`${path} contains ".."`);
   const rootWhy = unsafeDir("/", lstatSync("/"), lastIsRunRoot && parts.length === 0, uid);
-  if (rootWhy) throw new Unsafe(rootWhy);
+  if (rootWhy) throw new UnsafeDirectoryError(rootWhy);
   let real = "/";
   for (let i = 0; i < parts.length; i++) {
     const last = lastIsRunRoot && i === parts.length - 1;
@@ -96,15 +97,15 @@ function walk(path: string, create: boolean, uid: number, lastIsRunRoot = true, 
       try {
         target = realpathSync(next);
       } catch {
-        throw new Unsafe(`${next} is a symbolic link to a missing directory`);
+        throw new UnsafeDirectoryError(`${next} is a symbolic link to a missing directory`);
       }
       const resolved = walk(target, false, uid, last, depth + 1);
-      if (resolved === null) throw new Unsafe(`${next} is a symbolic link to a missing directory`);
+      if (resolved === null) throw new UnsafeDirectoryError(`${next} is a symbolic link to a missing directory`);
       real = resolved;
       continue;
     }
     const why = unsafeDir(next, st, last, uid);
-    if (why) throw new Unsafe(why);
+    if (why) throw new UnsafeDirectoryError(why);
     real = next;
   }
   return real;
@@ -126,9 +127,17 @@ export function ensureRunRoot(runRoot: string): string {
   try {
     return walk(runRoot, true, supervisorUid())!;
   } catch (e) {
-    if (e instanceof Unsafe) throw refusal(runRoot, e.message);
+    if (e instanceof UnsafeDirectoryError) throw refusal(runRoot, e.message);
     throw e;
   }
+}
+
+/**
+ * Any root-private directory held to the run root's rules (created 0711 when missing):
+ * its real path, or UnsafeDirectoryError saying why not. The caller words the refusal.
+ */
+export function ensureSafeDirectory(path: string): string {
+  return walk(path, true, supervisorUid())!;
 }
 
 /** The run root's real path when it exists and is safe, null when it does not exist; throws when it is not safe. */
@@ -136,7 +145,7 @@ export function checkRunRoot(runRoot: string): string | null {
   try {
     return walk(runRoot, false, supervisorUid());
   } catch (e) {
-    if (e instanceof Unsafe) throw refusal(runRoot, e.message);
+    if (e instanceof UnsafeDirectoryError) throw refusal(runRoot, e.message);
     throw e;
   }
 }

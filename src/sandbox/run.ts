@@ -1,6 +1,7 @@
 import type { OutputLimits } from "../files/collect.ts";
 import type { StagedInput } from "../files/input.ts";
 import type { HostFacts } from "../host.ts";
+import type { RunIdentity } from "../identity/range.ts";
 import type { Policy } from "../policy/index.ts";
 import type { Provider, ProviderProbe } from "../provider.ts";
 import type { RunResult } from "../result.ts";
@@ -30,6 +31,12 @@ export interface RunPlanInput {
    * which judges the allowlist without its hostnames (they are looked up only for a run).
    */
   resolved?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * The run's own host uid/gid from the identity pool (its lease is the caller's to release
+   * after runInSandbox returned); a representative one for a trial plan. Absent: the run
+   * shares the policy uid on the host (reported: privilege.identity degraded).
+   */
+  identity?: RunIdentity;
 }
 
 /** A run planned once and passed on: what runInSandbox executes. Nothing exists on the host yet. */
@@ -52,7 +59,7 @@ export function planRun(input: RunPlanInput): PlannedRun {
   const layout = layoutOf(input.provider, workspace);
   const prepared = input.makeJob(layout);
   const { job, nonce } = input.verify ? withReceipt(prepared, layout) : { job: prepared, nonce: null };
-  const plan = composePlan({ policy: input.policy, job, host: input.host, workspace, secrets: input.secrets ?? [], ...(input.resolved ? { resolved: input.resolved } : {}) }, input.provider, input.probe);
+  const plan = composePlan({ policy: input.policy, job, host: input.host, workspace, secrets: input.secrets ?? [], ...(input.resolved ? { resolved: input.resolved } : {}), ...(input.identity ? { identity: input.identity } : {}) }, input.provider, input.probe);
   return { workspace, job, nonce, plan, host: input.host, secrets: input.secrets ?? [] };
 }
 

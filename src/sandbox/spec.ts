@@ -4,6 +4,7 @@
  * what the layers decided (SandboxSpec) and what gets spawned (SpawnPlan).
  */
 import type { HostFacts } from "../host.ts";
+import type { RunIdentity } from "../identity/range.ts";
 import type { Policy, ReadOnlyBind } from "../policy/index.ts";
 import type { CgroupLimits } from "../cgroup/run-cgroup.ts";
 import type { ResultDecoding } from "../protocol/result-channel.ts";
@@ -176,7 +177,10 @@ export interface ResourcesSpec {
 }
 
 export interface PrivilegeSpec {
-  /** Drop to this host uid/gid before starting the sandbox (root supervisor), or null. */
+  /**
+   * Drop to this host uid/gid before starting the sandbox (root supervisor), or null: the
+   * run's own identity from the pool (or, planned without one, the policy uid, reported).
+   */
   hostDrop: { uid: number; gid: number } | null;
   sandboxUid: number;
   sandboxGid: number;
@@ -264,4 +268,10 @@ export interface PlanInput {
   workspace: Workspace;
   /** Values to show as **** wherever the plan is reported (secret env). */
   secrets?: readonly string[];
+  /**
+   * The run's own host uid/gid, allocated from the identity pool before planning (a
+   * representative one in a trial plan). Absent: every such run shares the policy uid on
+   * the host, and the report says so (privilege.identity degraded).
+   */
+  identity?: RunIdentity;
 }

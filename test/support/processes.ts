@@ -3,10 +3,21 @@
  * mark. A process may exit between two reads: every reader treats "gone" as absent.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { DEFAULT_IDENTITY_RANGE, inRange } from "../../src/identity/range.ts";
 import { IS_ROOT } from "./policy.ts";
 
-/** The host uid the sandbox runs as: the policy's 65534 under a root supervisor, else the supervisor's own. */
+/**
+ * The uid a script sees inside the sandbox under a root supervisor: the policy's 65534. (On
+ * the host each run has its own uid from the identity pool: isSandboxHostUid.) Under a
+ * non-root supervisor, the supervisor's own.
+ */
 export const SANDBOX_UID = IS_ROOT ? 65534 : (process.getuid?.() ?? -1);
+
+/** Is `uid` a sandbox's host uid: one of the default identity pool under a root supervisor, the supervisor's own otherwise. */
+export function isSandboxHostUid(uid: number | null): boolean {
+  if (uid === null) return false;
+  return IS_ROOT ? inRange(DEFAULT_IDENTITY_RANGE, uid) : uid === process.getuid?.();
+}
 
 /** Every pid on the host (of our pid namespace and those below it). */
 export function hostPids(): number[] {
@@ -68,12 +79,12 @@ export function processesNamed(comm: string): { pid: number; ppid: number; comm:
 }
 
 /**
- * Processes running as the sandbox uid on the host that carry `mark` in their environment
- * or command line. (The mark keeps runs of other suites, which may run concurrently as the
- * same uid, out of the count.)
+ * Processes running as a sandbox's host uid that carry `mark` in their environment or
+ * command line. (The mark keeps runs of other suites, which may run concurrently, out of
+ * the count.)
  */
 export function markedSandboxProcesses(mark: string): number[] {
-  return hostPids().filter((pid) => uidOf(pid) === SANDBOX_UID && ((readProc(pid, "environ") ?? "").includes(mark) || (readProc(pid, "cmdline") ?? "").includes(mark)));
+  return hostPids().filter((pid) => isSandboxHostUid(uidOf(pid)) && ((readProc(pid, "environ") ?? "").includes(mark) || (readProc(pid, "cmdline") ?? "").includes(mark)));
 }
 
 /** Count, from the host, the marked sandbox processes while a run is under way. */

@@ -1,4 +1,5 @@
 import type { HostFacts } from "../../host.ts";
+import type { RunIdentity } from "../../identity/range.ts";
 import type { Policy } from "../../policy/index.ts";
 import { degraded, type ControlVerdict } from "../report.ts";
 import type { Capabilities, Job, Layout, Workspace } from "../spec.ts";
@@ -13,6 +14,8 @@ export interface LayerContext {
   layout: Layout;
   /** Hostname → addresses resolved by the supervisor; null in a trial plan (hostnames are looked up only for a run). */
   resolved: Readonly<Record<string, readonly string[]>> | null;
+  /** The run's own host uid/gid from the identity pool (representative in a trial plan); null: none was allocated. */
+  identity: RunIdentity | null;
 }
 
 /** A layer's verdicts (one per control) and what it contributes to the spawn. */

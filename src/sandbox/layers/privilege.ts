@@ -1,44 +1,72 @@
+import { describeRange } from "../../identity/range.ts";
 import { describeSyscallFilter, SYSCALL_RULES } from "../../seccomp/policy.ts";
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
 import type { PrivilegeSpec } from "../spec.ts";
-import { needsIsolation, USE_ISOLATING_PROVIDER, type LayerContext, type LayerResult } from "./context.ts";
+import { needsIsolation, type LayerContext, type LayerResult } from "./context.ts";
+
+/** What a host uid of one's own keeps to the run: said alike in every verdict. */
+const OWN_UID_KEEPS = "per-uid kernel quotas (inotify instances, keys, processes), signals and same-uid channels are this run's alone";
+const SHARED_UID_EXPOSES = "per-uid kernel quotas (inotify instances, keys, processes), signals and same-uid channels (its processes' /proc/<pid>/environ and /proc/<pid>/root)";
+
+/**
+ * The host uid and gid the run drops to and the verdicts on them. A root supervisor gives
+ * each run its own (ctx.identity, from the pool); the sandbox uid inside stays the policy's.
+ */
+function hostIdentity(ctx: LayerContext): { hostDrop: PrivilegeSpec["hostDrop"]; uid: ControlVerdict; identity: ControlVerdict } {
+  const { policy, caps, host, identity } = ctx;
+  const { uid, gid } = policy.privilege;
+  const inside = `uid ${uid} gid ${gid} inside`;
+  if (!caps.isolating) {
+    const why = `no isolation: the script runs as the supervisor (host uid ${host.uid})`;
+    return { hostDrop: null, uid: needsIsolation(why), identity: needsIsolation(`${why}, with no host identity of its own`) };
+  }
+  if (!(caps.privilege.hostUidDrop && host.isRoot)) {
+    const own = host.uid === uid && host.gid === gid;
+    return {
+      hostDrop: null,
+      uid: own
+        ? enforced(`the supervisor already runs as uid ${uid} gid ${gid}`)
+        : degraded(`the sandboxed process runs as host uid ${host.uid} (the supervisor's), not ${uid}`, `run the supervisor as root, or set privilege.uid/gid to ${host.uid}/${host.gid}`),
+      identity: degraded(
+        `${host.isRoot ? "this provider cannot drop to another host uid here" : "the supervisor is not root"}: every run runs as host uid ${host.uid}, sharing ${SHARED_UID_EXPOSES} with every other run and with the supervisor`,
+        "run the supervisor as root: each run then gets its own host uid from the identity pool (config identity)",
+      ),
+    };
+  }
+  if (!identity) {
+    return {
+      hostDrop: { uid, gid },
+      uid: enforced(`supervisor drops to host uid ${uid} gid ${gid} (no supplementary groups) before the sandbox starts`),
+      identity: degraded(
+        `no per-run host identity was allocated: the run drops to host uid ${uid}, sharing ${SHARED_UID_EXPOSES} with every run planned so and every host process of that uid`,
+        "plan runs through Cordon, which gives each run its own host uid from the identity pool (config identity)",
+      ),
+    };
+  }
+  const range = `the pool ${describeRange(identity.range)}`;
+  if (identity.representative) {
+    return {
+      hostDrop: { uid: identity.uid, gid: identity.gid },
+      uid: enforced(`supervisor drops to the run's own host uid and gid (per-run, from ${range}; no supplementary groups) before the sandbox starts; ${inside}`),
+      identity: enforced(`per-run host uid and gid from ${range}, one per concurrent run: ${OWN_UID_KEEPS}`),
+    };
+  }
+  return {
+    hostDrop: { uid: identity.uid, gid: identity.gid },
+    uid: enforced(`supervisor drops to host uid ${identity.uid} gid ${identity.gid}, this run's own (no supplementary groups), before the sandbox starts; ${inside}`),
+    identity: enforced(`per-run host uid ${identity.uid} gid ${identity.gid} from ${range}: ${OWN_UID_KEEPS}`),
+  };
+}
 
 export function privilegeLayer(ctx: LayerContext): LayerResult<PrivilegeSpec> {
-  const { policy, caps, host } = ctx;
+  const { policy, caps } = ctx;
   const { uid, gid, dropCapabilities, noNewPrivs } = policy.privilege;
   const pc = caps.privilege;
   const controls: Record<string, ControlVerdict> = {};
-  let hostDrop: PrivilegeSpec["hostDrop"] = null;
 
-  if (pc.hostUidDrop && host.isRoot) {
-    hostDrop = { uid, gid };
-    controls.uid = enforced(`supervisor drops to host uid ${uid} gid ${gid} (no supplementary groups) before the sandbox starts`);
-  } else if (caps.isolating && host.uid === uid && host.gid === gid) {
-    controls.uid = enforced(`the supervisor already runs as uid ${uid} gid ${gid}`);
-  } else {
-    controls.uid = degraded(
-      caps.isolating
-        ? `the sandboxed process runs as host uid ${host.uid} (the supervisor's), not ${uid}`
-        : `no isolation: the script runs as the supervisor (host uid ${host.uid})`,
-      caps.isolating ? `run the supervisor as root, or set privilege.uid/gid to ${host.uid}/${host.gid}` : USE_ISOLATING_PROVIDER,
-    );
-  }
-
-  // The run's user namespace is owned by the host uid it drops to: every other process running
-  // as that uid can read the run's /proc/<pid>/environ and /proc/<pid>/root. Looked up before
-  // the run, not prevented: when none is seen the uid verdict says so, when some are it degrades.
-  const users = host.sandboxUidUsers;
-  if (hostDrop && users && users.uid === uid) {
-    if (users.count === 0 && controls.uid.status === "enforced") {
-      controls.uid = enforced(`${controls.uid.mechanism}; no host process outside cordon's runs ran as uid ${uid} when the run was planned`);
-    } else if (users.count > 0) {
-      const n = users.count;
-      controls.uidShared = degraded(
-        `${n} host process${n === 1 ? "" : "es"} outside cordon's runs run${n === 1 ? "s" : ""} as uid ${uid} (${users.processes.join(", ")}${n > users.processes.length ? ", …" : ""}): the run's user namespace is owned by that uid, so they can read its /proc/<pid>/environ (secret values included) and /proc/<pid>/root`,
-        `give the sandbox a uid nothing else on the host uses: set policy.privilege.uid and privilege.gid to an unused number (no /etc/passwd entry, no process), or stop those processes`,
-      );
-    }
-  }
+  const { hostDrop, uid: uidVerdict, identity } = hostIdentity(ctx);
+  controls.uid = uidVerdict;
+  controls.identity = identity;
 
   if (!dropCapabilities) controls.capabilities = off("policy privilege.dropCapabilities is false");
   else if (pc.capabilityDrop) controls.capabilities = enforced("all capabilities dropped (bounding, effective, ambient)");
