@@ -68,7 +68,7 @@ function verdictOf(report: ReadinessReport, cell: string): ReadinessVerdict | un
 /** One column head per cell: the full names when the table fits with them, else short ones. */
 function columnHeads(reports: readonly ReadinessReport[], cells: readonly string[], width: number): string[] {
   const full = cells.map(escapeControls);
-  if (fullTableWidth(reports, full) <= width) return full;
+  if (fullTableWidth(reports, cells, full) <= width) return full;
   const taken = new Set<string>();
   return cells.map((c) => {
     const head = shortHead(c, taken);
@@ -83,8 +83,9 @@ function shortHead(cell: string, taken: ReadonlySet<string>): string {
   const preferred = SHORT_HEADS[cell];
   if (preferred !== undefined && !taken.has(preferred)) return preferred;
   if (displayWidth(name) <= 5 && !taken.has(name)) return name;
-  for (let n = 3; n < name.length; n++) {
-    const head = truncateTo(name, n + 1).replace(/…$/, "");
+  const chars = [...name];
+  for (let n = 3; n < chars.length; n++) {
+    const head = chars.slice(0, n).join("");
     if (!taken.has(head)) return head;
   }
   return name;
@@ -111,8 +112,8 @@ function gapsFor(markCount: number, last: boolean): number[] {
   return [0, TEXT_GAP, ...Array.from({ length: markCount }, (_, i) => (i === 0 ? TEXT_GAP : MARK_GAP)), ...(last ? [TEXT_GAP] : [])];
 }
 
-function fullTableWidth(reports: readonly ReadinessReport[], heads: readonly string[]): number {
-  return tableWidth(rowsOf(reports, heads, heads, true), gapsFor(heads.length, true));
+function fullTableWidth(reports: readonly ReadinessReport[], cells: readonly string[], heads: readonly string[]): number {
+  return tableWidth(rowsOf(reports, cells, heads, true), gapsFor(heads.length, true));
 }
 
 /**
