@@ -1,13 +1,16 @@
-import { fstatSync, readFileSync, statSync } from "node:fs";
+import { fstatSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { CordonError, JobInputError } from "../errors.ts";
+import { CordonError } from "../errors.ts";
 import { Cordon, type Plugins } from "../cordon.ts";
 import { readInputDirectory, writeOutputFiles } from "./directory.ts";
 import { parsePolicyOverride, type PolicyOverride } from "../policy/index.ts";
 import { resultFromError, runResultToJson, type RunResult } from "../result.ts";
 import type { StdinSource } from "../sandbox/spec.ts";
-import { formatReport, summarizeReport } from "../sandbox/report.ts";
-import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
+import { formatReport } from "../sandbox/report.ts";
+import { parseCommand, USAGE, UsageError, type ReadinessCommand, type RunCommand } from "./args.ts";
+import { checkRunCommand } from "./run-checks.ts";
+import { describeFailure, describeReceipt, describeRun } from "./run-text.ts";
+import { readinessVerdict } from "./readiness-text.ts";
 import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
 import { readinessTable } from "../readiness/table.ts";
@@ -59,12 +62,12 @@ function readPolicyFile(path: string | undefined): PolicyOverride | undefined {
   return path !== undefined ? parsePolicyOverride(readJsonFile(path, "policy file", "invalid-policy")) : undefined;
 }
 
-async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugins, io: CliIO): Promise<number> {
+async function runCommand(cmd: RunCommand, plugins: Plugins, io: CliIO): Promise<number> {
   let result: RunResult;
   try {
     const cordon = makeCordon(cmd, plugins);
     const policy = readPolicyFile(cmd.policyFile);
-    if (cmd.outDir) checkOutDir(cmd.outDir);
+    checkRunCommand(cmd, cordon);
     const files = cmd.filesDir ? readInputDirectory(cmd.filesDir, cordon.config.inputFiles) : undefined;
     const stdin = await io.readStdin();
     result = await cordon.run({
@@ -103,36 +106,14 @@ async function runCommand(cmd: Extract<Command, { kind: "run" }>, plugins: Plugi
     if (cmd.outDir) notes.unshift(...result.filesOmitted.map((o) => `cordon: not returned: ${o.path} (${o.reason})`));
     if (result.stdinTruncated) notes.unshift(`cordon: stdin cut at resources.maxStdinBytes (${result.sandbox?.requested.resources.maxStdinBytes ?? "?"} bytes): the script got that much, then end of file`);
     if (cmd.report && result.sandbox) io.stderr(`${escapeLines(formatReport(result.sandbox))}\n`);
+    if (cmd.verify && ran) io.stderr(`${describeReceipt(result.receipt).join("\n")}\n`);
   }
   for (const note of notes) io.stderr(`${escapeControls(note)}\n`);
-  if (!cmd.json) io.stderr(`${escapeControls(describeRun(result))}\n`);
+  if (!cmd.json) io.stderr(`${(ran ? [describeRun(result)] : describeFailure(result)).join("\n")}\n`);
   return status;
 }
 
-/** --out must be a directory or not exist yet (it is created after the run): refuse before running. */
-function checkOutDir(dir: string): void {
-  let st;
-  try {
-    st = statSync(dir, { throwIfNoEntry: false });
-  } catch (e) {
-    throw new JobInputError(`cannot use --out ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  if (st && !st.isDirectory()) throw new JobInputError(`--out ${dir} exists and is not a directory`);
-}
-
-/** The one-line summary the CLI prints on stderr after a run. */
-export function describeRun(r: RunResult): string {
-  if (r.outcome === "refused" || r.outcome === "error") return `cordon: ${r.outcome}: ${r.error?.message ?? "unknown error"}`;
-  const how = [r.outcome, r.limitHit ? `limit=${r.limitHit}` : "", r.signal ? `signal=${r.signal}` : `exit=${r.exitCode}`, `${r.durationMs}ms`]
-    .concat(r.stdoutTruncated || r.stderrTruncated ? ["output truncated"] : [])
-    .filter(Boolean)
-    .join(" ");
-  const result = r.result && r.resultSource === "channel" ? ` | result=${r.result.status}${r.result.message ? `: ${r.result.message.split("\n")[0]}` : ""}` : "";
-  const resultError = r.resultError ? ` | resultError: ${r.resultError}` : "";
-  return `${r.sandbox ? summarizeReport(r.sandbox) : "cordon:"} | ${how}${result}${resultError}`;
-}
-
-async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, plugins: Plugins, io: CliIO): Promise<number> {
+async function readinessCommand(cmd: ReadinessCommand, plugins: Plugins, io: CliIO): Promise<number> {
   const cordon = makeCordon(cmd, plugins);
   // Judged against the policy runs would get: the configured one, with --policy on top like `run --policy`.
   const policy = readPolicyFile(cmd.policyFile);
@@ -143,11 +124,7 @@ async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, pl
   if (cmd.json) {
     io.stdout(`${jsonText({ configuredProvider: configured, policyFile: cmd.policyFile ?? null, ready, check, providers: reports }, 2)}\n`);
   } else {
-    const which = cmd.policyFile === undefined ? "the configured policy" : `the configured policy with ${cmd.policyFile}`;
-    const verdict = ready
-      ? [`configured provider ${configured}: ready (${check.provider} runs ${which} under onUnavailable=fail)`]
-      : [`configured provider ${configured}: NOT ready for ${which}: runs under onUnavailable=fail will be refused`, ...check.reasons.map((r) => `  ${r}`)];
-    io.stdout(`${readinessTable(reports)}\n\n${escapeLines(verdict)}\n`);
+    io.stdout(`${readinessTable(reports)}\n\n${readinessVerdict(configured, cmd.policyFile, check).join("\n")}\n`);
   }
   return ready ? 0 : EXIT.notReady;
 }

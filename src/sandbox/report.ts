@@ -1,5 +1,7 @@
 import type { Policy } from "../policy/index.ts";
 import type { HostFacts } from "../host.ts";
+import { escapeControls } from "../escape.ts";
+import { displayWidth, padTo, TEXT_WIDTH, wrapText } from "../text-layout.ts";
 
 export const LAYER_NAMES = ["filesystem", "network", "resources", "privilege", "env"] as const;
 export type LayerName = (typeof LAYER_NAMES)[number];
@@ -85,29 +87,70 @@ export function refusalReasons(layers: Record<LayerName, LayerReport>): string[]
   return degradedLines(layers, "refusal");
 }
 
-/** One line for humans: provider, per-layer status, downgrade count. */
-export function summarizeReport(report: EffectiveSandboxReport): string {
-  const layers = LAYER_NAMES.map((l) => `${l}=${report.layers[l].status}`).join(" ");
-  const tail = report.downgrades.length ? ` | ${report.downgrades.length} downgraded: ${report.downgrades.join("; ")}` : "";
-  const label = report.provider.isolating ? report.provider.name : `${report.provider.name} (NO ISOLATION)`;
-  return `cordon: sandbox ${label} ${report.provider.version ?? ""}`.trimEnd() + ` | ${layers}${tail}`;
+/** The controls a run asked for and did not get, as `layer.control`. */
+export function degradedControls(layers: Record<LayerName, LayerReport>): string[] {
+  return LAYER_NAMES.flatMap((layer) =>
+    Object.entries(layers[layer].controls)
+      .filter(([, v]) => v.status === "degraded")
+      .map(([name]) => `${layer}.${name}`),
+  );
 }
 
-/** The full report for humans: every control with its mechanism, or why it degraded. */
-export function formatReport(report: EffectiveSandboxReport): string {
-  const { provider } = report;
-  const lines = [
-    `effective sandbox: provider ${provider.name}${provider.version ? ` ${provider.version}` : ""}${provider.isolating ? "" : " — NO ISOLATION"}, runner ${report.runner.name}, onUnavailable=${report.onUnavailable}`,
+/** Degraded controls are named in the summary up to this width, else counted: the reasons are `formatReport`'s. */
+const SUMMARY_NAMES_WIDTH = 48;
+
+/**
+ * One short line for humans: provider, and what was not enforced (degraded controls by name,
+ * or their count when many; layers the policy left off). Why is `formatReport`'s.
+ */
+export function summarizeReport(report: EffectiveSandboxReport): string {
+  const degradedNames = degradedControls(report.layers);
+  const offLayers = LAYER_NAMES.filter((l) => report.layers[l].status === "off");
+  const named = `degraded: ${degradedNames.join(", ")}`;
+  const parts = [
+    ...(degradedNames.length ? [`${named.length <= SUMMARY_NAMES_WIDTH ? named : `${degradedNames.length} controls degraded`} (why: --report)`] : []),
+    ...(offLayers.length ? [`off: ${offLayers.join(", ")}`] : []),
   ];
+  const label = report.provider.isolating ? report.provider.name : `${report.provider.name} (NO ISOLATION)`;
+  const state = parts.length ? parts.join("; ") : "all enforced";
+  return `cordon: sandbox ${label} ${report.provider.version ?? ""}`.trimEnd() + ` | ${state}`;
+}
+
+export interface FormatReportOptions {
+  /** The widest a line may be, in terminal columns (default 100); longer reasons are wrapped. */
+  width?: number;
+}
+
+/**
+ * The full report for humans: every control with its mechanism, or why it degraded, names
+ * aligned, long reasons wrapped under their own column. Control characters in what it
+ * quotes are escaped.
+ */
+export function formatReport(report: EffectiveSandboxReport, options: FormatReportOptions = {}): string {
+  const width = options.width ?? TEXT_WIDTH;
+  const { provider } = report;
+  const wrap = (text: string, indent: string, hang = "    ") => wrapText(escapeControls(text), width, { indent, hang });
+  const lines = wrap(
+    `effective sandbox: provider ${provider.name}${provider.version ? ` ${provider.version}` : ""}${provider.isolating ? "" : " — NO ISOLATION"}, runner ${report.runner.name}, onUnavailable=${report.onUnavailable}`,
+    "",
+  );
+  const nameWidth = Math.max(0, ...LAYER_NAMES.flatMap((l) => Object.keys(report.layers[l].controls).map((n) => displayWidth(escapeControls(n)))));
+  const statusWidth = Math.max(...(["enforced", "degraded", "off"] as const).map((s) => s.length));
   for (const layer of LAYER_NAMES) {
     const l = report.layers[layer];
     lines.push(`  ${layer}: ${l.status}`);
     for (const [name, c] of Object.entries(l.controls)) {
       const why = c.status === "enforced" ? c.mechanism : c.status === "degraded" ? whyDegraded(c, "downgrade") : c.reason;
-      lines.push(`    ${name.padEnd(12)} ${c.status.padEnd(8)} ${why ?? ""}`);
+      const head = `    ${padTo(escapeControls(name), nameWidth)} ${c.status.padEnd(statusWidth)} `;
+      lines.push(...wrapText(escapeControls(why ?? ""), width, { indent: head, hang: " ".repeat(displayWidth(head)) }));
     }
   }
-  if (report.runner.readOnlyBinds.length) lines.push(`  runner binds (read-only): ${report.runner.readOnlyBinds.join(", ")}`);
-  lines.push(report.downgrades.length ? `  DEGRADED (${report.downgrades.length}): ${report.downgrades.join("; ")}` : "  nothing degraded: every requested control is enforced");
+  if (report.runner.readOnlyBinds.length) lines.push(...wrap(`runner binds (read-only): ${report.runner.readOnlyBinds.join(", ")}`, "  "));
+  const degradedNames = degradedControls(report.layers);
+  lines.push(
+    ...(degradedNames.length
+      ? wrap(`DEGRADED (${degradedNames.length}, why above): ${degradedNames.join(", ")}`, "  ")
+      : ["  nothing degraded: every requested control is enforced"]),
+  );
   return lines.join("\n");
 }
