@@ -1,5 +1,5 @@
 /**
- * The two public entries, pinned: a name added to or removed from either is an API change
+ * The public entries (package.json `exports`: `cordon`, `cordon/plugin`, `cordon/plugins`), pinned: a name added to or removed from either is an API change
  * and must show up here (and in the README) on purpose, not by an `export *` upstream.
  */
 import { describe, expect, test } from "bun:test";
@@ -22,6 +22,12 @@ const PLUGIN_CONTRACT = [
   "off", "parseIpNet", "runSystemCommand", "zodIssues",
 ];
 
+const PLUGINS = [
+  "BwrapProvider", "CORDON_PLUGIN_ID", "EsmRunner", "NsjailProvider", "OUTPUT_CAP_BYTES", "PythonRunner", "RootlessProvider", "ScriptAggregatedSchema",
+  "ScriptConfigSchema", "ScriptResultSchema", "ShellRunner", "UnsafeNoIsolationProvider", "builtinProviders", "builtinRunners", "createScriptCollector",
+  "esmCollector", "healthStatus", "maskScriptResult", "pythonCollector", "readinessClient", "sandboxHealthCollector", "scriptCollectors", "shellCollector",
+];
+
 describe("public entries", () => {
   test("the library entry (src/api/index.ts) exports exactly these runtime names", async () => {
     expect(Object.keys(await import("../src/api/index.ts")).sort()).toEqual([...LIBRARY].sort());
@@ -29,5 +35,14 @@ describe("public entries", () => {
 
   test("the plugin contract (src/api/plugin.ts) exports exactly these runtime names", async () => {
     expect(Object.keys(await import("../src/api/plugin.ts")).sort()).toEqual([...PLUGIN_CONTRACT].sort());
+  });
+
+  test("the shipped plugins (plugins/index.ts) export exactly these runtime names", async () => {
+    expect(Object.keys(await import("../plugins/index.ts")).sort()).toEqual([...PLUGINS].sort());
+  });
+
+  test("package.json maps each package name to its entry", async () => {
+    const { exports } = await Bun.file(new URL("../package.json", import.meta.url)).json();
+    expect(exports).toMatchObject({ ".": "./src/api/index.ts", "./plugin": "./src/api/plugin.ts", "./plugins": "./plugins/index.ts" });
   });
 });
