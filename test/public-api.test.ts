@@ -5,11 +5,11 @@
 import { describe, expect, test } from "bun:test";
 
 const LIBRARY = [
-  "AbsolutePath", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue",
-  "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyOverrideSchema", "PolicySchema",
+  "AbsolutePath", "ConfigFileSchema", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue",
+  "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyFileSchema", "PolicyOverrideSchema", "PolicySchema",
   "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError", "averageStateSchema",
-  "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
-  "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "ratePercent",
+  "configJsonSchema", "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
+  "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "policyJsonSchema", "ratePercent",
   "rateStateSchema", "readinessTable", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage",
   "weakSecretNames", "zodIssues",
 ];
