@@ -11,6 +11,7 @@ import { parseCommand, USAGE, UsageError, type Command } from "./args.ts";
 import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
 import { readinessTable } from "../readiness/table.ts";
+import { schemaCommand } from "./schema.ts";
 
 export interface CliIO {
   stdout: (data: string | Uint8Array) => void;
@@ -155,6 +156,7 @@ async function readinessCommand(cmd: Extract<Command, { kind: "readiness" }>, pl
 /** The CLI, independent of process globals so tests can drive it. Returns the exit status. */
 export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise<number> {
   try {
+    if (argv[0] === "schema") return schemaCommand(argv.slice(1), io);
     const cmd = parseCommand(argv);
     if (cmd.kind === "help") {
       io.stdout(`${USAGE}\n`);
