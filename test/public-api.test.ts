@@ -5,13 +5,15 @@
 import { describe, expect, test } from "bun:test";
 
 const LIBRARY = [
-  "AbsolutePath", "ConfigFileSchema", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName", "EnvValue",
-  "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyFileSchema", "PolicyOverrideSchema", "PolicySchema",
-  "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned", "VersionedDataError", "averageStateSchema",
-  "configJsonSchema", "cordonClient", "counterStateSchema", "describeIssues", "formatReport", "maskMetrics", "maskText", "mergeAverage", "mergeCounter",
-  "mergeMinMax", "mergePolicy", "mergeRate", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "policyJsonSchema", "ratePercent",
-  "rateStateSchema", "readinessTable", "resultFromError", "runResultToJson", "secretValues", "startCordon", "summarizeReport", "weakSecretMessage",
-  "weakSecretNames", "zodIssues",
+  "AbsolutePath", "ConfigFileSchema", "ConfigValidationError", "Cordon", "CordonConfigSchema", "CordonError", "DEFAULT_POLICY", "EnvName",
+  "EnvValue", "GiB", "JobInputError", "KiB", "LAYER_NAMES", "MIN_SECRET_BYTES", "MiB", "PolicyFileSchema", "PolicyOverrideSchema", "PolicySchema",
+  "PolicyValidationError", "RESULT_STATUSES", "SandboxUnavailableError", "UnknownProviderError", "UnknownRunnerError", "Versioned",
+  "VersionedAggregated", "VersionedDataError", "averageField", "averageOf", "averageStateSchema", "collectorFromDefinition", "configJsonSchema",
+  "cordonClient", "counterField", "counterStateSchema", "describeIssues", "fieldVariable", "formatReport", "maskMetrics", "maskText", "mergeAverage",
+  "mergeAverageStates", "mergeCounter", "mergeCounterStates", "mergeMinMax", "mergeMinMaxStates", "mergePolicy", "mergeRate", "mergeRateStates",
+  "migrateToCheckstackStates", "minMaxField", "minMaxStateSchema", "parseConfig", "parsePolicy", "parsePolicyOverride", "policyJsonSchema",
+  "rateField", "ratePercent", "rateStateSchema", "readinessTable", "resultFromError", "runContextEnv", "runResultToJson", "secretValues",
+  "startCordon", "summarizeReport", "toCheckstackSandbox", "weakSecretMessage", "weakSecretNames", "zodIssues",
 ];
 
 const PLUGIN_CONTRACT = [
@@ -23,9 +25,11 @@ const PLUGIN_CONTRACT = [
 ];
 
 const PLUGINS = [
-  "BwrapProvider", "CORDON_PLUGIN_ID", "EsmRunner", "NsjailProvider", "OUTPUT_CAP_BYTES", "PythonRunner", "RootlessProvider", "ScriptAggregatedSchema",
-  "ScriptConfigSchema", "ScriptResultSchema", "ShellRunner", "UnsafeNoIsolationProvider", "builtinProviders", "builtinRunners", "createScriptCollector",
-  "esmCollector", "healthStatus", "maskScriptResult", "pythonCollector", "readinessClient", "sandboxHealthCollector", "scriptCollectors", "shellCollector",
+  "BwrapProvider", "CORDON_PLUGIN_ID", "EsmRunner", "NsjailProvider", "OUTPUT_CAP_BYTES", "PythonRunner", "RootlessProvider",
+  "SANDBOX_HEALTH_AGGREGATED_FIELDS", "SCRIPT_AGGREGATED_FIELDS", "ScriptAggregatedSchema", "ScriptConfigSchema", "ScriptResultSchema",
+  "ShellRunner", "UnsafeNoIsolationProvider", "builtinProviders", "builtinRunners", "createScriptCollector", "esmCollector", "healthStatus",
+  "maskScriptResult", "pythonCollector", "readinessClient", "sandboxHealthCollector", "sandboxHealthDefinition", "scriptCollectorDefinition",
+  "scriptCollectors", "shellCollector",
 ];
 
 describe("public entries", () => {
