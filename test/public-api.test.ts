@@ -47,6 +47,6 @@ describe("public entries", () => {
 
   test("package.json maps each package name to its entry", async () => {
     const { exports } = await Bun.file(new URL("../package.json", import.meta.url)).json();
-    expect(exports).toMatchObject({ ".": "./src/api/index.ts", "./plugin": "./src/api/plugin.ts", "./plugins": "./plugins/index.ts" });
+    expect(exports).toMatchObject({ ".": "./src/api/index.ts", "./plugin": "./src/api/plugin.ts", "./plugins": "./plugins/index.ts", "./checkstack": "./plugins/checkstack.ts" });
   });
 });
