@@ -22,9 +22,11 @@ import { composeSpec, SANDBOX_LAYOUT } from "cordon/plugin";
 const cordon = new Cordon({ provider: "bwrap", runRoot: process.argv[2] }, { providers: builtinProviders(), runners: builtinRunners() });
 const config = shellCollector.config.parse({ version: 2, data: { script: 'cordon-result ok "uid $(id -u)" n=7' } });
 const { result } = await shellCollector.execute({ config, client: cordonClient(cordon), pluginId: "cordon" });
+// cordon/checkstack's types need @checkstack/backend-api (a checkstack backend has it): loaded, not type-checked, here.
+const checkstack = await import(["cordon", "checkstack"].join("/"));
 console.log(JSON.stringify({
-  resolved: ["cordon", "cordon/plugins", "cordon/plugin"].map((s) => import.meta.resolve(s)),
-  names: [typeof Cordon, typeof PolicySchema, typeof composeSpec, typeof SANDBOX_LAYOUT, Object.keys(scriptCollectors).join(","), typeof sandboxHealthCollector],
+  resolved: ["cordon", "cordon/plugins", "cordon/plugin", "cordon/checkstack", "cordon/schema/policy.schema.json"].map((s) => import.meta.resolve(s)),
+  names: [typeof Cordon, typeof PolicySchema, typeof composeSpec, typeof SANDBOX_LAYOUT, Object.keys(scriptCollectors).join(","), typeof sandboxHealthCollector, typeof checkstack.checkstackCollectors],
   result,
 }));
 `;
@@ -82,7 +84,7 @@ describe("the installed package", () => {
     expect(out.code, out.err).toBe(0);
     const report = JSON.parse(out.out.trim().split("\n").at(-1)!);
     for (const url of report.resolved) expect(url).toStartWith(`file://${project}/node_modules/cordon/`);
-    expect(report.names).toEqual(["function", "object", "function", "object", "shell,python,esm", "function"]);
+    expect(report.names).toEqual(["function", "object", "function", "object", "shell,python,esm", "function", "function"]);
     expect(report.result.status).toBe("ok");
     expect(report.result.message).toBe("uid 65534");
     expect(report.result.metrics).toEqual({ n: 7 });
