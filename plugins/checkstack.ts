@@ -46,7 +46,7 @@ export function toCheckstackCollector<TClient extends TransportClient<unknown, u
   definition: CollectorDefinition<TClient, TConfig, TResult, F>,
   pluginId = CORDON_PLUGIN_ID,
 ): CollectorStrategy<TClient, TConfig, TResult, InferAggregated<F>> {
-  const { config, result, aggregatedResult, execute, mergeResult, supportedPlugins: _cordons, ...about } = definition;
+  const { config, result, aggregatedResult, execute, mergeResult, supportedPlugins: _replacedByPluginId, ...about } = definition;
   return {
     ...about,
     supportedPlugins: [{ pluginId }],

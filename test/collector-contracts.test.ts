@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { z } from "zod";
 import {
   averageField,
@@ -13,6 +13,7 @@ import {
   rateField,
   ratePercent,
   rateStateSchema,
+  toCheckstackSandbox,
   Versioned,
   VersionedAggregated,
   VersionedDataError,
@@ -24,6 +25,7 @@ import {
   type RateState,
   type TransportClient,
 } from "../src/api/index.ts";
+import { freshRunRoot, makeCordon, removeTempDirs } from "./support.ts";
 
 const v3Schema = z.object({ host: z.string(), port: z.number().int().min(1), timeoutMs: z.number().int().positive() });
 
@@ -322,5 +324,28 @@ describe("CollectorStrategy", () => {
     expect(agg.avgLatency.avg).toBe(20);
     expect(agg.okRate).toEqual({ _type: "rate", _success: 1, _total: 2, rate: 50 });
     expect(collector.aggregatedResult.parse(collector.aggregatedResult.create(agg))).toEqual(agg);
+  });
+});
+
+describe("the effective-sandbox report in checkstack's shape", () => {
+  afterAll(removeTempDirs);
+
+  test("a run under the unsafe provider: no layer enforced, every downgrade under its checkstack layer (env under privilege)", async () => {
+    const report = await makeCordon(freshRunRoot("report-shape")).plan({ runner: "shell", script: { source: "true" }, args: [], provider: "unsafe", policy: { onUnavailable: "degrade" } });
+    const shape = toCheckstackSandbox(report);
+    expect(shape.enforced).toEqual({ resources: false, filesystem: false, network: false, privilege: false });
+    expect(shape.downgrades.map((d) => d.reason)).toEqual(report.downgrades);
+    for (const d of shape.downgrades) {
+      const cordonLayer = d.reason.split(".")[0];
+      expect([cordonLayer, d.layer]).toEqual([cordonLayer, cordonLayer === "env" ? "privilege" : cordonLayer]);
+    }
+    expect(shape.platform).toBe("linux");
+  });
+
+  test("bwrap with the default policy: every layer enforced, nothing degraded, and what the policy leaves off is a note", async () => {
+    const report = await makeCordon(freshRunRoot("report-shape")).plan({ runner: "shell", script: { source: "true" }, args: [], provider: "bwrap" });
+    const shape = toCheckstackSandbox(report);
+    expect(shape).toMatchObject({ enforced: { resources: true, filesystem: true, network: true, privilege: true }, downgrades: [] });
+    for (const n of shape.notes) expect(n.note).toMatch(/^(filesystem|network|resources|privilege|env)\.\w+: /);
   });
 });

@@ -38,10 +38,10 @@ export function runContextEnv(context: CollectorRunContext | undefined): Record<
   if (context === undefined) return {};
   const env: Record<string, string> = {};
   const set = (name: string | null, value: unknown) => {
-    const value_ = text(value);
-    if (name === null || value_ === null || name in env) return;
-    if (!EnvValue.safeParse(value_).success) throw new JobInputError(`run context variable ${name}: its value must hold no NUL byte and be at most 128 KiB`);
-    env[name] = value_;
+    const asText = text(value);
+    if (name === null || asText === null || name in env) return;
+    if (!EnvValue.safeParse(asText).success) throw new JobInputError(`run context variable ${name}: its value must hold no NUL byte and be at most 128 KiB`);
+    env[name] = asText;
   };
   set("CHECKSTACK_CHECK_ID", context.check.id);
   set("CHECKSTACK_CHECK_NAME", context.check.name);
