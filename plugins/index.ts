@@ -1,4 +1,8 @@
-/** The plugins shipped with cordon. The composition root (CLI, examples) registers these. */
+/**
+ * The plugins shipped with cordon (the package entry `cordon/plugins`): the providers and
+ * runners a composition root registers (CLI, examples, an application), and the health-check
+ * collectors built on them. test/public-api.test.ts pins these names.
+ */
 import type { Provider, Runner } from "../src/api/plugin.ts";
 import { BwrapProvider } from "./provider-bwrap/index.ts";
 import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
@@ -8,7 +12,7 @@ import { ShellRunner } from "./runner-shell/index.ts";
 import { PythonRunner } from "./runner-python/index.ts";
 import { EsmRunner } from "./runner-esm/index.ts";
 
-export { BwrapProvider, RootlessProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
+export { BwrapProvider, RootlessProvider, NsjailProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
 
 export function builtinProviders(): Provider[] {
   return [new BwrapProvider(), new RootlessProvider(), new NsjailProvider(), new UnsafeNoIsolationProvider()];
@@ -18,4 +22,39 @@ export function builtinRunners(): Runner[] {
   return [new ShellRunner(), new PythonRunner(), new EsmRunner()];
 }
 
-export { readinessClient, sandboxHealthCollector } from "./collector-sandbox-health/index.ts";
+export {
+  CORDON_PLUGIN_ID,
+  createScriptCollector,
+  esmCollector,
+  healthStatus,
+  maskScriptResult,
+  OUTPUT_CAP_BYTES,
+  pythonCollector,
+  SCRIPT_AGGREGATED_FIELDS,
+  ScriptAggregatedSchema,
+  ScriptConfigSchema,
+  scriptCollectorDefinition,
+  scriptCollectors,
+  ScriptResultSchema,
+  shellCollector,
+  type ScriptAggregated,
+  type ScriptClient,
+  type ScriptCollector,
+  type ScriptCollectorDefinition,
+  type ScriptConfig,
+  type ScriptResult,
+  type ScriptRunner,
+} from "./collector-script/index.ts";
+export {
+  readinessClient,
+  SANDBOX_HEALTH_AGGREGATED_FIELDS,
+  sandboxHealthCollector,
+  sandboxHealthDefinition,
+  type HealthClient,
+  type HealthCommand,
+  type HealthReading,
+  type SandboxHealthAggregated,
+  type SandboxHealthConfig,
+  type SandboxHealthDefinition,
+  type SandboxHealthResult,
+} from "./collector-sandbox-health/index.ts";

@@ -1,6 +1,31 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { mergeAverage, mergeCounter, mergeMinMax, mergeRate, averageStateSchema, minMaxStateSchema, rateStateSchema, ratePercent, Versioned, VersionedDataError, type AverageState, type CollectorStrategy, type Migration, type MinMaxState, type RateState, type TransportClient } from "../src/api/index.ts";
+import {
+  averageField,
+  averageStateSchema,
+  mergeAverage,
+  mergeCounter,
+  mergeMinMax,
+  mergeRate,
+  migrateToCheckstackStates,
+  minMaxField,
+  minMaxStateSchema,
+  rateField,
+  ratePercent,
+  rateStateSchema,
+  toCheckstackSandbox,
+  Versioned,
+  VersionedAggregated,
+  VersionedDataError,
+  type AverageState,
+  type CollectorStrategy,
+  type InferAggregated,
+  type Migration,
+  type MinMaxState,
+  type RateState,
+  type TransportClient,
+} from "../src/api/index.ts";
+import { freshRunRoot, makeCordon, removeTempDirs } from "./support.ts";
 
 const v3Schema = z.object({ host: z.string(), port: z.number().int().min(1), timeoutMs: z.number().int().positive() });
 
@@ -166,8 +191,8 @@ describe("aggregation helpers", () => {
       state = mergeAverage(state, value);
       seen.push(state.avg);
     }
-    expect(seen).toEqual([0, 10, 10, 15, 18.33, 18.33]);
-    expect(state).toEqual({ _type: "average", _sum: 55, _count: 3, avg: 18.33 });
+    expect(seen).toEqual([0, 10, 10, 15, 18.3, 18.3]); // checkstack's rounding: 1 decimal
+    expect(state).toEqual({ _type: "average", _sum: 55, _count: 3, avg: 18.3 });
     expect(averageStateSchema.parse(state)).toEqual(state!);
   });
 
@@ -185,21 +210,19 @@ describe("aggregation helpers", () => {
       state = mergeRate(state, success);
       rates.push(state.rate);
     }
-    expect(rates).toEqual([0, 100, 50, 50, 66.67]);
-    expect(state).toEqual({ _type: "rate", _success: 2, _total: 3, rate: 66.67 });
+    expect(rates).toEqual([0, 100, 50, 50, 67]); // checkstack's rounding: whole percent
+    expect(state).toEqual({ _type: "rate", _success: 2, _total: 3, rate: 67 });
     expect(rateStateSchema.parse(state)).toEqual(state!);
   });
 
-  test("rate rounding never lands on 0 or 100 unless it is exact", () => {
+  test("rates are whole percent, as checkstack stores them (its bucket merges recompute them so)", () => {
     expect(ratePercent(0, 0)).toBe(0);
     expect(ratePercent(0, 5)).toBe(0);
     expect(ratePercent(5, 5)).toBe(100);
-    expect(ratePercent(1, 3)).toBe(33.33);
-    expect(ratePercent(2, 3)).toBe(66.67);
-    expect(ratePercent(99_999, 100_000)).toBe(99.99);
-    expect(ratePercent(999_999, 1_000_000)).toBe(99.99);
-    expect(ratePercent(1, 1_000_000)).toBe(0.01);
-    expect(mergeRate({ _success: 99_999, _total: 99_999, rate: 100 }, false).rate).toBe(99.99);
+    expect(ratePercent(1, 3)).toBe(33);
+    expect(ratePercent(2, 3)).toBe(67);
+    expect(ratePercent(999, 1000)).toBe(100);
+    expect(mergeRate({ _success: 99, _total: 99, rate: 100 }, false).rate).toBe(99);
   });
 
   test("mergeCounter counts booleans and adds numbers", () => {
@@ -209,13 +232,49 @@ describe("aggregation helpers", () => {
     expect(state).toEqual({ _type: "counter", count: 5.5 });
   });
 
-  test("mergeMinMax over a sequence; an empty start is not a 0 observation", () => {
-    let state: MinMaxState | undefined = mergeMinMax(undefined, undefined);
-    expect(state).toEqual({ _type: "minmax", _count: 0, min: 0, max: 0 });
-    for (const value of [50, undefined, 20, 80, Number.NaN, 30]) state = mergeMinMax(state, value);
-    expect(state).toEqual({ _type: "minmax", _count: 4, min: 20, max: 80 });
+  test("mergeMinMax over a sequence, in checkstack's { min, max } state", () => {
+    expect(mergeMinMax(undefined, undefined)).toEqual({ _type: "minmax", min: 0, max: 0 });
+    let state: MinMaxState = mergeMinMax(undefined, 50);
+    for (const value of [undefined, 20, 80, Number.NaN, 30]) state = mergeMinMax(state, value);
+    expect(state).toEqual({ _type: "minmax", min: 20, max: 80 });
     expect(minMaxStateSchema.parse(state)).toEqual(state);
-    expect(mergeMinMax(undefined, -3)).toEqual({ _type: "minmax", _count: 1, min: -3, max: -3 });
+    expect(mergeMinMax(undefined, -3)).toEqual({ _type: "minmax", min: -3, max: -3 });
+  });
+});
+
+describe("VersionedAggregated: fields, bucket merges, the move to checkstack's states", () => {
+  const fields = {
+    latency: averageField({ "x-chart-type": "line", "x-chart-unit": "ms", "x-anomaly-enabled": false }),
+    range: minMaxField({ "x-chart-type": "line", "x-anomaly-enabled": false }),
+    ok: rateField({ "x-chart-type": "gauge", "x-anomaly-enabled": false }),
+  };
+  type Agg = InferAggregated<typeof fields>;
+  const agg = new VersionedAggregated({ version: 2, fields, migrations: [migrateToCheckstackStates(fields, 1)] });
+
+  test("two buckets merge field by field; a missing field is taken from the other side", () => {
+    const a: Agg = { latency: mergeAverage(undefined, 10), range: mergeMinMax(undefined, 10), ok: mergeRate(undefined, true) };
+    const b: Agg = { latency: mergeAverage(mergeAverage(undefined, 20), 40), range: mergeMinMax(mergeMinMax(undefined, 40), 20), ok: mergeRate(mergeRate(undefined, false), true) };
+    expect(agg.mergeAggregatedStates(a, b)).toEqual({
+      latency: { _type: "average", _sum: 70, _count: 3, avg: 23.3 },
+      range: { _type: "minmax", min: 10, max: 40 },
+      ok: { _type: "rate", _success: 2, _total: 3, rate: 67 },
+    });
+    expect(agg.mergeAggregatedStates(undefined, a)).toEqual(a);
+    expect(agg.fields).toBe(fields);
+  });
+
+  test("a v1 bucket (minmax _count, 2-decimal rounding) is read as checkstack's states", () => {
+    const v1 = {
+      latency: { _type: "average", _sum: 55, _count: 3, avg: 18.33 },
+      range: { _type: "minmax", _count: 3, min: 10, max: 25 },
+      ok: { _type: "rate", _success: 2, _total: 3, rate: 66.67 },
+    };
+    expect(agg.parse({ version: 1, data: v1 })).toEqual({
+      latency: { _type: "average", _sum: 55, _count: 3, avg: 18.3 },
+      range: { _type: "minmax", min: 10, max: 25 },
+      ok: { _type: "rate", _success: 2, _total: 3, rate: 67 },
+    });
+    expect(() => agg.parse({ version: 1, data: "nope" })).toThrow("the stored aggregate must be an object");
   });
 });
 
@@ -226,8 +285,11 @@ describe("CollectorStrategy", () => {
     exec: async (command) => ({ stdout: `${command.argv.length} args`, exitCode: command.argv[0] === "fail" ? 1 : 0 }),
   };
 
-  const aggregated = z.object({ avgLatency: averageStateSchema, okRate: rateStateSchema });
-  type Aggregated = z.infer<typeof aggregated>;
+  const aggregatedFields = {
+    avgLatency: averageField({ "x-chart-type": "line", "x-chart-unit": "ms", "x-anomaly-enabled": false }),
+    okRate: rateField({ "x-chart-type": "gauge", "x-chart-unit": "%", "x-anomaly-enabled": false }),
+  };
+  type Aggregated = InferAggregated<typeof aggregatedFields>;
   const resultSchema = z.object({ ok: z.boolean(), output: z.string() });
 
   const collector: CollectorStrategy<typeof client, { argv: string[] }, z.infer<typeof resultSchema>, Aggregated> = {
@@ -236,7 +298,7 @@ describe("CollectorStrategy", () => {
     supportedPlugins: [{ pluginId: "cordon" }],
     config: new Versioned({ version: 1, schema: z.object({ argv: z.array(z.string()) }) }),
     result: new Versioned({ version: 1, schema: resultSchema }),
-    aggregatedResult: new Versioned({ version: 1, schema: aggregated }),
+    aggregatedResult: new VersionedAggregated({ version: 1, fields: aggregatedFields }),
     async execute({ config, client }) {
       const out = await client.exec({ argv: config.argv });
       return out.exitCode === 0
@@ -262,5 +324,28 @@ describe("CollectorStrategy", () => {
     expect(agg.avgLatency.avg).toBe(20);
     expect(agg.okRate).toEqual({ _type: "rate", _success: 1, _total: 2, rate: 50 });
     expect(collector.aggregatedResult.parse(collector.aggregatedResult.create(agg))).toEqual(agg);
+  });
+});
+
+describe("the effective-sandbox report in checkstack's shape", () => {
+  afterAll(removeTempDirs);
+
+  test("a run under the unsafe provider: no layer enforced, every downgrade under its checkstack layer (env under privilege)", async () => {
+    const report = await makeCordon(freshRunRoot("report-shape")).plan({ runner: "shell", script: { source: "true" }, args: [], provider: "unsafe", policy: { onUnavailable: "degrade" } });
+    const shape = toCheckstackSandbox(report);
+    expect(shape.enforced).toEqual({ resources: false, filesystem: false, network: false, privilege: false });
+    expect(shape.downgrades.map((d) => d.reason)).toEqual(report.downgrades);
+    for (const d of shape.downgrades) {
+      const cordonLayer = d.reason.split(".")[0];
+      expect([cordonLayer, d.layer]).toEqual([cordonLayer, cordonLayer === "env" ? "privilege" : cordonLayer]);
+    }
+    expect(shape.platform).toBe("linux");
+  });
+
+  test("bwrap with the default policy: every layer enforced, nothing degraded, and what the policy leaves off is a note", async () => {
+    const report = await makeCordon(freshRunRoot("report-shape")).plan({ runner: "shell", script: { source: "true" }, args: [], provider: "bwrap" });
+    const shape = toCheckstackSandbox(report);
+    expect(shape).toMatchObject({ enforced: { resources: true, filesystem: true, network: true, privilege: true }, downgrades: [] });
+    for (const n of shape.notes) expect(n.note).toMatch(/^(filesystem|network|resources|privilege|env)\.\w+: /);
   });
 });

@@ -257,6 +257,51 @@ describe("how a run ended decides a silent script's verdict", () => {
   });
 });
 
+describe("run context and checkstack's sandbox report", () => {
+  const runContext = {
+    check: { id: "chk-1", name: "disk usage", intervalSeconds: 60 },
+    system: { id: "sys-9", name: "db-primary", metadata: { region: "eu-west", "rack id": 7, id: "shadow", tags: ["a", "b"], none: null } },
+    environment: { id: "env-2", name: "staging", fields: { baseUrl: "https://staging.example", NAME: "shadow" } },
+  };
+
+  test("the run context reaches the script as checkstack's CHECKSTACK_* variables; the config's env wins", async () => {
+    const config = configFor(CASES.shell, { script: 'env | grep ^CHECKSTACK_ | sort; cordon-result ok "$CHECKSTACK_CHECK_NAME"', env: { CHECKSTACK_ENV_NAME: "from config" } });
+    const { result } = await shellCollector.execute({ config, client, pluginId: "cordon", runContext });
+    expect(result.status).toBe("ok");
+    expect(result.message).toBe("disk usage");
+    expect(result.output?.trim().split("\n")).toEqual([
+      "CHECKSTACK_CHECK_ID=chk-1",
+      "CHECKSTACK_CHECK_INTERVAL_SECONDS=60",
+      "CHECKSTACK_CHECK_NAME=disk usage",
+      "CHECKSTACK_ENV_BASEURL=https://staging.example",
+      "CHECKSTACK_ENV_ID=env-2",
+      "CHECKSTACK_ENV_NAME=from config",
+      "CHECKSTACK_SYSTEM_ID=sys-9",
+      "CHECKSTACK_SYSTEM_NAME=db-primary",
+      "CHECKSTACK_SYSTEM_RACK_ID=7",
+      "CHECKSTACK_SYSTEM_REGION=eu-west",
+      'CHECKSTACK_SYSTEM_TAGS=["a","b"]',
+    ]);
+  });
+
+  test("a context value the sandbox cannot carry is an unknown result naming the variable; nothing runs", async () => {
+    const bad = { ...runContext, system: { ...runContext.system, metadata: { note: "a\u0000b" } } };
+    const { result, error } = await shellCollector.execute({ config: configFor(CASES.shell, { script: "exit 0" }), client, pluginId: "cordon", runContext: bad });
+    expect(result).toMatchObject({ status: "unknown", sandbox: null });
+    expect(error).toContain("CHECKSTACK_SYSTEM_NOTE");
+  });
+
+  test("each result carries the effective sandbox in checkstack's shape too", async () => {
+    const { result } = await run(CASES.shell, { script: CASES.shell.pass, policy: { filesystem: { mode: "off" } } });
+    expect(result.effectiveSandbox).toMatchObject({
+      enforced: { resources: true, network: true, privilege: true, filesystem: false },
+      downgrades: [],
+      platform: "linux",
+    });
+    expect(result.effectiveSandbox!.notes.filter((n) => n.layer === "filesystem" && n.note.startsWith("filesystem.view: "))).toHaveLength(1);
+  });
+});
+
 describe("mergeResult", () => {
   const base: ScriptResult = { status: "ok", exitCode: 0, executionTimeMs: 0, timedOut: false, outputTruncated: false, sandbox: { provider: "bwrap", enforced: [], downgrades: [] } };
   const runOf = (over: Partial<ScriptResult>): HealthCheckRunForAggregation<ScriptResult> => {
@@ -276,12 +321,20 @@ describe("mergeResult", () => {
     let agg: ScriptAggregated | undefined;
     for (const r of runs) agg = shellCollector.mergeResult(agg, r);
     expect(agg!.avgExecutionTimeMs).toMatchObject({ _count: 4, avg: 250 });
-    expect(agg!.executionTimeMs).toMatchObject({ _count: 4, min: 100, max: 400 });
+    expect(agg!.executionTimeMs).toEqual({ _type: "minmax", min: 100, max: 400 });
     expect(agg!.successRate).toMatchObject({ _success: 2, _total: 5, rate: 40 });
     expect(agg!.timeoutCount.count).toBe(1);
     expect(agg!.unknownCount.count).toBe(1);
     expect(agg!.sandboxDowngradedCount.count).toBe(1);
     expect(shellCollector.aggregatedResult.parse(shellCollector.aggregatedResult.create(agg!))).toEqual(agg!);
+  });
+
+  test("a bucket whose first run never started does not take that run's 0 ms as its minimum", () => {
+    let agg = shellCollector.mergeResult(undefined, runOf({ status: "unknown", sandbox: null, exitCode: null }));
+    expect(agg.executionTimeMs).toEqual({ _type: "minmax", min: 0, max: 0 }); // checkstack's initial state
+    agg = shellCollector.mergeResult(agg, runOf({ executionTimeMs: 120 }));
+    agg = shellCollector.mergeResult(agg, runOf({ executionTimeMs: 80 }));
+    expect(agg.executionTimeMs).toEqual({ _type: "minmax", min: 80, max: 120 });
   });
 
   test("real runs aggregate too", async () => {
@@ -290,7 +343,7 @@ describe("mergeResult", () => {
       const { result } = await run(CASES.shell, { script });
       agg = shellCollector.mergeResult(agg, { status: healthStatus(result), latencyMs: result.executionTimeMs, metadata: result });
     }
-    expect(agg!.successRate).toMatchObject({ _success: 2, _total: 3, rate: 66.67 });
+    expect(agg!.successRate).toMatchObject({ _success: 2, _total: 3, rate: 67 });
     expect(agg!.avgExecutionTimeMs._count).toBe(3);
     expect(agg!.avgExecutionTimeMs.avg).toBeGreaterThan(0);
     expect(agg!.timeoutCount.count).toBe(0);

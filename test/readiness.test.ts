@@ -506,7 +506,7 @@ describe("sandbox-health collector", () => {
     let agg = collector.mergeResult(undefined, { status: "healthy", metadata: ok.result });
     agg = collector.mergeResult(agg, { status: "unhealthy", metadata: crit.result });
     agg = collector.mergeResult(agg, { status: "healthy", metadata: ok.result });
-    expect(agg.readyRate).toEqual({ _type: "rate", _success: 2, _total: 3, rate: 66.67 });
+    expect(agg.readyRate).toEqual({ _type: "rate", _success: 2, _total: 3, rate: 67 });
     expect(agg.notReadyCount).toEqual({ _type: "counter", count: 1 });
   });
 });

@@ -5,16 +5,19 @@
  */
 import { z } from "zod";
 import {
+  collectorFromDefinition,
+  counterField,
   mergeCounter,
   mergeRate,
+  migrateToCheckstackStates,
   PolicyOverrideSchema,
-  rateStateSchema,
-  counterStateSchema,
-  Versioned,
+  rateField,
+  type CollectorDefinition,
   type Cordon,
   type CollectorResult,
   type CollectorStrategy,
   type HealthCheckRunForAggregation,
+  type InferAggregated,
   type PolicyCheck,
   type PolicyOverride,
   type ReadinessReport,
@@ -22,6 +25,8 @@ import {
 } from "../../src/api/index.ts";
 
 export interface HealthCommand {
+  /** Tells a readiness command from a run request when one client serves both (cordon/checkstack's transport). */
+  kind: "readiness";
   /** Probe again instead of using the cached proof. */
   refresh: boolean;
   policy?: PolicyOverride;
@@ -63,8 +68,12 @@ export const SandboxHealthResultSchema = z.strictObject({
 });
 export type SandboxHealthResult = z.output<typeof SandboxHealthResultSchema>;
 
-export const SandboxHealthAggregatedSchema = z.strictObject({ readyRate: rateStateSchema, notReadyCount: counterStateSchema });
-export type SandboxHealthAggregated = z.output<typeof SandboxHealthAggregatedSchema>;
+export const SANDBOX_HEALTH_AGGREGATED_FIELDS = {
+  readyRate: rateField({ "x-chart-type": "gauge", "x-chart-label": "Ready", "x-chart-unit": "%", "x-anomaly-enabled": false }),
+  notReadyCount: counterField({ "x-chart-type": "counter", "x-chart-label": "Not ready", "x-anomaly-enabled": false }),
+};
+export type SandboxHealthAggregated = InferAggregated<typeof SANDBOX_HEALTH_AGGREGATED_FIELDS>;
+export type SandboxHealthDefinition = CollectorDefinition<HealthClient, SandboxHealthConfig, SandboxHealthResult, typeof SANDBOX_HEALTH_AGGREGATED_FIELDS>;
 
 function toResult(reading: HealthReading, configured: string): SandboxHealthResult {
   const { check, reports } = reading;
@@ -77,19 +86,21 @@ function toResult(reading: HealthReading, configured: string): SandboxHealthResu
   return { status, message, ready: check.ready, provider: check.provider, reasons: check.reasons, layers };
 }
 
-export function sandboxHealthCollector(configuredProvider: string): CollectorStrategy<HealthClient, SandboxHealthConfig, SandboxHealthResult, SandboxHealthAggregated> {
+/** The collector as data: cordon's strategy is built from it here, checkstack's in cordon/checkstack. */
+export function sandboxHealthDefinition(configuredProvider: string): SandboxHealthDefinition {
   return {
     id: "cordon.sandbox-health",
     displayName: "Sandbox health (cordon readiness)",
     description: "Proves on this host, with real hostile probes, that the configured sandbox policy is enforced.",
     supportedPlugins: [{ pluginId: "cordon" }],
     allowMultiple: false,
-    config: new Versioned({ version: 1, schema: SandboxHealthConfigSchema }),
-    result: new Versioned({ version: 1, schema: SandboxHealthResultSchema }),
-    aggregatedResult: new Versioned({ version: 1, schema: SandboxHealthAggregatedSchema }),
+    config: { version: 1, schema: SandboxHealthConfigSchema },
+    result: { version: 1, schema: SandboxHealthResultSchema },
+    // v1 rounded the rate to 2 decimals; v2 is checkstack's whole percent.
+    aggregatedResult: { version: 2, fields: SANDBOX_HEALTH_AGGREGATED_FIELDS, migrations: [migrateToCheckstackStates(SANDBOX_HEALTH_AGGREGATED_FIELDS, 1)] },
     async execute({ config, client }): Promise<CollectorResult<SandboxHealthResult>> {
       try {
-        const reading = await client.exec({ refresh: config.refresh, ...(config.policy ? { policy: config.policy } : {}) });
+        const reading = await client.exec({ kind: "readiness", refresh: config.refresh, ...(config.policy ? { policy: config.policy } : {}) });
         const result = toResult(reading, configuredProvider);
         return result.ready ? { result } : { result, error: result.message };
       } catch (e) {
@@ -102,4 +113,8 @@ export function sandboxHealthCollector(configuredProvider: string): CollectorStr
       return { readyRate: mergeRate(existing?.readyRate, ready), notReadyCount: mergeCounter(existing?.notReadyCount, !ready) };
     },
   };
+}
+
+export function sandboxHealthCollector(configuredProvider: string): CollectorStrategy<HealthClient, SandboxHealthConfig, SandboxHealthResult, SandboxHealthAggregated> {
+  return collectorFromDefinition(sandboxHealthDefinition(configuredProvider));
 }

@@ -4,7 +4,7 @@
  * secrets, a provider and a policy override, and counts milliseconds.
  */
 import { z } from "zod";
-import { EnvName, EnvValue, MIN_SECRET_BYTES, PolicyOverrideSchema, Versioned, type Migration } from "../../src/api/index.ts";
+import { EnvName, EnvValue, MIN_SECRET_BYTES, PolicyOverrideSchema, Versioned, type Migration, type VersionedSpec } from "../../src/api/index.ts";
 
 /** A secret value: at least MIN_SECRET_BYTES bytes (a shorter one would mask ordinary text everywhere). */
 const SecretValue = EnvValue.refine((v) => Buffer.byteLength(v, "utf8") >= MIN_SECRET_BYTES, {
@@ -55,4 +55,6 @@ const v1ToV2: Migration = {
   },
 };
 
-export const scriptConfig = new Versioned<ScriptConfig>({ version: 2, schema: ScriptConfigSchema, migrations: [v1ToV2] });
+export const scriptConfigSpec: VersionedSpec<ScriptConfig> = { version: 2, schema: ScriptConfigSchema, migrations: [v1ToV2] };
+/** The stored config read and validated on its own (cordon's Versioned), e.g. by a backend before it schedules a check. */
+export const scriptConfig = new Versioned(scriptConfigSpec);

@@ -4,10 +4,13 @@
  * `cordonClient` and report its verdict, timing and effective sandbox.
  */
 import {
+  collectorFromDefinition,
   maskText,
+  runContextEnv,
   secretValues,
   weakSecretMessage,
   weakSecretNames,
+  type CollectorDefinition,
   type CollectorExecuteParams,
   type CollectorResult,
   type CollectorStrategy,
@@ -15,18 +18,20 @@ import {
   type RunResult,
   type TransportClient,
 } from "../../src/api/index.ts";
-import { mergeScriptResult, scriptAggregated, type ScriptAggregated } from "./aggregate.ts";
-import { scriptConfig, type ScriptConfig } from "./config.ts";
+import { mergeScriptResult, scriptAggregatedSpec, type SCRIPT_AGGREGATED_FIELDS, type ScriptAggregated } from "./aggregate.ts";
+import { scriptConfigSpec, type ScriptConfig } from "./config.ts";
 import { buildRunRequest, type ScriptRunner } from "./request.ts";
-import { maskScriptResult, scriptResult, toScriptResult, type ScriptResult } from "./result.ts";
+import { maskScriptResult, scriptResultSpec, toScriptResult, type ScriptResult } from "./result.ts";
 
 export { healthStatus, maskScriptResult, OUTPUT_CAP_BYTES, ScriptResultSchema, type ScriptResult } from "./result.ts";
 export { ScriptConfigSchema, type ScriptConfig } from "./config.ts";
-export { ScriptAggregatedSchema, type ScriptAggregated } from "./aggregate.ts";
+export { SCRIPT_AGGREGATED_FIELDS, ScriptAggregatedSchema, type ScriptAggregated } from "./aggregate.ts";
 export { buildRunRequest, type ScriptRunner } from "./request.ts";
 
 export type ScriptClient = TransportClient<RunRequest, RunResult>;
 export type ScriptCollector = CollectorStrategy<ScriptClient, ScriptConfig, ScriptResult, ScriptAggregated>;
+/** A script collector as data: cordon's strategy is built from it here, checkstack's in cordon/checkstack. */
+export type ScriptCollectorDefinition = CollectorDefinition<ScriptClient, ScriptConfig, ScriptResult, typeof SCRIPT_AGGREGATED_FIELDS>;
 
 /** The transport strategy these collectors run over. */
 export const CORDON_PLUGIN_ID = "cordon";
@@ -50,9 +55,16 @@ async function execute(runner: ScriptRunner, params: CollectorExecuteParams<Scri
   // A secret too short to mask is refused here too (whatever the client): nothing runs.
   const weak = weakSecretNames(secretEnv);
   if (weak.length > 0) return unknownResult(`error: ${weakSecretMessage(weak)}`); // names the variables, never a value
+  let contextEnv: Record<string, string>;
+  try {
+    contextEnv = runContextEnv(params.runContext);
+  } catch (err) {
+    // A context value the sandbox cannot carry: the check cannot run as asked; nothing runs.
+    return unknownResult(maskText(`error: ${err instanceof Error ? err.message : String(err)}`, secrets));
+  }
   let run: RunResult;
   try {
-    run = await params.client.exec(buildRunRequest(runner, params.config, secretEnv));
+    run = await params.client.exec(buildRunRequest(runner, params.config, secretEnv, contextEnv));
   } catch (err) {
     // Any client, not only cordonClient: a transport that throws is a result, not a crash.
     return unknownResult(maskText(`error: ${err instanceof Error ? err.message : String(err)}`, secrets));
@@ -64,18 +76,22 @@ async function execute(runner: ScriptRunner, params: CollectorExecuteParams<Scri
   return failed ? { result, error: result.message ?? run.outcome } : { result };
 }
 
-export function createScriptCollector(runner: ScriptRunner): ScriptCollector {
+export function scriptCollectorDefinition(runner: ScriptRunner): ScriptCollectorDefinition {
   return {
     id: `cordon.${runner}`,
     ...DESCRIBE[runner],
     supportedPlugins: [{ pluginId: CORDON_PLUGIN_ID }],
     allowMultiple: true,
-    config: scriptConfig,
-    result: scriptResult,
-    aggregatedResult: scriptAggregated,
+    config: scriptConfigSpec,
+    result: scriptResultSpec,
+    aggregatedResult: scriptAggregatedSpec,
     execute: (params) => execute(runner, params),
     mergeResult: mergeScriptResult,
   };
+}
+
+export function createScriptCollector(runner: ScriptRunner): ScriptCollector {
+  return collectorFromDefinition(scriptCollectorDefinition(runner));
 }
 
 export const shellCollector = createScriptCollector("shell");

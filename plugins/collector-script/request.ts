@@ -14,12 +14,16 @@ function withTimeout(policy: PolicyOverride | undefined, timeoutMs: number): Pol
   return { ...policy, resources: { ...policy?.resources, wallMs: timeoutMs } };
 }
 
-export function buildRunRequest(runner: ScriptRunner, config: ScriptConfig, secretEnv: Record<string, string>): RunRequest {
+/**
+ * `contextEnv`: the run context's CHECKSTACK_* variables (runContextEnv); the config's own
+ * `env` wins over them, as under checkstack.
+ */
+export function buildRunRequest(runner: ScriptRunner, config: ScriptConfig, secretEnv: Record<string, string>, contextEnv: Record<string, string> = {}): RunRequest {
   return {
     runner,
     script: config.file === undefined ? { source: config.script ?? "" } : { file: config.file },
     args: [...config.args],
-    env: { ...config.env },
+    env: { ...contextEnv, ...config.env },
     secretEnv,
     ...(config.provider ? { provider: config.provider } : {}),
     policy: withTimeout(config.policy, config.timeoutMs),

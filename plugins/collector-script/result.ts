@@ -4,10 +4,12 @@
  * are kept per run and shown to people who must not see the secrets.
  */
 import { z } from "zod";
-import { LAYER_NAMES, maskMetrics, maskText, RESULT_STATUSES, Versioned, type RunResult } from "../../src/api/index.ts";
+import { LAYER_NAMES, maskMetrics, maskText, RESULT_STATUSES, toCheckstackSandbox, type RunResult, type VersionedSpec } from "../../src/api/index.ts";
 
 /** Stored stdout and message are capped: a result is kept for every run. */
 export const OUTPUT_CAP_BYTES = 4 * 1024;
+
+const CheckstackLayer = z.enum(["resources", "filesystem", "network", "privilege"]);
 
 export const ScriptResultSchema = z.strictObject({
   status: z.enum(RESULT_STATUSES),
@@ -26,6 +28,18 @@ export const ScriptResultSchema = z.strictObject({
    * text shows a secret: they are left out of `metrics` (which holds numbers only).
    */
   masked: z.array(z.string()).optional(),
+  /**
+   * The same report in checkstack's EffectiveSandbox shape (`enforced` per layer, `downgrades`
+   * and `notes` with their layer); absent when nothing ran. Optional, added compatibly.
+   */
+  effectiveSandbox: z
+    .strictObject({
+      enforced: z.strictObject({ resources: z.boolean(), filesystem: z.boolean(), network: z.boolean(), privilege: z.boolean() }),
+      downgrades: z.array(z.strictObject({ layer: CheckstackLayer, reason: z.string() })),
+      notes: z.array(z.strictObject({ layer: CheckstackLayer, note: z.string() })),
+      platform: z.string(),
+    })
+    .optional(),
   /** null when nothing ran (bad input, or a refusal before planning). */
   sandbox: z
     .strictObject({
@@ -38,7 +52,7 @@ export const ScriptResultSchema = z.strictObject({
 });
 export type ScriptResult = z.output<typeof ScriptResultSchema>;
 
-export const scriptResult = new Versioned<ScriptResult>({ version: 1, schema: ScriptResultSchema });
+export const scriptResultSpec: VersionedSpec<ScriptResult> = { version: 1, schema: ScriptResultSchema };
 
 /** What a backend's health check sees: ok healthy, warn degraded, crit and unknown unhealthy. */
 export function healthStatus(result: Pick<ScriptResult, "status">): "healthy" | "degraded" | "unhealthy" {
@@ -122,6 +136,15 @@ export function maskScriptResult(result: ScriptResult, secrets: readonly string[
     ...(rest.output !== undefined ? { output: text(rest.output) } : {}),
     ...(rest.resultError !== undefined ? { resultError: text(rest.resultError) } : {}),
     ...(masked.length ? { masked: [...new Set(masked)] } : {}),
+    ...(rest.effectiveSandbox
+      ? {
+          effectiveSandbox: {
+            ...rest.effectiveSandbox,
+            downgrades: rest.effectiveSandbox.downgrades.map((d) => ({ ...d, reason: text(d.reason) })),
+            notes: rest.effectiveSandbox.notes.map((n) => ({ ...n, note: text(n.note) })),
+          },
+        }
+      : {}),
     sandbox: rest.sandbox ? { ...rest.sandbox, downgrades: rest.sandbox.downgrades.map(text) } : null,
   };
 }
@@ -145,6 +168,7 @@ export function toScriptResult(run: RunResult, secrets: readonly string[]): Scri
     ...(output.text ? { output: output.text } : {}),
     ...(run.resultError ? { resultError: maskText(run.resultError, secrets) } : {}),
     ...(masked.length ? { masked: [...new Set(masked)] } : {}),
+    ...(run.sandbox ? { effectiveSandbox: toCheckstackSandbox(run.sandbox) } : {}),
     sandbox: sandboxSummary(run),
   };
   return result;

@@ -6,7 +6,8 @@
  */
 export { Cordon, type PolicyCheck, type Plugins, type RunRequest } from "../cordon.ts";
 export { startCordon, type StartedCordon } from "../startup.ts";
-export { CordonConfigSchema, parseConfig, type CordonConfig, type CordonConfigInput } from "../config.ts";
+export { ConfigFileSchema, CordonConfigSchema, parseConfig, type CordonConfig, type CordonConfigInput } from "../config.ts";
+export { configJsonSchema, policyJsonSchema, type JsonSchema } from "../schema/json-schema.ts";
 export {
   AbsolutePath,
   DEFAULT_POLICY,
@@ -18,6 +19,7 @@ export {
   MiB,
   parsePolicy,
   parsePolicyOverride,
+  PolicyFileSchema,
   PolicyOverrideSchema,
   PolicySchema,
   type NetworkMode,

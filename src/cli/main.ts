@@ -14,6 +14,7 @@ import { readinessVerdict } from "./readiness-text.ts";
 import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
 import { readinessTable } from "../readiness/table.ts";
+import { schemaCommand } from "./schema.ts";
 
 export interface CliIO {
   stdout: (data: string | Uint8Array) => void;
@@ -132,6 +133,7 @@ async function readinessCommand(cmd: ReadinessCommand, plugins: Plugins, io: Cli
 /** The CLI, independent of process globals so tests can drive it. Returns the exit status. */
 export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise<number> {
   try {
+    if (argv[0] === "schema") return schemaCommand(argv.slice(1), io);
     const cmd = parseCommand(argv);
     if (cmd.kind === "help") {
       io.stdout(`${USAGE}\n`);

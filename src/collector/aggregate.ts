@@ -4,6 +4,12 @@
  * memory however many runs it covers. Every helper is pure; `existing`
  * undefined means the first run of the bucket.
  *
+ * The states and their rounding are checkstack's (@checkstack/backend-api's
+ * incremental aggregation), so a bucket either side wrote folds on the other:
+ * averages to 1 decimal, rates to whole percent, min/max as `{ min, max }`.
+ * checkstack re-aggregates buckets with its own state merges, so a value must
+ * not depend on which side computed it.
+ *
  * An undefined value means "this run did not measure it" and leaves the state
  * as it was. Non-finite numbers (NaN, Infinity) are treated the same way:
  * once folded into a sum they would poison the bucket for good.
@@ -14,7 +20,7 @@ export const averageStateSchema = z.object({
   _type: z.literal("average"),
   _sum: z.number(),
   _count: z.number().int().nonnegative(),
-  /** `_sum / _count` rounded to 2 decimals; 0 while `_count` is 0. */
+  /** `_sum / _count` rounded to 1 decimal (see averageOf); 0 while `_count` is 0. */
   avg: z.number(),
 });
 export type AverageState = z.infer<typeof averageStateSchema>;
@@ -23,7 +29,7 @@ export const rateStateSchema = z.object({
   _type: z.literal("rate"),
   _success: z.number().int().nonnegative(),
   _total: z.number().int().nonnegative(),
-  /** Percent 0..100, see `ratePercent`; 0 while `_total` is 0. */
+  /** Whole percent 0..100 (see ratePercent); 0 while `_total` is 0. */
   rate: z.number().min(0).max(100),
 });
 export type RateState = z.infer<typeof rateStateSchema>;
@@ -36,8 +42,7 @@ export type CounterState = z.infer<typeof counterStateSchema>;
 
 export const minMaxStateSchema = z.object({
   _type: z.literal("minmax"),
-  /** Values seen; while 0, `min` and `max` are placeholders (0), not observations. */
-  _count: z.number().int().nonnegative(),
+  /** `{ 0, 0 }` in a bucket that has measured nothing yet (checkstack's initial state). */
   min: z.number(),
   max: z.number(),
 });
@@ -50,32 +55,28 @@ function measured(value: number | undefined): value is number {
   return value !== undefined && Number.isFinite(value);
 }
 
-function round2(value: number): number {
-  return Math.round(value * 100) / 100;
+/** An average as checkstack stores it: 1 decimal (precise enough for load averages, short for charts). */
+export function averageOf(sum: number, count: number): number {
+  return count > 0 ? Math.round((sum / count) * 10) / 10 : 0;
+}
+
+/** A success rate as checkstack stores it: whole percent. */
+export function ratePercent(successes: number, total: number): number {
+  return total > 0 ? Math.round((successes / total) * 100) : 0;
 }
 
 export function mergeAverage(existing: Untyped<AverageState> | undefined, value: number | undefined): AverageState {
-  const sum = (existing?._sum ?? 0) + (measured(value) ? value : 0);
-  const count = (existing?._count ?? 0) + (measured(value) ? 1 : 0);
-  return { _type: "average", _sum: sum, _count: count, avg: count === 0 ? 0 : round2(sum / count) };
+  if (!measured(value)) return { _type: "average", _sum: existing?._sum ?? 0, _count: existing?._count ?? 0, avg: existing?.avg ?? 0 };
+  const sum = (existing?._sum ?? 0) + value;
+  const count = (existing?._count ?? 0) + 1;
+  return { _type: "average", _sum: sum, _count: count, avg: averageOf(sum, count) };
 }
 
 export function mergeRate(existing: Untyped<RateState> | undefined, success: boolean | undefined): RateState {
-  const successes = (existing?._success ?? 0) + (success === true ? 1 : 0);
-  const total = (existing?._total ?? 0) + (success === undefined ? 0 : 1);
+  if (success === undefined) return { _type: "rate", _success: existing?._success ?? 0, _total: existing?._total ?? 0, rate: existing?.rate ?? 0 };
+  const successes = (existing?._success ?? 0) + (success ? 1 : 0);
+  const total = (existing?._total ?? 0) + 1;
   return { _type: "rate", _success: successes, _total: total, rate: ratePercent(successes, total) };
-}
-
-/**
- * Percent to 2 decimals, but never rounded onto a boundary it did not reach:
- * one failure in 100 000 runs reads 99.99, not 100, and one success reads 0.01,
- * not 0, because "100%" and "0%" are what alerts and status pages key on.
- */
-export function ratePercent(successes: number, total: number): number {
-  if (total <= 0) return 0;
-  if (successes >= total) return 100;
-  if (successes <= 0) return 0;
-  return Math.min(Math.max(round2((successes / total) * 100), 0.01), 99.99);
 }
 
 /** `true` counts 1, `false` 0, a number is added as is (skipped when not finite). */
@@ -84,9 +85,35 @@ export function mergeCounter(existing: Untyped<CounterState> | undefined, increm
   return { _type: "counter", count: (existing?.count ?? 0) + step };
 }
 
+/**
+ * `existing` undefined starts the range at `value`. A bucket whose first run measured
+ * nothing holds checkstack's initial `{ 0, 0 }`; a collector that knows the bucket has no
+ * measurement yet (an average's `_count` of 0) passes undefined so that 0 is not taken as one.
+ */
 export function mergeMinMax(existing: Untyped<MinMaxState> | undefined, value: number | undefined): MinMaxState {
-  const count = existing?._count ?? 0;
-  if (!measured(value)) return { _type: "minmax", _count: count, min: existing?.min ?? 0, max: existing?.max ?? 0 };
-  if (existing === undefined || count === 0) return { _type: "minmax", _count: 1, min: value, max: value };
-  return { _type: "minmax", _count: count + 1, min: Math.min(existing.min, value), max: Math.max(existing.max, value) };
+  if (!measured(value)) return { _type: "minmax", min: existing?.min ?? 0, max: existing?.max ?? 0 };
+  if (existing === undefined) return { _type: "minmax", min: value, max: value };
+  return { _type: "minmax", min: Math.min(existing.min, value), max: Math.max(existing.max, value) };
+}
+
+// Two buckets into one (checkstack re-aggregates stored buckets for charts this way).
+
+export function mergeAverageStates(a: Untyped<AverageState>, b: Untyped<AverageState>): AverageState {
+  const sum = a._sum + b._sum;
+  const count = a._count + b._count;
+  return { _type: "average", _sum: sum, _count: count, avg: averageOf(sum, count) };
+}
+
+export function mergeRateStates(a: Untyped<RateState>, b: Untyped<RateState>): RateState {
+  const successes = a._success + b._success;
+  const total = a._total + b._total;
+  return { _type: "rate", _success: successes, _total: total, rate: ratePercent(successes, total) };
+}
+
+export function mergeCounterStates(a: Untyped<CounterState>, b: Untyped<CounterState>): CounterState {
+  return { _type: "counter", count: a.count + b.count };
+}
+
+export function mergeMinMaxStates(a: Untyped<MinMaxState>, b: Untyped<MinMaxState>): MinMaxState {
+  return { _type: "minmax", min: Math.min(a.min, b.min), max: Math.max(a.max, b.max) };
 }

@@ -5,6 +5,7 @@
  * costs O(1) memory per bucket. Config, result and aggregate are all
  * `Versioned` because they are stored and must survive schema changes.
  */
+import type { AggregatedFields } from "./fields.ts";
 import type { Versioned } from "./versioned.ts";
 
 /** The one thing a collector may do with its transport: send a command, await the answer. */
@@ -31,8 +32,27 @@ export interface HealthCheckRunForAggregation<TResult = Record<string, unknown>>
   metadata?: TResult;
 }
 
-/** The stored aggregate is versioned like any other stored data; merging lives on the strategy. */
-export type VersionedAggregated<TAggregated> = Versioned<TAggregated>;
+/**
+ * The stored aggregate: versioned like any other stored data, declared as fields (see
+ * fields.ts), and able to merge two buckets. Folding one run in lives on the strategy.
+ */
+export type AggregatedStore<TAggregated> = Versioned<TAggregated> & {
+  readonly fields: AggregatedFields;
+  mergeAggregatedStates(a: TAggregated | undefined, b: TAggregated): TAggregated;
+};
+
+/**
+ * Read-only facts about the health check and the system a run is for (metadata, never
+ * secrets): checkstack's `CollectorRunContext`. Script collectors hand it to the script
+ * as CHECKSTACK_* environment variables (run-context.ts).
+ */
+export interface CollectorRunContext {
+  check: { id: string; name: string; intervalSeconds: number };
+  /** `metadata`: the system's free-form custom fields; absent counts as `{}`. */
+  system: { id: string; name: string; metadata?: Record<string, unknown> };
+  /** The environment this run is for, when the check fans out per environment. */
+  environment?: { id: string; name: string; fields: Record<string, unknown> };
+}
 
 export interface CollectorExecuteParams<TClient, TConfig> {
   /** Already parsed through `config`, so the collector never sees stale shapes. */
@@ -41,6 +61,8 @@ export interface CollectorExecuteParams<TClient, TConfig> {
   client: TClient;
   /** The transport strategy running this collector, for collectors that support several. */
   pluginId: string;
+  /** What check and system this run is for; absent outside a monitoring backend. */
+  runContext?: CollectorRunContext;
   /**
    * Secrets for this run only, delivered just in time and never stored. The
    * collector must keep them out of its returned result.
@@ -64,7 +86,7 @@ export interface CollectorStrategy<
   allowMultiple?: boolean;
   config: Versioned<TConfig>;
   result: Versioned<TResult>;
-  aggregatedResult: VersionedAggregated<TAggregated>;
+  aggregatedResult: AggregatedStore<TAggregated>;
   execute(params: CollectorExecuteParams<TClient, TConfig>): Promise<CollectorResult<TResult>>;
   /**
    * Fold one run into the bucket's aggregate (`existing` undefined on the

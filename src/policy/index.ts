@@ -1,6 +1,6 @@
 import { PolicyValidationError, zodIssues } from "../errors.ts";
 import { isPlainObject } from "../plain-object.ts";
-import { MiB, PolicyOverrideSchema, PolicySchema, type Policy, type PolicyOverride } from "./schema.ts";
+import { MiB, PolicyFileSchema, PolicySchema, type Policy, type PolicyOverride } from "./schema.ts";
 
 export * from "./schema.ts";
 
@@ -11,11 +11,12 @@ export function parsePolicy(input: unknown): Policy {
   return parsed.data;
 }
 
-/** Validate a partial policy (a policy file, a collector's override). */
+/** Validate a partial policy (a policy file, a collector's override); a file's `$schema` key is accepted and dropped. */
 export function parsePolicyOverride(input: unknown): PolicyOverride {
-  const parsed = PolicyOverrideSchema.safeParse(input);
+  const parsed = PolicyFileSchema.safeParse(input);
   if (!parsed.success) throw new PolicyValidationError(zodIssues(parsed.error), "policy override");
-  return parsed.data;
+  const { $schema: _editorHint, ...override } = parsed.data;
+  return override;
 }
 
 /** The shipped profile: fail-closed, nothing reachable, small caps, unprivileged uid. */
