@@ -64,12 +64,12 @@ describe("generated from the zod schemas, committed, no drift", () => {
     expect(tableDrift(readme(), "policy", policyJsonSchema(policy))).toEqual(["privilege.landlock: not in the README's policy table"]);
     expect(tableDrift(readme(), "config", configJsonSchema(config))).toEqual(["warmPool: not in the README's config table"]);
     // Undocumented and re-defaulted fields are named too.
-    const bare = ConfigFileSchema.extend({ identity: z.string().optional(), maxScriptBytes: z.number().default(5) });
+    const bare = ConfigFileSchema.extend({ warmPool: z.string().optional(), maxScriptBytes: z.number().default(5) });
     expect(tableDrift(readme(), "config", configJsonSchema(bare))).toEqual([
       "maxScriptBytes: no description in the zod schema (.meta({ description }))",
       'maxScriptBytes: README default "1 MiB", schema default "5"',
-      "identity: no description in the zod schema (.meta({ description }))",
-      "identity: not in the README's config table",
+      "warmPool: no description in the zod schema (.meta({ description }))",
+      "warmPool: not in the README's config table",
     ]);
   });
 
