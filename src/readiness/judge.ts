@@ -3,6 +3,7 @@ import type { Policy } from "../policy/index.ts";
 import type { RunResult } from "../result.ts";
 import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
 import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS, SHM_ATTEMPT_BYTES, STDIN_OFFERED_BYTES } from "./probes.ts";
+import { seccompCell, type SyscallObservations } from "./seccomp-cell.ts";
 import { CELLS_OF_LAYER, READINESS_CELLS, type ReadinessCell, type ReadinessVerdict } from "./types.ts";
 
 export interface Observations {
@@ -11,6 +12,7 @@ export interface Observations {
   wall: RunResult;
   memory: { run: RunResult; probe: Record<string, string> };
   pids: { run: RunResult; probe: Record<string, string> };
+  syscalls: SyscallObservations;
   scratchOwner: number | null;
   listenerHits: number;
   canaryDirEntries: string[];
@@ -86,6 +88,7 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
       `host uid ${uid}, no capabilities, no_new_privs, seccomp mode ${p.seccomp ?? "?"}`,
       `host uid ${uid ?? "?"}, CapEff ${p.cap_eff ?? "?"}, NoNewPrivs ${p.no_new_privs ?? "?"}`,
     ),
+    seccomp: seccompCell(obs.syscalls),
     env: verdict(p.env_leak === "0", "host environment canary invisible (env and /proc/*/environ)", "host environment canary visible inside"),
   };
 }
