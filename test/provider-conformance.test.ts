@@ -28,14 +28,18 @@ import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,
+  KEY_PERM_OWNER,
+  attackResults,
   childrenOf,
   countingListener,
   describeResult,
   fdCount,
   freshRunRoot,
+  keyAttack,
   makeCordon,
   mountsUnder,
   parseKv,
+  plantKey,
   processesWithMarker,
   removeCgroupParent,
   removeTempDirs,
@@ -43,6 +47,7 @@ import {
   runRootEntries,
   sleep,
   sleepMarker,
+  syscallAttackRequest,
   tempDir,
   token,
   waitFor,
@@ -106,6 +111,8 @@ const UNSAFE_DEGRADED = new Set([
   "privilege.uid",
   "privilege.capabilities",
   "privilege.noNewPrivs",
+  "privilege.seccomp",
+  "privilege.keyring",
   "env.hostProcesses",
 ]);
 
@@ -319,7 +326,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     }
   });
 
-  conformanceTest(t, "4. caps hold: memory, pids, fsize, output, cpu, open files, scratch and /tmp size, seccomp (all at once, each its own run)", async (markers) => {
+  conformanceTest(t, "4. caps hold: memory, pids, fsize, output, cpu, open files, scratch and /tmp size, seccomp, keyrings (all at once, each its own run)", async (markers) => {
     const pidsMarker = sleepMarker(30);
     markers.push(pidsMarker);
     await allSettledOrThrow({
@@ -428,6 +435,16 @@ function conformanceSuite(t: ProviderUnderTest): void {
             evidence: `Seccomp mode ${kv.seccomp_mode}, unshare -U ${kv.unshare}, syscalls not refused with EPERM: ${allowed.map(([k, v]) => `${k.slice(4)}=${v}`).join(", ") || "none"}`,
           },
         ]);
+      },
+      keyring: async () => {
+        // A key as a service keeps it (possessor and owner only), in the session keyring the run would inherit.
+        const key = plantKey("session", KEY_PERM_OWNER);
+        try {
+          const r = await t.run("", {}, syscallAttackRequest([`key_serial=${key.serial}`, `key_search=${key.description}`]));
+          expectAgreement(t, r, [{ control: "privilege.keyring", ...keyAttack(r, attackResults(r, describeResult), key) }]);
+        } finally {
+          key.remove();
+        }
       },
     });
   });

@@ -21,3 +21,4 @@ export * from "./support/hostile.ts";
 export * from "./support/attacks.ts";
 export * from "./support/import-graph.ts";
 export * from "./support/hosts.ts";
+export * from "./support/syscall-attacks.ts";
