@@ -226,3 +226,136 @@ for (const { provider, probe } of TABLE) {
 }
 
 afterAll(() => removeTempDirs());
+
+// ---------------------------------------------------------------------------------------
+// What the filter must not break: ordinary workloads of health checks, under bwrap.
+// ---------------------------------------------------------------------------------------
+
+const BWRAP = TABLE.find((e) => e.provider.name === "bwrap")!;
+const NO_BWRAP = BWRAP.probe.available ? null : (BWRAP.probe.reason ?? "bwrap unavailable");
+if (NO_BWRAP) console.warn(`syscall filter: legitimate workloads SKIPPED: ${NO_BWRAP}`);
+
+describe.skipIf(NO_BWRAP !== null)("legitimate workloads under the filter (bwrap)", () => {
+  const runRoot = freshRunRoot("syscall-legit");
+  const cordon = makeCordon(runRoot, { provider: "bwrap" }, { providers: PROVIDERS, runners: RUNNERS });
+  afterAll(() => expectClean(runRoot));
+
+  /** Run under the default policy; the filter must be on (enforced) and the run ok. */
+  async function legit(request: Omit<RunRequest, "policy">): Promise<RunResult> {
+    const r = await cordon.run({ ...request, policy: BASE_POLICY });
+    expect(r.sandbox?.layers.privilege.controls.seccomp?.status, describeResult(r)).toBe("enforced");
+    expect([r.outcome, r.exitCode, r.error], describeResult(r)).toEqual(["ok", 0, null]);
+    return r;
+  }
+  const python = (source: string) => legit({ runner: "python", script: { source }, args: [] });
+
+  test("Python threads", async () => {
+    const r = await python(`
+import hashlib, threading
+out = [None] * 8
+def work(i):
+    out[i] = hashlib.sha256(str(i).encode() * 100000).hexdigest()
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("threads=%d" % sum(1 for o in out if o))
+`);
+    expect(r.stdout).toBe("threads=8\n");
+  });
+
+  test("Python multiprocessing: a Pool of 2 workers (fork, POSIX semaphores in /dev/shm)", async () => {
+    const r = await python(`
+import multiprocessing
+def square(x):
+    return x * x
+if __name__ == "__main__":
+    with multiprocessing.Pool(2) as pool:
+        print("pool=%d" % sum(pool.map(square, range(100))))
+`);
+    expect(r.stdout).toBe("pool=328350\n");
+  });
+
+  test("Python subprocess: a shell pipeline as a child", async () => {
+    const r = await python(`
+import subprocess
+p = subprocess.run(["sh", "-c", "echo hello | tr a-z A-Z"], capture_output=True, text=True, check=True)
+print("subprocess=" + p.stdout.strip())
+`);
+    expect(r.stdout).toBe("subprocess=HELLO\n");
+  });
+
+  test("Python asyncio: a TCP echo server and client on loopback, and a thread-pool executor", async () => {
+    const r = await python(`
+import asyncio
+async def handle(reader, writer):
+    writer.write(await reader.readline()); await writer.drain(); writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping\\n"); await writer.drain()
+    echoed = (await reader.readline()).decode().strip()
+    writer.close(); server.close(); await server.wait_closed()
+    summed = await asyncio.get_running_loop().run_in_executor(None, sum, range(10))
+    print("asyncio=%s %d" % (echoed, summed))
+asyncio.run(main())
+`);
+    expect(r.stdout).toBe("asyncio=ping 45\n");
+  });
+
+  test("Python sqlite3: a database file in scratch, WAL journal, a transaction", async () => {
+    const r = await python(`
+import sqlite3
+db = sqlite3.connect("checks.db")
+print("journal=" + db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+with db:
+    db.execute("CREATE TABLE t (n INTEGER)")
+    db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+print("rows=%d" % db.execute("SELECT count(*) FROM t").fetchone()[0])
+db.close()
+`);
+    expect(r.stdout).toBe("journal=wal\nrows=1000\n");
+  });
+
+  test("Bun: an ES module importing a second file by a relative path (no install)", async () => {
+    const r = await legit({
+      runner: "esm",
+      script: { source: `export default async () => ({ status: "ok", message: (await import(process.cwd() + "/entry.mjs")).greet() });`, name: "check.mjs" },
+      args: [],
+      files: [
+        { path: "entry.mjs", content: `import { name } from "./lib/name.mjs";\nexport const greet = () => "hello " + name;\n` },
+        { path: "lib/name.mjs", content: `export const name = "from a relative import";\n` },
+      ],
+    });
+    expect(r.result?.message).toBe("hello from a relative import");
+  });
+
+  test("Bun: a Worker and Bun.spawn", async () => {
+    const r = await legit({
+      runner: "esm",
+      script: {
+        source: `export default async () => {
+  const worker = new Worker(process.cwd() + "/worker.mjs");
+  const fromWorker = await new Promise((resolve, reject) => { worker.onmessage = (e) => resolve(e.data); worker.onerror = reject; worker.postMessage(20); });
+  worker.terminate();
+  const child = Bun.spawn(["sh", "-c", "echo spawned | tr a-z A-Z"], { stdout: "pipe" });
+  const out = (await new Response(child.stdout).text()).trim();
+  return { status: (await child.exited) === 0 ? "ok" : "crit", message: fromWorker + " " + out };
+};`,
+        name: "check.mjs",
+      },
+      args: [],
+      files: [{ path: "worker.mjs", content: `const fib = (n) => (n < 2 ? n : fib(n - 1) + fib(n - 2));\nself.onmessage = (e) => postMessage(fib(e.data));\n` }],
+    });
+    expect(r.result?.message).toBe("6765 SPAWNED");
+  });
+
+  test("a shell pipeline, command substitution, background jobs and xargs -P", async () => {
+    const r = await legit({
+      runner: "shell",
+      script: { source: `top=$(seq 1 2000 | sort -rn | head -n 3 | paste -sd, -)\necho "top=$top"\n(sleep 0.1; echo a > a.txt) & (echo b > b.txt) & wait\necho "files=$(cat a.txt b.txt | tr -d '\\n')"\necho "xargs=$(seq 1 8 | xargs -P 2 -n 1 sh -c 'echo $(($0 * 2))' | sort -n | tail -n 1)"\n` },
+      args: [],
+    });
+    expect(r.stdout).toBe("top=2000,1999,1998\nfiles=ab\nxargs=16\n");
+  });
+});
