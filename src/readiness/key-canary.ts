@@ -4,18 +4,23 @@
  * the key's permissions, stands between a probe and it). The fresh-keyring spawn changes
  * the spawning thread's session keyring at every run, so the key is linked into the one
  * the thread has right before the probe's spawn (SandboxRunOptions.beforeSpawn): a run
- * that inherited the supervisor's session keyring would find it there. Afterwards only the
+ * that inherited the supervisor's session keyring would find it there. That keyring is
+ * made for the purpose, so no other run (one still using the thread's previous keyring)
+ * ever sees the canary. Afterwards only the
  * supervisor reads it back: a changed payload is an overwrite the probe cannot hide.
  * The key itself lives in the supervisor's process keyring (no child inherits that one).
  */
 import { randomBytes } from "node:crypto";
-import { addUserKey, freshKeyringProblem, invalidateKey, KEY_PERM_ALL, KEY_SPEC, linkKey, readKey, setKeyPermissions } from "../keyring.ts";
+import { addUserKey, freshKeyringProblem, invalidateKey, joinFreshSessionKeyring, KEY_PERM_ALL, KEY_SPEC, linkKey, readKey, setKeyPermissions } from "../keyring.ts";
 
 export interface KeyCanary {
   serial: bigint;
   description: string;
   payload: string;
-  /** Link the key into this thread's session keyring as it is now; never throws (see placementError). */
+  /**
+   * Give this thread a session keyring of its own (the one it had is the last run's, which
+   * that run may still use) and link the key into it; never throws (see placementError).
+   */
   placeInSessionKeyring(): void;
   /** Why the last placement failed, or null. */
   placementError(): string | null;
@@ -45,6 +50,7 @@ export function plantKeyCanary(): KeyCanary | { problem: string } {
     payload,
     placeInSessionKeyring() {
       try {
+        joinFreshSessionKeyring();
         linkKey(serial);
         failed = null;
       } catch (e) {

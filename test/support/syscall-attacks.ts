@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type RunRequest, type RunResult } from "../../src/api/index.ts";
-import { addUserKey, invalidateKey, KEY_PERM_ALL, KEY_SPEC, linkKey, readKey, setKeyPermissions } from "../../src/keyring.ts";
+import { addUserKey, invalidateKey, joinFreshSessionKeyring, KEY_PERM_ALL, KEY_SPEC, linkKey, readKey, setKeyPermissions } from "../../src/keyring.ts";
 import { SYSCALL_ATTACKS } from "../../src/readiness/probes.ts";
 import { parseKv } from "./marks.ts";
 
@@ -51,6 +51,8 @@ export function plantKey(ring: "session" | "user", perm = KEY_PERM_ALL): Planted
   // linked where a run could find it.
   const serial = addUserKey(description, payload, KEY_SPEC.process);
   setKeyPermissions(serial, perm);
+  // The thread's session keyring is the last run's: a new one, which only the next run could inherit.
+  if (ring === "session") joinFreshSessionKeyring();
   linkKey(serial, KEY_SPEC[ring]);
   return { serial, description, payload, intact: () => readKey(serial) === payload, remove: () => invalidateKey(serial) };
 }
