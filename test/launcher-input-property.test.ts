@@ -29,7 +29,7 @@ import { buildRunRequest } from "../plugins/collector-script/index.ts";
 import { scriptConfig } from "../plugins/collector-script/config.ts";
 import { NsjailProvider } from "../plugins/provider-nsjail/index.ts";
 import { Cordon, CordonError, KiB, MiB, VersionedDataError, type CordonConfigInput, type PolicyOverride, type Provider, type RunRequest } from "../src/api/index.ts";
-import { LAUNCHER_ARGS_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
+import { LAUNCHER_ARGS_FD, SECCOMP_FD, type Capabilities, type EffectiveSandboxReport, type HostFacts, type ProviderProbe, type RenderContext, type Rendering, type SandboxSpec } from "../src/api/plugin.ts";
 import { freshRunRoot, removeTempDirs, runRootEntries, tempDir } from "./support.ts";
 import { hostFacts } from "../src/host.ts";
 
@@ -450,7 +450,8 @@ interface Rendered {
 function render(target: Target, report: EffectiveSandboxReport, runRoot: string): Rendered {
   const runDir = new RegExp(`${runRoot.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/run-\\d+-[0-9a-f]+`, "g");
   const norm = (s: string) => s.replace(runDir, "<RUN>");
-  const argv = report.argv;
+  // The syscall filter's BPF program (SECCOMP_FD) is summarised last, after the launcher arguments.
+  const argv = report.argv.at(-1)?.startsWith(`<fd ${SECCOMP_FD}:`) ? report.argv.slice(0, -1) : report.argv;
   if (target.launcher === "bwrap") {
     const open = argv.indexOf(`<fd ${LAUNCHER_ARGS_FD}:`);
     if (open < 0 || argv.at(-1) !== ">") throw new Error("bwrap report without its launcher arguments");
