@@ -28,15 +28,19 @@ import { builtinProviders, builtinRunners } from "../plugins/index.ts";
 import {
   BASE_POLICY,
   IS_ROOT,
+  KEY_PERM_OWNER,
+  attackResults,
   childrenOf,
   countingListener,
   describeResult,
   fdCount,
   freshRunRoot,
   isSandboxHostUid,
+  keyAttack,
   makeCordon,
   mountsUnder,
   parseKv,
+  plantKey,
   processesWithMarker,
   removeCgroupParent,
   removeTempDirs,
@@ -44,6 +48,7 @@ import {
   runRootEntries,
   sleep,
   sleepMarker,
+  syscallAttackRequest,
   tempDir,
   token,
   userNamespaceOwner,
@@ -108,6 +113,8 @@ const UNSAFE_DEGRADED = new Set([
   "privilege.identity",
   "privilege.capabilities",
   "privilege.noNewPrivs",
+  "privilege.seccomp",
+  "privilege.keyring",
   "env.hostProcesses",
 ]);
 
@@ -321,7 +328,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
     }
   });
 
-  conformanceTest(t, "4. caps hold: memory, pids, fsize, output, cpu, open files, scratch and /tmp size, seccomp (all at once, each its own run)", async (markers) => {
+  conformanceTest(t, "4. caps hold: memory, pids, fsize, output, cpu, open files, scratch and /tmp size, seccomp, keyrings (all at once, each its own run)", async (markers) => {
     const pidsMarker = sleepMarker(30);
     markers.push(pidsMarker);
     await allSettledOrThrow({
@@ -430,6 +437,16 @@ function conformanceSuite(t: ProviderUnderTest): void {
             evidence: `Seccomp mode ${kv.seccomp_mode}, unshare -U ${kv.unshare}, syscalls not refused with EPERM: ${allowed.map(([k, v]) => `${k.slice(4)}=${v}`).join(", ") || "none"}`,
           },
         ]);
+      },
+      keyring: async () => {
+        // A key as a service keeps it (possessor and owner only), in the session keyring the run would inherit.
+        const key = plantKey("session", KEY_PERM_OWNER);
+        try {
+          const r = await t.run("", {}, syscallAttackRequest([`key_serial=${key.serial}`, `key_search=${key.description}`]));
+          expectAgreement(t, r, [{ control: "privilege.keyring", ...keyAttack(r, attackResults(r, describeResult), key) }]);
+        } finally {
+          key.remove();
+        }
       },
     });
   });

@@ -925,6 +925,29 @@ export default async () => {
   );
 });
 
+describe("rootless: network workloads under the syscall filter", () => {
+  rlTest(
+    "Python urllib and Bun fetch reach an allowlisted listener by hostname (getaddrinfo over the pinned /etc/hosts, NETLINK_ROUTE allowed); the filter is enforced in the same runs",
+    async () => {
+      const before = hitCounts();
+      const opts = { policy: allowlist("api.test:8080"), config: { staticHosts: { "api.test": ["192.0.2.10"] } } };
+      const py = await runRootless(`import urllib.request\nprint("py=" + urllib.request.urlopen("http://api.test:8080/", timeout=5).read().decode().strip())\n`, { ...opts, runner: "python" });
+      const bun = await runRootless(
+        `export default async () => {\n  const r = await fetch("http://api.test:8080/", { signal: AbortSignal.timeout(5000) });\n  return { status: r.status === 200 ? "ok" : "crit", message: (await r.text()).trim() };\n};\n`,
+        { ...opts, runner: "esm" },
+      );
+      for (const r of [py.result, bun.result]) {
+        expectRan(r);
+        expect(r.sandbox.layers.privilege.controls.seccomp.status, describeRun(r)).toBe("enforced");
+      }
+      expect(parseKv(py.result.stdout).py, describeRun(py.result)).toBe(`BANNER ${T.allowed}`);
+      expect(bun.result.result, describeRun(bun.result)).toMatchObject({ status: "ok", message: `BANNER ${T.allowed}` });
+      expect(delta(before, await settledHits())[T.allowed]).toBe(2);
+    },
+    60_000,
+  );
+});
+
 describe('provider: "auto"', () => {
   rlTest(
     "an allowlist policy picks rootless (and reaches the listener); deny picks bwrap (and reaches nothing)",

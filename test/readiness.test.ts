@@ -12,6 +12,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, watch, wri
 import { join, resolve } from "node:path";
 import { Cordon, LAYER_NAMES, SandboxUnavailableError, startCordon, type ReadinessReport, type ReadinessStatus, type StartedCordon } from "../src/api/index.ts";
 import { READINESS_CELLS } from "../src/readiness/types.ts";
+import { cellsNeeded } from "../src/readiness/needs.ts";
+import { seccompCell, type SyscallObservations } from "../src/readiness/seccomp-cell.ts";
+import { DEFAULT_POLICY, mergePolicy, type RunResult } from "../src/api/index.ts";
 import { readinessTable } from "../src/readiness/table.ts";
 import {
   builtinProviders,
@@ -259,6 +262,13 @@ describe("what readiness proves on this host", () => {
     // /dev/shm and stdin are attacked too: a write past the /dev/shm cap stops, stdin is cut at its cap.
     expect(bwrap.cells.filesystem.detail).toMatch(/\/dev\/shm stopped at \d+ of \d+ bytes/);
     expect(bwrap.cells.output.detail).toMatch(/stdin cut at \d+ of \d+ bytes/);
+    // The syscall filter: each attack named with what stopped it.
+    expect(bwrap.cells.seccomp.detail).toStartWith("every syscall attack failed: io_uring_setup EPERM; userfaultfd EPERM; perf_event_open EPERM");
+    expect(bwrap.cells.seccomp.detail).toContain("keyctl on a key in the supervisor's session keyring: read by serial EPERM, update EPERM, search of @s EPERM; the payload never appeared, the key is unchanged");
+    expect(bwrap.cells.seccomp.detail).toContain("AF_PACKET socket EAFNOSUPPORT (the family filter)");
+    expect(bwrap.cells.seccomp.detail).toContain("an x32 syscall killed its process (SIGSYS: the ABI check)");
+    expect(bwrap.cells.seccomp.detail).toContain("unshare(CLONE_NEWUSER) EPERM");
+    if (existsSync("/dev/vsock")) expect(bwrap.cells.seccomp.detail).toContain("AF_VSOCK socket (/dev/vsock present on the host) EAFNOSUPPORT");
 
     const fit = Object.fromEntries(bwrap.policies.map((p) => [p.name, p]));
     expect(Object.keys(fit)).toEqual(["default (network deny)", "allowlist egress", "unrestricted egress, metadata blocked"]);
@@ -290,6 +300,7 @@ describe("what readiness proves on this host", () => {
       fsize: "not-enforced",
       output: "proven",
       privilege: "not-enforced",
+      seccomp: "not-enforced",
       env: "proven",
       identity: "not-enforced",
     };
@@ -302,6 +313,11 @@ describe("what readiness proves on this host", () => {
     expect(unsafe.policies.every((p) => !p.runsUnderFail)).toBe(true);
     expect(unsafe.cells.privilege.detail).toContain("host uid 0");
     expect(unsafe.cells.memory.detail).toMatch(/^held \d+ bytes/);
+    // Every syscall attack got through and is named; the key was read from the inherited session keyring.
+    const seccomp = unsafe.cells.seccomp.detail;
+    for (const attack of ["io_uring_setup ok", "userfaultfd ok", "perf_event_open ok", "AF_PACKET socket ok", "an x32 syscall was not killed", "unshare(CLONE_NEWUSER) ok"]) expect(seccomp).toContain(attack);
+    expect(seccomp).toContain("search of @s ok");
+    expect(seccomp).toContain("the payload appeared in the run's output, the key was changed or removed");
   });
 
   test("the unsafe probe never wrote into /usr, /etc or / on the host", () => {
@@ -477,6 +493,65 @@ describe("a provider that cannot run", () => {
     expect(report!.layers.filesystem.detail).toContain("/nonexistent-cordon-bind");
     expect(report!.runsDefaultPolicy).toBe(false);
     expect((await cordon.check()).ready).toBe(false);
+  });
+});
+
+describe("the seccomp cell", () => {
+  test("with privilege.seccomp false every attack the filter stops gets through and is named; the fresh keyring still hides @s; such a policy does not need the cell", async () => {
+    const policy = { privilege: { seccomp: false }, onUnavailable: "degrade" as const };
+    const cordon = new Cordon({ providerOrder: ["bwrap"], runRoot: runRootOf("seccomp-off"), cgroupParent: CGROUP_PARENT, policy }, { providers: [new BwrapProvider()], runners });
+    const [report] = await cordon.readiness();
+    const cell = report!.cells.seccomp;
+    expect(cell.status, describeReport(report!)).toBe("not-enforced");
+    expect(cell.detail).toStartWith("syscall attacks that succeeded: io_uring_setup ok; userfaultfd ok; perf_event_open ok; keyctl");
+    // The canary is readable by anyone who knows its serial: only the filter stood between; @s is the run's own.
+    expect(cell.detail).toContain("read by serial ok");
+    expect(cell.detail).toContain("search of @s ENOKEY");
+    expect(cell.detail).toContain("an x32 syscall was not killed (ENOSYS): no ABI check");
+    if (existsSync("/dev/vsock")) expect(cell.detail).toMatch(/AF_VSOCK socket \(\/dev\/vsock present on the host\) ok/);
+    expect(report!.layers.privilege.status).toBe("not-enforced");
+    expect(cellsNeeded(mergePolicy(DEFAULT_POLICY, policy))).not.toContain("seccomp");
+    expect(cellsNeeded(DEFAULT_POLICY)).toContain("seccomp");
+    expect(runRootEntries(runRootOf("seccomp-off"))).toEqual([]);
+  });
+
+  describe("the judge trusts what the supervisor sees over what the probe says (pure)", () => {
+    const held: Record<string, string> = {
+      io_uring: "EPERM", userfaultfd: "EPERM", perf_event_open: "EPERM", vsock: "EAFNOSUPPORT", packet: "EAFNOSUPPORT", x32: "killed:SIGSYS", i386: "killed:SIGSEGV", unshare_user: "returned:EPERM",
+      key_read: "EPERM", key_update: "EPERM", key_search_s: "EPERM", key_search_u: "EPERM", key_search_us: "EPERM",
+    };
+    const observe = (probe: Record<string, string>, stdout = "", key: SyscallObservations["key"] = { payload: "cordon-key-abc", placementError: null, intact: true }): SyscallObservations => ({
+      run: { outcome: "ok", exitCode: 0, signal: null, stdout, stderr: "", error: null } as unknown as RunResult,
+      probe,
+      key,
+      vsockDevice: true,
+    });
+
+    test("every attack held: proven, each named", () => {
+      const v = seccompCell(observe(held));
+      expect(v.status).toBe("proven");
+      expect(v.detail).toContain("i386 int 0x80 refused by the host (SIGSEGV), not by the filter");
+    });
+
+    test("the payload in the output, or a changed key, is not-enforced whatever the probe printed", () => {
+      expect(seccompCell(observe(held, "noise cordon-key-abc noise")).status).toBe("not-enforced");
+      const changed = seccompCell(observe(held, "", { payload: "cordon-key-abc", placementError: null, intact: false }));
+      expect(changed.status).toBe("not-enforced");
+      expect(changed.detail).toContain("the key was changed or removed");
+    });
+
+    test("an x32 call that returns instead of dying, or one attack through, is named in the not-enforced detail", () => {
+      const v = seccompCell(observe({ ...held, x32: "returned:ENOSYS", vsock: "ok:bound port 7" }));
+      expect(v.status).toBe("not-enforced");
+      expect(v.detail).toStartWith("syscall attacks that succeeded: AF_VSOCK socket (/dev/vsock present on the host) ok:bound port 7; an x32 syscall was not killed (ENOSYS)");
+    });
+
+    test("no python3 inside, a missing report or a canary not placed: unknown with the reason", () => {
+      expect(seccompCell(observe({ python3: "missing" }))).toEqual({ status: "unknown", detail: expect.stringContaining("python3 not found inside the sandbox") });
+      const { x32: _x32, ...partial } = held;
+      expect(seccompCell(observe(partial)).detail).toContain("did not make x32 (no report)");
+      expect(seccompCell(observe(held, "", { payload: "p", placementError: "errno 122", intact: true })).status).toBe("unknown");
+    });
   });
 });
 

@@ -23,3 +23,4 @@ export * from "./support/import-graph.ts";
 export * from "./support/hosts.ts";
 export * from "./support/bpf.ts";
 export * from "./support/identity.ts";
+export * from "./support/syscall-attacks.ts";

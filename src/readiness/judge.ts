@@ -5,6 +5,7 @@ import type { RunResult } from "../result.ts";
 import { LAYER_NAMES, type LayerName } from "../sandbox/report.ts";
 import { MEMORY_ATTEMPT_BYTES, PIDS_ATTEMPT, PROBE_LIMITS, SHM_ATTEMPT_BYTES, STDIN_OFFERED_BYTES } from "./probes.ts";
 import type { IdentityObservation } from "./identity-probe.ts";
+import { seccompCell, type SyscallObservations } from "./seccomp-cell.ts";
 import { CELLS_OF_LAYER, READINESS_CELLS, type ReadinessCell, type ReadinessVerdict } from "./types.ts";
 
 /** The identity attack's observations, or why it was not made (the plan admits a shared uid, the quota cannot be read). */
@@ -16,6 +17,7 @@ export interface Observations {
   wall: RunResult;
   memory: { run: RunResult; probe: Record<string, string> };
   pids: { run: RunResult; probe: Record<string, string> };
+  syscalls: SyscallObservations;
   scratchOwner: number | null;
   /** The host uid the main probe's plan dropped to (its own from the pool), or the policy uid when it dropped to none. */
   expectedHostUid: number;
@@ -125,6 +127,7 @@ export function judgeCells(obs: Observations, policy: Policy): Record<ReadinessC
       `host uid ${uid}, no capabilities, no_new_privs, seccomp mode ${p.seccomp ?? "?"}`,
       `host uid ${uid ?? "?"}${uid === obs.expectedHostUid ? "" : ` (not ${obs.expectedHostUid}, the uid the run drops to)`}, CapEff ${p.cap_eff ?? "?"}, NoNewPrivs ${p.no_new_privs ?? "?"}`,
     ),
+    seccomp: seccompCell(obs.syscalls),
     env: verdict(p.env_leak === "0", "host environment canary invisible (env and /proc/*/environ)", "host environment canary visible inside"),
     identity: identityCell(obs.identity),
   };

@@ -7,6 +7,8 @@ export function cellsNeeded(policy: Policy): ReadinessCell[] {
   if (policy.filesystem.mode === "scratch") needed.unshift("filesystem");
   // Only a fresh namespace is probed (allowlist and unrestricted egress are tested by the rootless suite).
   if (policy.network.mode === "deny") needed.splice(1, 0, "network");
+  // The syscall filter's attacks: only a policy that asks for the filter relies on them.
+  if (policy.privilege.seccomp) needed.push("seccomp");
   return needed;
 }
 

@@ -2,8 +2,9 @@
  * The hostile programs readiness runs inside the real sandbox. Each tries what a layer
  * must stop and prints what happened as key=value lines on stderr.
  */
+import { readFileSync } from "node:fs";
 import { quote } from "shell-quote";
-import type { Job, Layout } from "../sandbox/spec.ts";
+import type { Job, JobFile, Layout } from "../sandbox/spec.ts";
 
 export const PROBE_OUTPUT_CAP = 4096;
 /** The strict test policy's small caps: cheap to cross, so every probe ends in well under a second. */
@@ -60,20 +61,43 @@ export const pidsProbe = `i=0; while [ $i -lt ${PIDS_ATTEMPT} ]; do sleep 1 & i=
 
 export const wallProbe = "sleep 10";
 
+/** The syscall attacks, one Python file shared with the attack tests (test/syscall-filter.test.ts). */
+export const SYSCALL_ATTACKS_FILE = "syscall-attacks.py";
+export const SYSCALL_ATTACKS = readFileSync(new URL(`./${SYSCALL_ATTACKS_FILE}`, import.meta.url));
+
+/** The key the supervisor planted in its session keyring, attacked by serial and by description. */
+export interface KeyTarget {
+  serial: bigint;
+  description: string;
+}
+
+/**
+ * What the seccomp cell is judged on: io_uring, userfaultfd, perf events, the planted key,
+ * AF_VSOCK, a rare family (AF_PACKET), the x32 and i386 ABIs, a new user namespace. Python
+ * (ctypes) makes the raw calls; without python3 in the sandbox the probe says so and stops.
+ */
+export function syscallProbe(key: KeyTarget | null): string {
+  const keyAttacks = key ? [`key_serial=${key.serial}`, `key_search=${key.description}`] : [];
+  const attacks = ["io_uring", "userfaultfd", "perf_event_open", ...keyAttacks, "vsock", "packet", "x32", "i386", "unshare_user"];
+  return `py=$(command -v python3) || { echo python3=missing; exit 0; }
+exec "$py" -I -B "$(dirname "$0")/${SYSCALL_ATTACKS_FILE}" ${quote(attacks)}
+`;
+}
+
 export function parseProbe(output: string): Record<string, string> {
   const kv: Record<string, string> = {};
   for (const line of output.split("\n")) {
-    const m = /^([a-z_]+)=(.*)$/.exec(line);
+    const m = /^([a-z_][a-z0-9_]*)=(.*)$/.exec(line);
     if (m) kv[m[1]!] = m[2]!; // the last report of a key wins
   }
   return kv;
 }
 
-export const probeJob = (script: string, shell = "/bin/bash", stdin?: Uint8Array) => (layout: Layout): Job => ({
+export const probeJob = (script: string, shell = "/bin/bash", stdin?: Uint8Array, extraFiles: readonly JobFile[] = []) => (layout: Layout): Job => ({
   ...(stdin ? { stdin } : {}),
   runner: "readiness-probe",
   argv: [shell, `${layout.jobDir}/probe.sh`],
-  files: [{ path: "probe.sh", content: script }],
+  files: [{ path: "probe.sh", content: script }, ...extraFiles],
   readOnlyBinds: [],
   env: {},
   result: { exitCodeFallback: false },

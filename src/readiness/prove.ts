@@ -20,8 +20,9 @@ import type { Job, Layout, SpawnPlan } from "../sandbox/spec.ts";
 import { defaultRunRoot } from "../sandbox/workspace.ts";
 import { attackIdentity, hostMaxUserInstances, identityProbe, MAX_ATTACKED_INSTANCES, type IdentityObservation, type StartedProbe } from "./identity-probe.ts";
 import { fillCells, judgeCells, summarizeLayers, type IdentityEvidence } from "./judge.ts";
+import { plantKeyCanary } from "./key-canary.ts";
 import { unprovenCells } from "./needs.ts";
-import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, STDIN_OFFERED_BYTES, wallProbe } from "./probes.ts";
+import { mainProbe, memoryProbe, parseProbe, PROBE_LIMITS, PROBE_OUTPUT_CAP, pidsProbe, probeJob, STDIN_OFFERED_BYTES, SYSCALL_ATTACKS, SYSCALL_ATTACKS_FILE, syscallProbe, wallProbe } from "./probes.ts";
 import type { PolicyFit, ReadinessCell, ReadinessReport, ReadinessVerdict } from "./types.ts";
 
 export interface ProveOptions {
@@ -111,6 +112,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
   let listenerHits = 0;
   const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => void listenerHits++, data: () => {} } });
   process.env[envName] = envToken;
+  const keyCanary = plantKeyCanary();
   try {
     writeFileSync(canaryFile, "cordon canary\n", { mode: 0o644 });
     const base = options.policy ? mergePolicy(DEFAULT_POLICY, { filesystem: options.policy.filesystem, privilege: options.policy.privilege, env: options.policy.env }) : DEFAULT_POLICY;
@@ -136,7 +138,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
         throw e;
       }
     };
-    const probeRun = async (policy: Policy, makeJob: (layout: Layout) => Job) => startProbe(policy, makeJob, (await leases(1))[0] ?? null).result;
+    const probeRun = async (policy: Policy, makeJob: (layout: Layout) => Job, extra: SandboxRunOptions = {}) => startProbe(policy, makeJob, (await leases(1))[0] ?? null, extra).result;
     let scratchOwner: number | null = null;
     const mainRun = startProbe(strict, probeJob(mainProbe({ canaryFile, canaryDir, port: listener.port, envToken, isolating: provider.isolating }), "/bin/bash", new Uint8Array(STDIN_OFFERED_BYTES)), (await leases(1))[0] ?? null, {
       inspect: (ws) => {
@@ -145,7 +147,8 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
       },
     });
     const wallRun = probeRun(mergePolicy(strict, { resources: { wallMs: PROBE_LIMITS.wallMs } }), probeJob(wallProbe));
-    const [main, wall, memory, pids, identity] = await Promise.all([
+    const keyTarget = "problem" in keyCanary ? null : keyCanary;
+    const [main, wall, memory, pids, identity, syscalls] = await Promise.all([
       mainRun.result,
       wallRun,
       probeRun(memoryPolicy, probeJob(memoryProbe)),
@@ -157,6 +160,8 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
         const [a, b] = await leases(2); // both at once: two probes never each hold half of a pair
         return [startProbe(policy, probeJob(identityProbe(max)), a ?? null), startProbe(policy, probeJob(identityProbe(max)), b ?? null)];
       }),
+      // The key goes into the session keyring the spawning thread has at this run's spawn: the one a leaking launcher would pass on.
+      probeRun(strict, probeJob(syscallProbe(keyTarget), "/bin/sh", undefined, [{ path: SYSCALL_ATTACKS_FILE, content: SYSCALL_ATTACKS }]), keyTarget ? { beforeSpawn: () => keyTarget.placeInSessionKeyring() } : {}),
     ]);
     if (main.outcome === "error" || main.outcome === "refused" || main.outcome === "timeout" || main.stderr === "") {
       const cells = fillCells("unknown", `probe did not run: ${main.error?.message ?? `outcome ${main.outcome}, exit ${main.exitCode}`}`);
@@ -169,6 +174,12 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
         wall,
         memory: { run: memory, probe: parseProbe(memory.stderr) },
         pids: { run: pids, probe: parseProbe(pids.stderr) },
+        syscalls: {
+          run: syscalls,
+          probe: parseProbe(syscalls.stdout),
+          key: keyTarget ? { payload: keyTarget.payload, placementError: keyTarget.placementError(), intact: keyTarget.intact() } : { problem: (keyCanary as { problem: string }).problem },
+          vsockDevice: existsSync("/dev/vsock"),
+        },
         scratchOwner,
         expectedHostUid: mainRun.plan.scratch.owner?.uid ?? strict.privilege.uid,
         identity,
@@ -182,6 +193,7 @@ export async function proveProvider(provider: Provider, runRootOrOptions: string
     const cells = fillCells("unknown", `probe failed: ${e instanceof Error ? e.message : String(e)}`);
     return report(provider, probe, cells, [], started);
   } finally {
+    if (!("problem" in keyCanary)) keyCanary.remove();
     delete process.env[envName];
     listener.stop(true);
     rmSync(canaryDir, { recursive: true, force: true });

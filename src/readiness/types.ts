@@ -9,7 +9,7 @@ export interface ReadinessVerdict {
 }
 
 /** One cell per thing a probe attacks; the resources layer is split by control. */
-export const READINESS_CELLS = ["filesystem", "network", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "env", "identity"] as const;
+export const READINESS_CELLS = ["filesystem", "network", "memory", "pids", "cpu", "wall", "fsize", "output", "privilege", "seccomp", "identity", "env"] as const;
 export type ReadinessCell = (typeof READINESS_CELLS)[number];
 
 /** Which cells make up each layer of the report. */
@@ -17,7 +17,7 @@ export const CELLS_OF_LAYER: Record<LayerName, readonly ReadinessCell[]> = {
   filesystem: ["filesystem"],
   network: ["network"],
   resources: ["memory", "pids", "cpu", "wall", "fsize", "output"],
-  privilege: ["privilege", "identity"],
+  privilege: ["privilege", "seccomp", "identity"],
   env: ["env"],
 };
 

@@ -28,6 +28,8 @@ export interface ExecuteOptions {
   secrets?: readonly string[];
   /** The run's setup steps, already prepared: their beforeRelease runs while the launcher holds the command. */
   setup?: SetupSequence | null;
+  /** Called synchronously right before the spawn (SandboxRunOptions.beforeSpawn). */
+  beforeSpawn?: (() => void) | undefined;
 }
 
 export interface ExecutedRun {
@@ -39,7 +41,7 @@ export interface ExecutedRun {
 export async function executePlan(plan: SpawnPlan, workspace: Workspace, options: ExecuteOptions): Promise<ExecutedRun> {
   const setup = options.setup ?? null;
   if (setup?.needsRelease && !plan.blockFd) throw new Error("a setup step acts before release, but this launcher does not hold its command (no block fd)");
-  const launcher = spawnLauncher(plan, workspace, { stdin: options.stdin !== undefined, cgroup: options.cgroup ?? null });
+  const launcher = spawnLauncher(plan, workspace, { stdin: options.stdin !== undefined, cgroup: options.cgroup ?? null, beforeSpawn: options.beforeSpawn });
   const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(options.stdin ? { stdin: options.stdin } : {}), ...(options.secrets ? { secrets: options.secrets } : {}) });
   const released = await release(launcher, setup);
   const end = await supervision.finish();

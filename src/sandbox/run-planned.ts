@@ -35,6 +35,8 @@ export interface PlannedRunOptions {
   receiptNonce?: string | null;
   /** Look at the run directory after the run, before it is removed (readiness probes). */
   inspect?: (workspace: Workspace) => void;
+  /** Called synchronously right before the launcher is spawned (SandboxRunOptions.beforeSpawn). */
+  beforeSpawn?: (() => void) | undefined;
 }
 
 /** The run's setup steps in order: run directory, scratch quota, run cgroup, then the provider's. */
@@ -60,6 +62,7 @@ export async function runPlanned(plan: SpawnPlan, workspace: Workspace, job: Job
       cgroup: cgroup?.cgroup ?? null,
       secrets,
       setup,
+      beforeSpawn: options.beforeSpawn,
     });
     options.inspect?.(workspace);
     if (run.outcome === "error") return run; // the sandbox never ran the script

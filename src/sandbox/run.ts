@@ -73,6 +73,8 @@ export interface SandboxRunOptions {
   cgroupParent?: string;
   /** Look at the run directory after the run, before it is removed (readiness probes). */
   inspect?: (workspace: Workspace) => void;
+  /** Called synchronously right before the launcher is spawned, before it gets its fresh session keyring (readiness plants its keyring canary here). */
+  beforeSpawn?: () => void;
 }
 
 const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
@@ -83,6 +85,6 @@ const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
  */
 export async function runInSandbox(planned: PlannedRun, options: SandboxRunOptions = {}): Promise<RunResult> {
   const { workspace, job, nonce, plan, host, secrets } = planned;
-  const { inputFiles, outputFiles, cgroupParent, inspect } = options;
-  return runPlanned(plan, workspace, job, { host, maxResultBytes: options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, receiptNonce: nonce, inputFiles, outputFiles, cgroupParent, secrets, inspect });
+  const { inputFiles, outputFiles, cgroupParent, inspect, beforeSpawn } = options;
+  return runPlanned(plan, workspace, job, { host, maxResultBytes: options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, receiptNonce: nonce, inputFiles, outputFiles, cgroupParent, secrets, inspect, beforeSpawn });
 }

@@ -124,7 +124,7 @@ export class SpawnedLauncher {
  * protocol's fds: the status file (O_EXCL|O_NOFOLLOW: never through a planted link), the
  * result pipe, the launcher-args file and the release pipe.
  */
-export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { stdin: boolean; cgroup: RunCgroup | null }): SpawnedLauncher {
+export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { stdin: boolean; cgroup: RunCgroup | null; beforeSpawn?: (() => void) | undefined }): SpawnedLauncher {
   const statusPath = plan.statusFd ? join(workspace.root, "launcher-status") : null;
   const statusFd = statusPath ? openExclusive(statusPath, 0o600) : null;
   let argsFd: number | null = null;
@@ -132,6 +132,7 @@ export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { 
   try {
     argsFd = openLauncherArgs(plan, workspace);
     seccompFd = openSeccompFilter(plan, workspace);
+    options.beforeSpawn?.();
     // The child inherits this thread's session keyring: a new one per run, joined right before the spawn.
     if (plan.freshKeyring) joinFreshSessionKeyring();
     const startedMs = performance.now();
