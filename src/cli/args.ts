@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { CordonError } from "../errors.ts";
+import { SCHEMA_USAGE } from "./schema.ts";
 
 export class UsageError extends CordonError {
   constructor(readonly detail: string) {
@@ -25,6 +26,7 @@ export const USAGE = `usage:
   cordon readiness [--provider NAME|auto] [--policy FILE.json] [--config FILE.json] [--json]
     proves what each provider enforces on this host; exit 0 if the configured one is ready
     --policy FILE.json     judge against the configured policy with FILE on top, as run --policy
+  ${SCHEMA_USAGE}
   cordon help
 exit statuses: the script's own, or 1 if it used one of cordon's: 123 a resource limit,
   124 the wall-clock limit, 125 refused (nothing ran), 126 bad input or usage, 70 internal error;
