@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { cachedBpf, compileBpf, libseccomp, syscallNumber } from "../plugins/mechanism/seccomp/libseccomp.ts";
 import { AF_NETLINK, ALLOWED_SOCKET_FAMILIES, deniedSyscalls, describeSyscallFilter, ERRNO, NAMESPACE_CLONE_FLAGS, SYSCALL_GROUPS, SYSCALL_RULES } from "../src/seccomp/policy.ts";
-import { AUDIT_ARCH, decodeAction, parseProgram, runFilter, type SeccompAction } from "./support.ts";
+import { attackSyscalls, AUDIT_ARCH, decodeAction, parseProgram, runFilter, type SeccompAction } from "./support.ts";
 
 const SECCOMP_RET_ALLOW: SeccompAction = { action: "allow" };
 const SECCOMP_RET_KILL_PROCESS: SeccompAction = { action: "kill-process" };
@@ -39,6 +39,16 @@ describe.skipIf(!available)("the BPF program libseccomp compiles from it", () =>
   test("every rule names a call this architecture has (nothing is skipped silently)", () => {
     const missing = deniedSyscalls().filter((n) => syscallNumber(n) === null);
     expect(missing).toEqual([]);
+  });
+
+  test.skipIf(process.arch !== "x64")("the attack script's built-in x86_64 numbers (what readiness calls with no numbers passed) are libseccomp's; every name it calls is one libseccomp knows", () => {
+    const table = attackSyscalls();
+    expect(Object.keys(table).length).toBeGreaterThan(20);
+    for (const [name, builtIn] of Object.entries(table)) {
+      const known = syscallNumber(name);
+      expect([name, known === null]).toEqual([name, false]);
+      if (builtIn !== null) expect([name, builtIn]).toEqual([name, known!]);
+    }
   });
 
   test("compiled once per process; a misspelt call is an error, not a gap", () => {

@@ -61,7 +61,7 @@ export const pidsProbe = `i=0; while [ $i -lt ${PIDS_ATTEMPT} ]; do sleep 1 & i=
 
 export const wallProbe = "sleep 10";
 
-/** The syscall attacks, one Python file shared with the attack tests (test/syscall-filter.test.ts). */
+/** The syscall attacks: the one Python list of attack calls, shared with the attack tests (test/syscall-filter.test.ts) and the filter comparison (test/provider-nsjail.test.ts). */
 export const SYSCALL_ATTACKS_FILE = "syscall-attacks.py";
 export const SYSCALL_ATTACKS = readFileSync(new URL(`./${SYSCALL_ATTACKS_FILE}`, import.meta.url));
 

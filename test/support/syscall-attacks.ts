@@ -1,21 +1,57 @@
 /**
  * Attacks on the syscall filter and the keyrings, shared by the suites that make them
- * (syscall-filter, provider conformance): the same Python attacks readiness runs
- * (src/readiness/syscall-attacks.py), keys planted where a leaking run would find them,
- * and what the supervisor itself sees afterwards.
+ * (syscall-filter, the nsjail filter comparison): the one Python attack list readiness runs
+ * too (src/readiness/syscall-attacks.py), with libseccomp's syscall numbers when asked, keys
+ * planted where a leaking run would find them, and what the supervisor itself sees afterwards.
  */
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { type RunRequest, type RunResult } from "../../src/api/index.ts";
 import { addUserKey, invalidateKey, joinFreshSessionKeyring, KEY_PERM_ALL, KEY_SPEC, linkKey, readKey, setKeyPermissions } from "../../src/keyring.ts";
-import { SYSCALL_ATTACKS } from "../../src/readiness/probes.ts";
+import { SYSCALL_ATTACKS, SYSCALL_ATTACKS_FILE } from "../../src/readiness/probes.ts";
+import { syscallNumber } from "../../plugins/mechanism/seccomp/libseccomp.ts";
 import { parseKv } from "./marks.ts";
 
 const ATTACKS_SOURCE = new TextDecoder().decode(SYSCALL_ATTACKS);
+const ATTACKS_PATH = fileURLToPath(new URL(`../../src/readiness/${SYSCALL_ATTACKS_FILE}`, import.meta.url));
 
-/** A run request (python runner) making the named attacks, e.g. ["io_uring", "key_serial=123"]; each prints NAME=RESULT. */
-export function syscallAttackRequest(attacks: readonly string[]): Pick<RunRequest, "runner" | "script" | "args"> {
-  return { runner: "python", script: { source: ATTACKS_SOURCE, name: "syscall-attacks.py" }, args: [...attacks] };
+/**
+ * A run request (python runner) making the named attacks, e.g. ["io_uring", "key_serial=123"];
+ * each prints NAME=RESULT. `numbers` (attackNumbers()) go first, as --numbers.
+ */
+export function syscallAttackRequest(attacks: readonly string[], numbers?: Record<string, number>): Pick<RunRequest, "runner" | "script" | "args"> {
+  const args = numbers ? [`--numbers=${JSON.stringify(numbers)}`, ...attacks] : [...attacks];
+  return { runner: "python", script: { source: ATTACKS_SOURCE, name: SYSCALL_ATTACKS_FILE }, args };
 }
+
+/** Every syscall the attack script calls by name, with its built-in (x86_64) number or null: the script's own `--syscalls` list, run on the host. */
+export function attackSyscalls(): Record<string, number | null> {
+  const p = Bun.spawnSync(["python3", "-I", "-B", ATTACKS_PATH, "--syscalls"]);
+  if (!p.success) throw new Error(`${SYSCALL_ATTACKS_FILE} --syscalls failed: ${p.stderr.toString()}`);
+  return Object.fromEntries(Object.entries(parseKv(p.stdout.toString())).map(([name, nr]) => [name, nr === "" ? null : Number(nr)]));
+}
+
+/** libseccomp's number on this host for every syscall the attack script calls by name (those this architecture has). */
+export function attackNumbers(): Record<string, number> {
+  return Object.fromEntries(Object.keys(attackSyscalls()).flatMap((name) => {
+    const nr = syscallNumber(name);
+    return nr === null ? [] : [[name, nr] as const];
+  }));
+}
+
+/**
+ * The attacks that compare two providers' filters call by call (test/provider-nsjail.test.ts):
+ * every rule of the policy hit once, argument boundaries (high bits in 32-bit arguments, the
+ * one netlink protocol allowed), calls that change or end their caller (in a child), and what
+ * must keep working (a plain clone, fork, threads, the everyday socket families).
+ * `x32_past_span=NR` is added by the caller, which knows where the filter's x32 block ends.
+ */
+export const COMPARISON_ATTACKS = [
+  "ptrace", "process_vm_readv", "keyctl", "key_add=cordon-attack/x", "io_uring", "userfaultfd", "perf_event_open", "bpf",
+  "unshare_user", "setns", "clone_newuser", "clone_newns", "clone_plain", "clone3",
+  "mount=mnt", "mount_api", "personality", "acct", "syslog", "ioctls",
+  "vsock", "packet", "netlink", "raw_sockets", "x32", "fork", "seccomp_mode",
+] as const;
 
 /** The attacks' NAME=RESULT lines; throws when the attack script did not run to its end. */
 export function attackResults(r: RunResult, describe: (r: RunResult) => string): Record<string, string> {
