@@ -59,7 +59,7 @@ export interface SystemCommandResult {
 }
 
 /**
- * Run a short system helper (mount, umount, nft, nsenter, ip) to completion without
+ * Run a short system helper (nft, nsenter, ip) to completion without
  * blocking the event loop (other runs go on meanwhile). Its environment is SYSTEM_PATH
  * only: nothing of the supervisor's environment reaches a helper that may run as root.
  */

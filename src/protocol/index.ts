@@ -77,7 +77,7 @@ export const LAUNCHER_PROCESSES = 2;
 export const DEFAULT_CGROUP_PARENT = "cordon";
 
 /**
- * PATH for the host-side system helpers the supervisor runs (mount, umount, nft, nsenter,
+ * PATH for the host-side system helpers the supervisor runs (nft, nsenter,
  * slirp4netns, ip): the standard system directories only, never the caller's PATH, so a
  * planted binary earlier in it is never run as root.
  */

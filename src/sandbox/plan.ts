@@ -90,6 +90,7 @@ export function composePlan(input: PlanInput, provider: Provider, probe: Provide
     host,
     // The whole command line, launcher arguments included, with secret values masked.
     argv: [
+      ...(launch.spawnAs ? [`<spawned as uid ${launch.spawnAs.uid} gid ${launch.spawnAs.gid}, no supplementary groups>`] : []),
       ...maskDeep([...launch.argv, ...(launch.launcherArgs ? [`<fd ${LAUNCHER_ARGS_FD}:`, ...launch.launcherArgs, ">"] : [])], secrets),
       ...(launch.seccompBpf ? [`<fd ${SECCOMP_FD}: ${launch.seccompBpf.length / 8}-instruction BPF program (${spec.privilege.syscallFilter?.length ?? 0} rules)>`] : []),
       ...(rendering.reportAppendix ?? []),

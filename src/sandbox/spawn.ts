@@ -136,8 +136,11 @@ export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { 
     // The child inherits this thread's session keyring: a new one per run, joined right before the spawn.
     if (plan.freshKeyring) joinFreshSessionKeyring();
     const startedMs = performance.now();
+    // The join shell writes the cgroup's procs files as the supervisor: it cannot run as the host identity.
+    if (options.cgroup && plan.spawnAs) throw new Error("a launcher spawned as the host identity cannot join the run cgroup");
     const argv = options.cgroup ? joinCgroupArgv(options.cgroup.procsFiles, plan.argv) : plan.argv;
     const proc = Bun.spawn(argv, {
+      ...(plan.spawnAs ? { uid: plan.spawnAs.uid, gid: plan.spawnAs.gid } : {}),
       env: plan.env,
       cwd: plan.cwd,
       stdio: launcherStdio(options.stdin, statusFd, argsFd, plan.blockFd === true, seccompFd) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],

@@ -209,6 +209,13 @@ export interface SandboxSpec {
 /** What a provider renders a spec into: the argv and how to handle the spawned process. */
 export interface Launch {
   argv: string[];
+  /**
+   * Spawn argv[0] as this host uid and gid (Bun.spawn's uid/gid: every uid and gid set,
+   * supplementary groups cleared, no capabilities left) instead of a setpriv in front of it.
+   * Only without a run cgroup: the join launcher must write the cgroup's procs files as
+   * the supervisor, so a run with a cgroup drops after the join (setpriv in argv).
+   */
+  spawnAs?: { uid: number; gid: number };
   /** Environment of the spawned binary itself; sandboxes start theirs empty. */
   env: Record<string, string>;
   cwd: string;

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
 import { firstUnreachableAncestor } from "../host.ts";
 import { checkRunRoot, ensureRunRoot, writeExclusive } from "./run-root.ts";
-import { pidAlive, runSystemCommand } from "../process.ts";
+import { pidAlive } from "../process.ts";
+import { mountTmpfs, unmountIfMounted } from "./tmpfs-mount.ts";
 import type { SetupStep } from "./setup.ts";
 import type { SpawnPlan, Workspace } from "./spec.ts";
 
@@ -18,29 +19,14 @@ export function allocateWorkspace(runRoot: string): Workspace {
   return { root, stageDir: join(root, "stage"), jobDir: join(root, "stage", "job"), scratchDir: join(root, "scratch") };
 }
 
-function isMountPoint(path: string): boolean {
-  try {
-    return readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .some((line) => line.split(" ")[4] === path);
-  } catch {
-    return false;
-  }
-}
-
-async function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): Promise<void> {
-  const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
-  const r = await runSystemCommand(["mount", "-t", "tmpfs", "-o", `size=${bytes},mode=0700,nosuid,nodev${ids}`, "cordon-scratch", path]);
-  if (!r.ok) throw new Error(`cannot mount the scratch tmpfs on ${path}: ${r.stderr}`);
+/** The scratch quota: a size-capped 0700 nosuid,nodev tmpfs owned by the run's host identity (mount(2), no helper). */
+function mountScratchTmpfs(path: string, bytes: number, owner: { uid: number; gid: number } | null): void {
+  mountTmpfs(path, "cordon-scratch", { sizeBytes: bytes, mode: 0o700, owner });
 }
 
 /** Unmount a scratch tmpfs if one is mounted there; busy: detach now, the kernel frees it when unused. */
-async function unmountScratch(scratchDir: string): Promise<void> {
-  // The mount table holds real paths: a run root reached through a symlink must still find its mount.
-  const scratch = realPathOr(scratchDir);
-  if (!isMountPoint(scratch)) return;
-  const r = await runSystemCommand(["umount", scratch]);
-  if (!r.ok) await runSystemCommand(["umount", "-l", scratch]);
+function unmountScratch(scratchDir: string): void {
+  unmountIfMounted(scratchDir);
 }
 
 /**
@@ -57,8 +43,8 @@ export function workspaceSteps(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "s
   if (quotaBytes === null) return [runDirectory];
   const scratchQuota: SetupStep = {
     name: "scratch-quota",
-    prepare: () => mountScratchTmpfs(ws.scratchDir, quotaBytes, owner),
-    cleanup: () => unmountScratch(ws.scratchDir),
+    prepare: async () => mountScratchTmpfs(ws.scratchDir, quotaBytes, owner),
+    cleanup: async () => unmountScratch(ws.scratchDir),
   };
   return [runDirectory, scratchQuota];
 }
@@ -93,17 +79,9 @@ function createRunDirectory(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scra
 
 /** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
 export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): Promise<void> {
-  await unmountScratch(ws.scratchDir);
+  unmountScratch(ws.scratchDir);
   if (existsSync(ws.root)) {
     rmSync(ws.root, { recursive: true, force: true });
-  }
-}
-
-function realPathOr(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
   }
 }
 

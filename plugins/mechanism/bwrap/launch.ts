@@ -3,6 +3,7 @@
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
 import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
+import { statSync } from "node:fs";
 import { namespaceCapabilities } from "../capabilities.ts";
 import { bpfFilterSupport, cachedBpf } from "../seccomp/libseccomp.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
@@ -28,6 +29,8 @@ export function probeBwrap(binaryOption?: string): ProviderProbe {
       tmpfsSize: helpText.includes("--size"),
       blockFd: helpText.includes("--block-fd"),
       seccomp: helpText.includes("--seccomp"),
+      // A setuid bwrap started without no_new_privs would run privileged: such a host keeps setpriv --no-new-privs.
+      setuid: (statSync(binary).mode & 0o4000) !== 0,
     },
     tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
   };
@@ -53,9 +56,14 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
   if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
   const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
   const filter = spec.privilege.syscallFilter;
+  // Without a run cgroup nothing must run as the supervisor before bwrap: Bun.spawn drops to
+  // the host identity itself (no setpriv process). bwrap sets no_new_privs on the command
+  // before exec whatever it is given; a setuid bwrap still gets setpriv's --no-new-privs.
+  const hostDrop = spec.privilege.hostDrop;
+  const dropAtSpawn = hostDrop !== null && spec.resources.cgroup === null && probe.features.setuid === false;
   return {
     argv: [
-      ...privilegeDropArgs(spec.privilege, probe.tools?.setpriv ?? "setpriv"),
+      ...(dropAtSpawn ? [] : privilegeDropArgs(spec.privilege, probe.tools?.setpriv ?? "setpriv")),
       probe.binary,
       "--args", String(LAUNCHER_ARGS_FD),
       "--",
@@ -73,6 +81,7 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
       "--json-status-fd", String(LAUNCHER_STATUS_FD),
       ...(options.block ? ["--block-fd", String(BLOCK_FD)] : []),
     ],
+    ...(dropAtSpawn ? { spawnAs: { uid: hostDrop.uid, gid: hostDrop.gid } } : {}),
     env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
     cwd: "/",
     treeKill: "pid-namespace",
