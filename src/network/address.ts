@@ -14,7 +14,7 @@
  * - Canonical text: IPv4 dotted quad, IPv6 in RFC 5952 form (lower case, the longest
  *   run of zero groups compressed, an embedded IPv4 printed in hex).
  */
-import { isIPv6 } from "node:net";
+import { isIPv6 } from "./ip-syntax.ts";
 import ipaddr from "ipaddr.js";
 
 export type IpFamily = 4 | 6;

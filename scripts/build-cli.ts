@@ -1,0 +1,90 @@
+/**
+ * Bundles the CLI (bin/cordon.ts, every module it imports, its dependencies) into one file,
+ * .cache/cli/cordon.js, for `bun run cordon` (bin/launch.ts): one file to read instead of ~180
+ * to resolve and transpile. Run by scripts/setup; bin/launch.ts runs it again whenever the
+ * bundle is missing or older than any of its inputs.
+ *
+ * Files the sources read next to themselves (`new URL("./x", import.meta.url)`: runner helpers,
+ * ruleset templates, probe scripts) are read from the source tree as before: each module's
+ * import.meta.url is pinned to its source file. manifest.json records every input's size and
+ * mtime, Bun's version and the checkout's path; the launcher uses the bundle only when all match.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const BUNDLE_DIR = join(ROOT, ".cache", "cli");
+export const BUNDLE_FILE = join(BUNDLE_DIR, "cordon.js");
+export const MANIFEST_FILE = join(BUNDLE_DIR, "manifest.json");
+
+export interface BundleManifest {
+  bun: string;
+  root: string;
+  /** Every input, relative to root: [size, mtimeMs]. */
+  inputs: Record<string, [number, number]>;
+}
+
+/** Inputs the bundler does not list but that decide what it produces. */
+const EXTRA_INPUTS = ["package.json", "bun.lock", "scripts/build-cli.ts"];
+
+/** Build the bundle and its manifest (each written whole, then renamed into place). Throws when the build fails. */
+export async function buildCli(): Promise<void> {
+  const started = Date.now();
+  const ownFiles = new RegExp(`^${ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/(?:src|plugins|bin)/.*\\.ts$`);
+  const result = await Bun.build({
+    entrypoints: [join(ROOT, "bin/cordon.ts")],
+    target: "bun",
+    format: "esm",
+    // What a command loads on first use (readiness probes, the schema generator) stays out of
+    // the entry, node builtins included: the bundler hoists a module's builtin imports to the
+    // top of the file that holds it. Chunks have content-hashed names, so a build never
+    // rewrites a chunk that a running CLI may still import.
+    splitting: true,
+    outdir: BUNDLE_DIR,
+    naming: { entry: "[name].[ext]", chunk: "chunk-[hash].[ext]" },
+    minify: { whitespace: true, syntax: true },
+    metafile: true,
+    plugins: [
+      {
+        name: "source-relative-import-meta-url",
+        setup(build) {
+          build.onLoad({ filter: ownFiles }, ({ path }) => ({
+            contents: readFileSync(path, "utf8").replaceAll("import.meta.url", JSON.stringify(pathToFileURL(path).href)),
+            loader: "ts",
+          }));
+        },
+      },
+    ],
+  });
+  if (!result.success) throw new AggregateError(result.logs, "the CLI bundle did not build");
+  const output = result.outputs.find((o) => o.kind === "entry-point");
+  const chunks = result.outputs.filter((o) => o.kind === "chunk");
+  if (!output || !result.metafile) throw new Error("the CLI bundle did not build: no entry point or metafile");
+  const inputs: BundleManifest["inputs"] = {};
+  for (const name of [...Object.keys(result.metafile.inputs).map((p) => relative(ROOT, resolve(process.cwd(), p))), ...EXTRA_INPUTS]) {
+    const st = statSync(join(ROOT, name));
+    // An input edited while the build ran may or may not be in it: write no manifest, so the next launch builds again.
+    if (st.mtimeMs >= started - 1000) return;
+    inputs[name] = [st.size, st.mtimeMs];
+  }
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  const manifest: BundleManifest = { bun: Bun.version, root: ROOT, inputs };
+  const tmp = `.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    for (const chunk of chunks) {
+      const path = join(BUNDLE_DIR, basename(chunk.path));
+      if (!existsSync(path)) writeFileSync(path + tmp, await chunk.text()), renameSync(path + tmp, path);
+    }
+    writeFileSync(BUNDLE_FILE + tmp, await output.text());
+    writeFileSync(MANIFEST_FILE + tmp, JSON.stringify(manifest));
+    // The bundle first: a launcher that reads the old manifest with the new bundle finds it stale and builds again.
+    renameSync(BUNDLE_FILE + tmp, BUNDLE_FILE);
+    renameSync(MANIFEST_FILE + tmp, MANIFEST_FILE);
+  } finally {
+    rmSync(BUNDLE_FILE + tmp, { force: true });
+    rmSync(MANIFEST_FILE + tmp, { force: true });
+  }
+}
+
+if (import.meta.main) await buildCli();
