@@ -34,4 +34,5 @@ if (!fresh) {
     fresh = false; // the sources below report what is wrong with them
   }
 }
-await import(fresh ? bundle : "./cordon.ts");
+if (fresh) require(bundle); // CommonJS, with its bytecode
+else await import("./cordon.ts");

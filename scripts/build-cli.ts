@@ -9,13 +9,14 @@
  * import.meta.url is pinned to its source file. manifest.json records every input's size and
  * mtime, Bun's version and the checkout's path; the launcher uses the bundle only when all match.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, join, relative, resolve } from "node:path";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const BUNDLE_DIR = join(ROOT, ".cache", "cli");
 export const BUNDLE_FILE = join(BUNDLE_DIR, "cordon.js");
+export const BYTECODE_FILE = `${BUNDLE_FILE}.jsc`;
 export const MANIFEST_FILE = join(BUNDLE_DIR, "manifest.json");
 
 export interface BundleManifest {
@@ -28,21 +29,31 @@ export interface BundleManifest {
 /** Inputs the bundler does not list but that decide what it produces. */
 const EXTRA_INPUTS = ["package.json", "bun.lock", "scripts/build-cli.ts"];
 
-/** Build the bundle and its manifest (each written whole, then renamed into place). Throws when the build fails. */
+/** Build the bundle, its bytecode and its manifest (each written whole, then renamed into place). Throws when the build fails. */
 export async function buildCli(): Promise<void> {
   const started = Date.now();
+  // Bun.build writes into outdir itself: a private directory, moved into place file by file below.
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  const outdir = mkdtempSync(join(BUNDLE_DIR, ".build-"));
+  try {
+    await buildInto(outdir, started);
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+async function buildInto(outdir: string, started: number): Promise<void> {
   const ownFiles = new RegExp(`^${ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/(?:src|plugins|bin)/.*\\.ts$`);
   const result = await Bun.build({
     entrypoints: [join(ROOT, "bin/cordon.ts")],
     target: "bun",
-    format: "esm",
-    // What a command loads on first use (readiness probes, the schema generator) stays out of
-    // the entry, node builtins included: the bundler hoists a module's builtin imports to the
-    // top of the file that holds it. Chunks have content-hashed names, so a build never
-    // rewrites a chunk that a running CLI may still import.
-    splitting: true,
-    outdir: BUNDLE_DIR,
-    naming: { entry: "[name].[ext]", chunk: "chunk-[hash].[ext]" },
+    // CommonJS, for Bun's bytecode cache (cordon.js.jsc: no parse or compile at start). What a
+    // command loads on first use (readiness probes, the schema generator, handlebars) is
+    // initialised on first use, node builtins included.
+    format: "cjs",
+    bytecode: true,
+    outdir,
+    naming: "[name].[ext]",
     minify: { whitespace: true, syntax: true },
     metafile: true,
     plugins: [
@@ -59,8 +70,8 @@ export async function buildCli(): Promise<void> {
   });
   if (!result.success) throw new AggregateError(result.logs, "the CLI bundle did not build");
   const output = result.outputs.find((o) => o.kind === "entry-point");
-  const chunks = result.outputs.filter((o) => o.kind === "chunk");
-  if (!output || !result.metafile) throw new Error("the CLI bundle did not build: no entry point or metafile");
+  const bytecode = result.outputs.find((o) => o.kind === "bytecode");
+  if (!output || !bytecode || !result.metafile) throw new Error("the CLI bundle did not build: no entry point or metafile");
   const inputs: BundleManifest["inputs"] = {};
   for (const name of [...Object.keys(result.metafile.inputs).map((p) => relative(ROOT, resolve(process.cwd(), p))), ...EXTRA_INPUTS]) {
     const st = statSync(join(ROOT, name));
@@ -68,23 +79,13 @@ export async function buildCli(): Promise<void> {
     if (st.mtimeMs >= started - 1000) return;
     inputs[name] = [st.size, st.mtimeMs];
   }
-  mkdirSync(BUNDLE_DIR, { recursive: true });
   const manifest: BundleManifest = { bun: Bun.version, root: ROOT, inputs };
-  const tmp = `.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    for (const chunk of chunks) {
-      const path = join(BUNDLE_DIR, basename(chunk.path));
-      if (!existsSync(path)) writeFileSync(path + tmp, await chunk.text()), renameSync(path + tmp, path);
-    }
-    writeFileSync(BUNDLE_FILE + tmp, await output.text());
-    writeFileSync(MANIFEST_FILE + tmp, JSON.stringify(manifest));
-    // The bundle first: a launcher that reads the old manifest with the new bundle finds it stale and builds again.
-    renameSync(BUNDLE_FILE + tmp, BUNDLE_FILE);
-    renameSync(MANIFEST_FILE + tmp, MANIFEST_FILE);
-  } finally {
-    rmSync(BUNDLE_FILE + tmp, { force: true });
-    rmSync(MANIFEST_FILE + tmp, { force: true });
-  }
+  writeFileSync(join(outdir, "manifest.json"), JSON.stringify(manifest));
+  // Bytecode and bundle first, the manifest last: a launcher that reads the old manifest
+  // with the new bundle finds it stale and builds again.
+  renameSync(bytecode.path, BYTECODE_FILE);
+  renameSync(output.path, BUNDLE_FILE);
+  renameSync(join(outdir, "manifest.json"), MANIFEST_FILE);
 }
 
 if (import.meta.main) await buildCli();

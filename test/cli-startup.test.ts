@@ -46,7 +46,7 @@ const LAZY_FILES = [
   "src/collector/index.ts",
 ];
 /** Packages and builtins the CLI's start would pay for and a default run never uses. */
-const LAZY_PACKAGES = ["handlebars", "shell-quote", "node:net", "node:crypto", "node:dns/promises", "node:dns", "crypto", "net"];
+const LAZY_PACKAGES = ["handlebars", "shell-quote", "ipaddr.js", "node:net", "node:crypto", "node:dns/promises", "node:dns", "crypto", "net"];
 
 /** The project files and packages a real CLI process had loaded when it exited. */
 async function loadedBy(args: string[]): Promise<{ files: string[]; code: number }> {
@@ -61,7 +61,7 @@ async function loadedBy(args: string[]): Promise<{ files: string[]; code: number
 }
 
 describe("the CLI loads what a command uses", () => {
-  test("bin/cordon.ts's eager import graph holds no renderer, probe, generator, collector, handlebars, node:net or node:crypto", () => {
+  test("bin/cordon.ts's eager import graph holds no renderer, probe, generator, collector, handlebars, ipaddr.js, node:net or node:crypto", () => {
     const { files, packages } = eagerGraph("bin/cordon.ts");
     expect(files.size).toBeGreaterThan(50); // the graph was really read
     expect(files.has("src/cordon.ts")).toBe(true);
@@ -77,7 +77,7 @@ describe("the CLI loads what a command uses", () => {
     expect(run.files).toContain("src/cordon.ts");
     expect(run.files).toContain("plugins/provider-bwrap/index.ts");
     expect(LAZY_FILES.filter((f) => run.files.includes(f))).toEqual([]);
-    expect(run.files.filter((f) => /node_modules\/(handlebars|shell-quote)\//.test(f))).toEqual([]);
+    expect(run.files.filter((f) => /node_modules\/(handlebars|shell-quote|ipaddr\.js)\//.test(f))).toEqual([]);
 
     const schema = await loadedBy(["schema"]);
     expect(schema.code).toBe(0);
@@ -104,5 +104,28 @@ describe("the CLI loads what a command uses", () => {
     const differs = [...corpus].filter((s) => isIPv4(s) !== net.isIPv4(s) || isIPv6(s) !== net.isIPv6(s));
     expect(differs).toEqual([]);
     expect([...corpus].filter((s) => net.isIPv6(s)).length).toBeGreaterThan(100); // the corpus reaches the valid side
+  });
+});
+
+describe("bun run cordon's bundle is never used stale", () => {
+  test("an input that changed since the build (here: its recorded size) makes the launcher build again; the output is the sources'", async () => {
+    const cli = async (entry: string) => {
+      const p = Bun.spawn([process.execPath, entry, "help"], { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const [out, , code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return { out, code };
+    };
+    const manifestFile = join(ROOT, ".cache/cli/manifest.json");
+    await cli("bin/launch.ts"); // built if missing or stale
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { inputs: Record<string, [number, number]> };
+    const real = manifest.inputs["src/cli/args.ts"]!;
+    expect(real[0]).toBeGreaterThan(0);
+    manifest.inputs["src/cli/args.ts"] = [real[0] + 1, real[1]];
+    await Bun.write(manifestFile, JSON.stringify(manifest));
+
+    const [launched, sources] = [await cli("bin/launch.ts"), await cli("bin/cordon.ts")];
+    expect(launched).toEqual(sources);
+    expect(launched.out).toContain("cordon run");
+    const rebuilt = JSON.parse(readFileSync(manifestFile, "utf8")) as { inputs: Record<string, [number, number]> };
+    expect(rebuilt.inputs["src/cli/args.ts"]).toEqual(real);
   });
 });

@@ -215,10 +215,11 @@ export function blockedRangeContaining(
   return null;
 }
 
-const SLIRP_DNS_NETS: IpNet[] = [parseIpNet(`${SLIRP.dns}/32`), parseIpNet(`${SLIRP.dnsV6}/128`)];
+let slirpDnsNets: IpNet[] | undefined; // parsed on first use, like every address here
+const SLIRP_DNS_NETS = (): IpNet[] => (slirpDnsNets ??= [parseIpNet(`${SLIRP.dns}/32`), parseIpNet(`${SLIRP.dnsV6}/128`)]);
 
 function isSlirpResolver(rule: IpNet): boolean {
-  return SLIRP_DNS_NETS.some((d) => d.family === rule.family && d.address === rule.address && d.prefix === rule.prefix);
+  return SLIRP_DNS_NETS().some((d) => d.family === rule.family && d.address === rule.address && d.prefix === rule.prefix);
 }
 
 function describeRule(rule: { entry?: string; family: IpFamily; address: string; prefix: number }, index: number) {
