@@ -55,6 +55,9 @@ async function buildInto(outdir: string, started: number): Promise<void> {
     outdir,
     naming: "[name].[ext]",
     minify: { whitespace: true, syntax: true },
+    // Loaded from node_modules on first render (the nft templates): most of the bundle's
+    // size otherwise, and no command but a filtered-egress run uses it.
+    external: ["handlebars"],
     metafile: true,
     plugins: [
       {
