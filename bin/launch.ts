@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * `bun run cordon`: the CLI from its bundle (.cache/cli/cordon.js, scripts/build-cli.ts) when
- * the bundle is current, the same CLI as bin/cordon.ts, ~3x faster to start. Never a stale one:
+ * the bundle is current: the same CLI as bin/cordon.ts, faster to start (bench/cli.ts). Never stale:
  * when any input changed since the build (size or mtime), Bun changed, or the checkout moved,
  * the bundle is built again first; if that fails, the CLI runs from its sources (bin/cordon.ts).
  */
