@@ -3,24 +3,17 @@
  * runners a composition root registers (CLI, examples, an application), and the health-check
  * collectors built on them. test/public-api.test.ts pins these names.
  */
-import type { Provider, Runner } from "../src/api/plugin.ts";
-import { BwrapProvider } from "./provider-bwrap/index.ts";
-import { UnsafeNoIsolationProvider } from "./provider-unsafe/index.ts";
-import { RootlessProvider } from "./provider-rootless/index.ts";
-import { NsjailProvider } from "./provider-nsjail/index.ts";
-import { ShellRunner } from "./runner-shell/index.ts";
-import { PythonRunner } from "./runner-python/index.ts";
-import { EsmRunner } from "./runner-esm/index.ts";
-
-export { BwrapProvider, RootlessProvider, NsjailProvider, UnsafeNoIsolationProvider, ShellRunner, PythonRunner, EsmRunner };
-
-export function builtinProviders(): Provider[] {
-  return [new BwrapProvider(), new RootlessProvider(), new NsjailProvider(), new UnsafeNoIsolationProvider()];
-}
-
-export function builtinRunners(): Runner[] {
-  return [new ShellRunner(), new PythonRunner(), new EsmRunner()];
-}
+export {
+  BwrapProvider,
+  builtinProviders,
+  builtinRunners,
+  EsmRunner,
+  NsjailProvider,
+  PythonRunner,
+  RootlessProvider,
+  ShellRunner,
+  UnsafeNoIsolationProvider,
+} from "./builtin.ts";
 
 export {
   CORDON_PLUGIN_ID,

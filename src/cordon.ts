@@ -7,7 +7,9 @@ import { IdentityPool, type IdentityLease } from "./identity/pool.ts";
 import type { RunIdentity } from "./identity/range.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, type PolicyOverride } from "./policy/index.ts";
 import { probeOf, type Provider, type ProviderProbe } from "./provider.ts";
-import { proveProvider, trialPlanRefusal, unprovenCells, type ReadinessReport } from "./readiness/index.ts";
+// The probes and the trial plan load on first use: a run never needs them (only their verdicts, cached here).
+import { unprovenCells } from "./readiness/needs.ts";
+import type { ReadinessReport } from "./readiness/types.ts";
 import type { RunResult } from "./result.ts";
 import type { EffectiveSandboxReport } from "./sandbox/report.ts";
 import type { Runner, RunnerOptions, ScriptRequest } from "./runner.ts";
@@ -296,7 +298,7 @@ export class Cordon {
   readiness(options: { refresh?: boolean } = {}): Promise<ReadinessReport[]> {
     if (options.refresh || !this.readinessCache) {
       const prove = { runRoot: this.runRoot, host: this.host(), cgroupParent: this.config.cgroupParent, policy: this.policy, identities: this.identities };
-      this.readinessCache = Promise.all([...this.providers.values()].map((p) => proveProvider(p, prove)));
+      this.readinessCache = import("./readiness/prove.ts").then(({ proveProvider }) => Promise.all([...this.providers.values()].map((p) => proveProvider(p, prove))));
     }
     return this.readinessCache;
   }
@@ -316,6 +318,7 @@ export class Cordon {
       const unproven = report?.available ? unprovenCells(policy, report.cells).map((c) => `${c}: ${report.cells[c].detail}`) : [report?.reason ?? "not probed"];
       // Proven cells are not enough: the policy must also plan on this provider.
       const host = this.host();
+      const { trialPlanRefusal } = await import("./readiness/prove.ts");
       const mine = unproven.length ? unproven : trialPlanRefusal(provider, await probeOf(provider, host), policy, host, this.runRoot, this.config.identity);
       if (mine.length === 0) return { provider: name, ready: true, reasons: [] };
       reasons.push(...mine.map((r) => `${name}: ${r}`));

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
@@ -13,6 +12,7 @@ import {
   type ControlVerdict,
   type HostFacts,
   type Job,
+  type Policy,
   type Provider,
   type ProviderProbe,
   type RenderContext,
@@ -23,9 +23,11 @@ import {
 } from "../../src/api/plugin.ts";
 import { isX32Block, X32_KILL_SPAN, X32_SYSCALL_BIT } from "../mechanism/seccomp/kafel.ts";
 import { privilegeDropArgs } from "../mechanism/setpriv.ts";
-import { nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch } from "./render.ts";
+import type * as Renderer from "./render.ts";
 
-export { nsjailCapabilities, quote, renderNsjailConfig, renderNsjailLaunch, timeLimitSeconds, toMiB } from "./render.ts";
+/** The config renderer loads on the first nsjail probe or render: a run on another provider never needs it. */
+let renderer: typeof Renderer | undefined;
+const render = (): typeof Renderer => (renderer ??= require("./render.ts") as typeof Renderer);
 
 export interface NsjailOptions {
   /** nsjail binary; found on PATH when absent. */
@@ -45,7 +47,7 @@ const NOT_FOUND = "not packaged in Debian; build from https://github.com/google/
 /** nsjail has no --version: identify the build by its binary's digest. */
 function binaryDigest(binary: string): string | null {
   try {
-    return createHash("sha256").update(readFileSync(binary)).digest("hex").slice(0, 12);
+    return new Bun.CryptoHasher("sha256").update(readFileSync(binary)).digest("hex").slice(0, 12);
   } catch {
     return null;
   }
@@ -53,10 +55,12 @@ function binaryDigest(binary: string): string | null {
 
 /** The trial's job: `/bin/true`, under the real layers with small limits. */
 const TRIAL_JOB: Job = { runner: "nsjail-trial", argv: ["/bin/true"], files: [], readOnlyBinds: [], env: {}, result: { exitCodeFallback: false }, addressSpaceLimitSafe: true };
-const TRIAL_POLICY = mergePolicy(DEFAULT_POLICY, {
+/** Built on the first probe (a zod parse): importing the provider costs nothing. */
+let trialPolicy: Policy | undefined;
+const TRIAL_POLICY = (): Policy => (trialPolicy ??= mergePolicy(DEFAULT_POLICY, {
   onUnavailable: "degrade",
   resources: { wallMs: 5000, maxFileSizeBytes: 1024 * 1024, scratchBytes: 1024 * 1024, maxOutputBytes: 4096, maxStdinBytes: 0 },
-});
+}));
 
 /**
  * A run directory as a real run has one (0711, stage files, a scratch the sandbox uid
@@ -68,7 +72,7 @@ const TRIAL_POLICY = mergePolicy(DEFAULT_POLICY, {
 function trialSpec(dir: string, machine: HostFacts, tools: { setpriv?: string }): SandboxSpec {
   const host: HostFacts = { ...machine, cgroups: { ...machine.cgroups, problem: "the nsjail trial run makes no cgroup" } };
   const workspace: Workspace = { root: dir, stageDir: join(dir, "stage"), jobDir: join(dir, "stage", "job"), scratchDir: join(dir, "scratch") };
-  const { spec } = composeSpec({ policy: TRIAL_POLICY, job: TRIAL_JOB, host, workspace }, nsjailCapabilities(host, tools), SANDBOX_LAYOUT, {});
+  const { spec } = composeSpec({ policy: TRIAL_POLICY(), job: TRIAL_JOB, host, workspace }, render().nsjailCapabilities(host, tools), SANDBOX_LAYOUT, {});
   chmodSync(dir, 0o711);
   mkdirSync(workspace.jobDir, { recursive: true, mode: 0o755 });
   for (const f of spec.filesystem.stage) {
@@ -93,7 +97,7 @@ async function trialRun(binary: string, tools: { timeout: string; setpriv?: stri
   const dir = mkdtempSync("/tmp/cordon-nsjail-probe-");
   try {
     const spec = trialSpec(dir, host, tools);
-    const config = renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2 });
+    const config = render().renderNsjailConfig(spec, host, { logLevel: "WARNING", logFd: 2 });
     const path = join(dir, CONFIG_FILE);
     const owner = spec.privilege.hostDrop;
     writeFileSync(path, config.text, { mode: owner ? 0o400 : 0o600 });
@@ -115,7 +119,7 @@ async function trialRun(binary: string, tools: { timeout: string; setpriv?: stri
 
 /** Secrets masked in the config text as they appear there too: inside text-format string literals, escaped. Longest first. */
 function maskConfig(text: string, secrets: readonly string[]): string {
-  const forms = [...new Set(secrets.flatMap((s) => [s, quote(s).slice(1, -1)]))].sort((a, b) => b.length - a.length);
+  const forms = [...new Set(secrets.flatMap((s) => [s, render().quote(s).slice(1, -1)]))].sort((a, b) => b.length - a.length);
   return maskDeep(text, forms);
 }
 
@@ -180,15 +184,15 @@ export class NsjailProvider implements Provider {
   }
 
   capabilities(probe: ProviderProbe, host: HostFacts): Capabilities {
-    return nsjailCapabilities(host, probe.tools ?? {});
+    return render().nsjailCapabilities(host, probe.tools ?? {});
   }
 
   /** The launch, the config file it reads (staged in the run dir, readable by nsjail alone) and what nsjail applies beyond the layers' wording. */
   render(spec: SandboxSpec, { probe, host, workspace, secrets }: RenderContext): Rendering {
-    const config = renderNsjailConfig(spec, host);
+    const config = render().renderNsjailConfig(spec, host);
     const owner = spec.privilege.hostDrop;
     return {
-      launch: renderNsjailLaunch(spec, probe, join(workspace.root, CONFIG_FILE), config.rootWritable),
+      launch: render().renderNsjailLaunch(spec, probe, join(workspace.root, CONFIG_FILE), config.rootWritable),
       stage: [owner ? { path: CONFIG_FILE, content: config.text, mode: 0o400, owner } : { path: CONFIG_FILE, content: config.text, mode: 0o600 }],
       amendments: nsjailAmendments(spec),
       reportAppendix: [`<${CONFIG_FILE}:`, reportedConfig(config.text, secrets), ">"],

@@ -5,7 +5,7 @@
  * smuggle in a link to elsewhere on the host, and returned paths (chosen by untrusted
  * code) are never written through a link that happens to exist in the output directory.
  */
-import { randomBytes } from "node:crypto";
+import { randomHex } from "../random.ts";
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readlinkSync, writeSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { JobInputError } from "../errors.ts";
@@ -222,7 +222,7 @@ function writeOne(rootfd: number, root: string, parts: string[], content: Uint8A
       closeSync(existing);
       if (isDir) return `${target} is a directory`;
     }
-    const tmpName = `.cordon-out-${randomBytes(6).toString("hex")}`;
+    const tmpName = `.cordon-out-${randomHex(6)}`;
     let fd: number;
     try {
       fd = createFileAt(parentfd, tmpName, 0o644);

@@ -10,11 +10,8 @@ import { formatReport } from "../sandbox/report.ts";
 import { parseCommand, USAGE, UsageError, type ReadinessCommand, type RunCommand } from "./args.ts";
 import { checkRunCommand } from "./run-checks.ts";
 import { describeFailure, describeReceipt, describeRun } from "./run-text.ts";
-import { readinessVerdict } from "./readiness-text.ts";
 import { escapeControls, escapeLines, jsonText } from "../escape.ts";
 import { EXIT, exitStatusOf } from "./exit-status.ts";
-import { readinessTable } from "../readiness/table.ts";
-import { schemaCommand } from "./schema.ts";
 
 export interface CliIO {
   stdout: (data: string | Uint8Array) => void;
@@ -125,6 +122,8 @@ async function readinessCommand(cmd: ReadinessCommand, plugins: Plugins, io: Cli
   if (cmd.json) {
     io.stdout(`${jsonText({ configuredProvider: configured, policyFile: cmd.policyFile ?? null, ready, check, providers: reports }, 2)}\n`);
   } else {
+    // Loaded for this command only, like the probes behind cordon.readiness(): `run` never needs them.
+    const [{ readinessTable }, { readinessVerdict }] = await Promise.all([import("../readiness/table.ts"), import("./readiness-text.ts")]);
     io.stdout(`${readinessTable(reports)}\n\n${readinessVerdict(configured, cmd.policyFile, check).join("\n")}\n`);
   }
   return ready ? 0 : EXIT.notReady;
@@ -133,7 +132,7 @@ async function readinessCommand(cmd: ReadinessCommand, plugins: Plugins, io: Cli
 /** The CLI, independent of process globals so tests can drive it. Returns the exit status. */
 export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise<number> {
   try {
-    if (argv[0] === "schema") return schemaCommand(argv.slice(1), io);
+    if (argv[0] === "schema") return await (await import("./schema.ts")).schemaCommand(argv.slice(1), io);
     const cmd = parseCommand(argv);
     if (cmd.kind === "help") {
       io.stdout(`${USAGE}\n`);

@@ -14,8 +14,12 @@
  * - Canonical text: IPv4 dotted quad, IPv6 in RFC 5952 form (lower case, the longest
  *   run of zero groups compressed, an embedded IPv4 printed in hex).
  */
-import { isIPv6 } from "node:net";
-import ipaddr from "ipaddr.js";
+import { isIPv6 } from "./ip-syntax.ts";
+import type ipaddr from "ipaddr.js";
+
+/** ipaddr.js loads on the first address parsed (a run under network deny parses none). */
+let ipaddrLib: typeof ipaddr | undefined;
+const lib = (): typeof ipaddr => (ipaddrLib ??= require("ipaddr.js") as typeof ipaddr);
 
 export type IpFamily = 4 | 6;
 
@@ -35,7 +39,7 @@ const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
 export const bitsOf = (family: IpFamily): number => (family === 4 ? 32 : 128);
 
 function parseV4(text: string): ipaddr.IPv4 | null {
-  return IPV4_PATTERN.test(text) ? ipaddr.IPv4.parse(text) : null;
+  return IPV4_PATTERN.test(text) ? lib().IPv4.parse(text) : null;
 }
 
 function parseV6(text: string): ipaddr.IPv6 | null {
@@ -52,7 +56,7 @@ function parseV6(text: string): ipaddr.IPv6 | null {
     hex = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
   if (!hex.split(":").every((g) => g === "" || HEX_GROUP.test(g))) return null;
-  return ipaddr.IPv6.isValid(hex) ? ipaddr.IPv6.parse(hex) : null;
+  return lib().IPv6.isValid(hex) ? lib().IPv6.parse(hex) : null;
 }
 
 function parseAddress(family: IpFamily, text: string): Address | null {
@@ -73,7 +77,7 @@ export function networkAddress(family: IpFamily, address: string, prefix: number
   const a = parseAddress(family, address);
   if (a === null || !Number.isInteger(prefix) || prefix < 0 || prefix > bitsOf(family)) return null;
   const cidr = `${textOf(a)}/${prefix}`;
-  return textOf(family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr));
+  return textOf(family === 4 ? lib().IPv4.networkAddressFromCIDR(cidr) : lib().IPv6.networkAddressFromCIDR(cidr));
 }
 
 /** Parse "A/P" (or a bare address, as a host route) of either family; throws on anything else. */

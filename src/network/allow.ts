@@ -89,8 +89,9 @@ export const MAX_HOSTNAME_LENGTH = 253;
 // ---------------------------------------------------------------------------
 // Entries
 
-const LOOPBACK: IpNet[] = [parseIpNet("127.0.0.0/8"), parseIpNet("::1/128")];
-const V4_MAPPED: IpNet = parseIpNet("::ffff:0.0.0.0/96");
+// Parsed on first use (ipaddr.js loads with the first address): importing this costs nothing.
+let special: { loopback: IpNet[]; v4Mapped: IpNet } | undefined;
+const specialNets = () => (special ??= { loopback: [parseIpNet("127.0.0.0/8"), parseIpNet("::1/128")], v4Mapped: parseIpNet("::ffff:0.0.0.0/96") });
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 const fail = (error: string): { ok: false; error: string } => ({ ok: false, error });
@@ -171,9 +172,9 @@ function parseNetTarget(text: string, family: IpFamily): Result<AllowTarget & { 
   const network = networkAddress(family, address, prefix);
   if (network !== address) return fail(`${addrText}/${prefix} has host bits set (the network is ${network}/${prefix})`);
   const target = { kind: "net" as const, family, address, prefix };
-  if (LOOPBACK.some((l) => ipNetContains(l, target)))
+  if (specialNets().loopback.some((l) => ipNetContains(l, target)))
     return fail("a loopback target never leaves the sandbox (its own loopback is always reachable, the host's never)");
-  if (family === 6 && ipNetContains(V4_MAPPED, target))
+  if (family === 6 && ipNetContains(specialNets().v4Mapped, target))
     return fail("IPv4-mapped IPv6 addresses leave as IPv4: write the IPv4 form");
   return { ok: true, value: target };
 }

@@ -3,7 +3,6 @@
  * addresses are pinned into the ruleset and the sandbox's /etc/hosts, so the sandbox
  * needs no DNS and cannot exfiltrate through it.
  */
-import { lookup } from "node:dns/promises";
 import { JobInputError } from "../errors.ts";
 import type { Policy } from "../policy/index.ts";
 import { parseAllowEntry } from "./allow.ts";
@@ -26,6 +25,7 @@ export async function resolveAllowlist(policy: Policy, staticHosts: Readonly<Rec
         resolved[name] = [...pinned];
         return;
       }
+      const { lookup } = await import("node:dns/promises"); // loaded only when a name is looked up
       try {
         const answers = await lookup(name, { all: true, verbatim: true });
         resolved[name] = [...new Set(answers.map((a) => a.address))];

@@ -3,7 +3,7 @@
  * tiny shell prologue as the FIRST line of the result channel before it execs the
  * script — so the script cannot have written before it — and tagged with a per-run nonce.
  */
-import { randomBytes } from "node:crypto";
+import { randomHex } from "../random.ts";
 import { lstatSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -37,7 +37,7 @@ const MARKER = ".cordon-receipt";
 
 /** Wrap the job: the prologue reports, then execs the real command (same pid, same fds). */
 export function withReceipt(job: Job, layout: Layout): { job: Job; nonce: string } {
-  const nonce = randomBytes(12).toString("hex");
+  const nonce = randomHex(12);
   const clean = "tr -cd 'A-Za-z0-9_,./:=-'";
   const prologue = [
     `s() { sed -n "s/^$1:[[:space:]]*//p" /proc/self/status | ${clean}; }`,

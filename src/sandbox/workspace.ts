@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomHex } from "../random.ts";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
@@ -15,7 +15,7 @@ const RUN_DIR = /^run-(\d+)-[0-9a-f]+$/;
 
 /** Name a run directory (nothing is created yet: a refused run leaves nothing behind). */
 export function allocateWorkspace(runRoot: string): Workspace {
-  const root = join(runRoot, `run-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const root = join(runRoot, `run-${process.pid}-${randomHex(6)}`);
   return { root, stageDir: join(root, "stage"), jobDir: join(root, "stage", "job"), scratchDir: join(root, "scratch") };
 }
 

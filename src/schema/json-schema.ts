@@ -12,8 +12,9 @@ import { DEFAULT_POLICY, PolicyFileSchema } from "../policy/index.ts";
 
 export type JsonSchema = Record<string, unknown>;
 
-export const SCHEMA_NAMES = ["policy", "config"] as const;
-export type SchemaName = (typeof SCHEMA_NAMES)[number];
+import { SCHEMA_NAMES, type SchemaName } from "./names.ts";
+
+export { SCHEMA_NAMES, type SchemaName };
 
 /** Where each schema is published, relative to the package root (package.json `exports` maps the same paths). */
 export const SCHEMA_FILES: Record<SchemaName, string> = { policy: "schema/policy.schema.json", config: "schema/config.schema.json" };

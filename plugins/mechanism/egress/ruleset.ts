@@ -56,7 +56,7 @@
  * a reply to what the output chain let out. Filtering output is what confines it.
  */
 import { readFileSync } from "node:fs";
-import Handlebars from "handlebars";
+import type HandlebarsModule from "handlebars";
 import {
   ALWAYS_BLOCKED_V4,
   ALWAYS_BLOCKED_V6,
@@ -215,10 +215,11 @@ export function blockedRangeContaining(
   return null;
 }
 
-const SLIRP_DNS_NETS: IpNet[] = [parseIpNet(`${SLIRP.dns}/32`), parseIpNet(`${SLIRP.dnsV6}/128`)];
+let slirpDnsNets: IpNet[] | undefined; // parsed on first use, like every address here
+const SLIRP_DNS_NETS = (): IpNet[] => (slirpDnsNets ??= [parseIpNet(`${SLIRP.dns}/32`), parseIpNet(`${SLIRP.dnsV6}/128`)]);
 
 function isSlirpResolver(rule: IpNet): boolean {
-  return SLIRP_DNS_NETS.some((d) => d.family === rule.family && d.address === rule.address && d.prefix === rule.prefix);
+  return SLIRP_DNS_NETS().some((d) => d.family === rule.family && d.address === rule.address && d.prefix === rule.prefix);
 }
 
 function describeRule(rule: { entry?: string; family: IpFamily; address: string; prefix: number }, index: number) {
@@ -290,7 +291,8 @@ export function rulesetView(input: RulesetInput): View {
 // ---------------------------------------------------------------------------
 // Templates
 
-const hbs = Handlebars.create();
+// Handlebars loads on the first render (a run under deny or unrestricted never renders a ruleset).
+let hbs: typeof HandlebarsModule | undefined;
 const compiled = new Map<RulesetMode, HandlebarsTemplateDelegate<View>>();
 
 /** Path of a mode's template (next to this file). */
@@ -301,6 +303,7 @@ export function rulesetTemplatePath(mode: RulesetMode): string {
 function template(mode: RulesetMode): HandlebarsTemplateDelegate<View> {
   let t = compiled.get(mode);
   if (!t) {
+    hbs ??= (require("handlebars") as typeof HandlebarsModule).create();
     t = hbs.compile<View>(readFileSync(rulesetTemplatePath(mode), "utf8"), {
       strict: true,
       knownHelpersOnly: true,

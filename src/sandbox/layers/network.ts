@@ -1,4 +1,4 @@
-import { isIPv4 } from "node:net";
+import { isIPv4 } from "../../network/ip-syntax.ts";
 import { parseAllowEntry, type AllowRule } from "../../network/allow.ts";
 import { degraded, enforced, off, type ControlVerdict } from "../report.ts";
 import type { EgressRule, EgressSpec, NetworkSpec } from "../spec.ts";
