@@ -23,6 +23,16 @@ const IdentitySchema = z
  */
 const doc = (description: string) => ({ description });
 
+/** A byte budget for the files of one run (input or output): up to 1 GiB, 16 MiB by default. */
+const fileBytesCap = (description: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * MiB)
+    .default(16 * MiB)
+    .meta(doc(description));
+
 export const CordonConfigSchema = z.strictObject({
   /** A provider name, or "auto": the first provider in providerOrder that is available and can run the policy. */
   provider: z
@@ -75,13 +85,7 @@ export const CordonConfigSchema = z.strictObject({
   inputFiles: z
     .strictObject({
       maxCount: z.number().int().min(0).max(100_000).default(256).meta(doc("the most input files (`files`, `--files DIR`) one run stages into scratch")),
-      maxTotalBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(1024 * MiB)
-        .default(16 * MiB)
-        .meta(doc("the most bytes of input files one run stages; over either cap the run is refused (`JobInputError`)")),
+      maxTotalBytes: fileBytesCap("the most bytes of input files one run stages; over either cap the run is refused (`JobInputError`)"),
     })
     .default({ maxCount: 256, maxTotalBytes: 16 * MiB }),
   /** Files created or changed under scratch, returned after the run. */
@@ -90,13 +94,7 @@ export const CordonConfigSchema = z.strictObject({
       /** false: return none (scratch is still removed). */
       collect: z.boolean().default(true).meta(doc("return the files the run created or changed under scratch (`result.files`, `--out DIR`); `false`: none")),
       maxCount: z.number().int().min(0).max(100_000).default(256).meta(doc("the most output files returned; the rest are listed in `filesOmitted`")),
-      maxTotalBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(1024 * MiB)
-        .default(16 * MiB)
-        .meta(doc("the most bytes of output files returned; a file past the budget is not read, and listed in `filesOmitted`")),
+      maxTotalBytes: fileBytesCap("the most bytes of output files returned; a file past the budget is not read, and listed in `filesOmitted`"),
       maxDepth: z.number().int().min(1).max(64).default(16).meta(doc("the deepest directory level under scratch that is walked")),
       collectMs: z.number().int().min(10).max(60_000).default(2_000).meta(doc("the time the walk of scratch may take after the run")),
     })
