@@ -264,6 +264,8 @@ describe("the fd-relative walks close what they open", () => {
     walkAll(); // lazy loading (libc through bun:ffi) happens once
     const before = fdCount();
     for (let i = 0; i < 200; i++) walkAll();
-    expect(fdCount()).toBe(before);
+    // Not equal: an fd of an earlier test's process may close meanwhile. A leak here is one
+    // fd per walk at least, 200 or more, which this still catches.
+    expect(fdCount()).toBeLessThanOrEqual(before);
   });
 });
