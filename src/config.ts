@@ -99,6 +99,20 @@ export const CordonConfigSchema = z.strictObject({
       collectMs: z.number().int().min(10).max(60_000).default(2_000).meta(doc("the time the walk of scratch may take after the run")),
     })
     .default({ collect: true, maxCount: 256, maxTotalBytes: 16 * MiB, maxDepth: 16, collectMs: 2_000 }),
+  /** The warm pool (src/pool/): sandboxes started ahead, one run each. */
+  pool: z
+    .strictObject({
+      size: z.number().int().min(0).max(64).default(0).meta(doc("sandboxes kept started ahead per shape (provider, runner, policy), each for exactly one run; `0`: no pool, every run starts cold")),
+      idleMs: z.number().int().min(100).max(3_600_000).default(60_000).meta(doc("an idle pooled sandbox is destroyed after this long, and its shape is no longer kept warm until a run uses it again")),
+      memoryBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(64 * 1024 * MiB)
+        .default(512 * MiB)
+        .meta(doc("what idle pooled sandboxes may hold in memory together (their cgroups' charge); past it no more are started")),
+    })
+    .default({ size: 0, idleMs: 60_000, memoryBytes: 512 * MiB }),
   /** The structured result channel is read up to this many bytes; more is a resultError. */
   maxResultBytes: z
     .number()

@@ -22,6 +22,10 @@ import { maskRunResult, maskText, refuseWeakSecrets, secretValues } from "./secr
 import { checkRunRequest } from "./run-request.ts";
 import { DEFAULT_CGROUP_PARENT } from "./protocol/index.ts";
 import { cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
+import { WarmPool, type PoolStats } from "./pool/pool.ts";
+import type { WarmShape } from "./pool/warm-sandbox.ts";
+import { jobFilesToAdd, sandboxMismatch } from "./pool/match.ts";
+import { HandOverError, runWarm } from "./pool/run-warm.ts";
 
 export interface RunRequest extends ScriptRequest {
   /**
@@ -78,6 +82,8 @@ export class Cordon {
   /** providerOrder as it applies: the default one narrowed to the registered providers. */
   readonly providerOrder: readonly string[];
   private readinessCache?: Promise<ReadinessReport[]>;
+  /** Sandboxes started ahead (config pool); null when pool.size is 0. */
+  private readonly pool: WarmPool | null;
 
   constructor(config: CordonConfigInput | undefined, plugins: Plugins) {
     this.config = parseConfig(config);
@@ -92,6 +98,26 @@ export class Cordon {
     this.providerOrder = explicitOrder ? this.config.providerOrder : this.config.providerOrder.filter((n) => this.providers.has(n));
     const names = [this.config.provider, ...this.providerOrder].filter((n) => n !== "auto");
     for (const n of names) this.provider(n); // unknown names fail at construction, not at the first run
+    // Pooled sandboxes hold host identities while idle: at most half, so cold runs always find one.
+    this.pool = this.config.pool.size > 0 ? new WarmPool(this.config.pool, Math.max(1, Math.floor(this.config.identity.count / 2))) : null;
+  }
+
+  /**
+   * Destroy every pooled sandbox (and stop starting new ones); resolves once none is left:
+   * no process, run directory, mount, cgroup or held identity. Runs still under way finish.
+   */
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+
+  /** The warm pool's counters, or null without a pool. */
+  poolStats(): PoolStats | null {
+    return this.pool?.stats() ?? null;
+  }
+
+  /** Wait until the pool has no sandbox start under way (tests and benchmarks measure a settled pool). */
+  async poolSettled(): Promise<void> {
+    await this.pool?.settled();
   }
 
   providerNames(): string[] {
@@ -201,13 +227,13 @@ export class Cordon {
   }
 
   private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
+    const requestedMs = performance.now();
+    await this.cleanStaleOnce();
+    const warm = await this.runWarm(request, secrets, requestedMs);
+    if ("result" in warm) return warm.result;
     const { planned, inputFiles, lease } = await this.prepare(request, secrets);
     try {
-      if (!this.staleCleaned) {
-        await cleanStaleWorkspaces(this.runRoot);
-        await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
-        this.staleCleaned = true;
-      }
+      if (this.pool) planned.plan.report.start = { warm: false, why: warm.why };
       const { outputFiles } = this.config;
       return await runInSandbox(planned, {
         inputFiles,
@@ -220,6 +246,90 @@ export class Cordon {
       // killed, run directory and cgroup removed. Only then may another run have this uid.
       lease?.release();
     }
+  }
+
+  /** Run directories and cgroups of supervisors that died mid-run are removed before this one's first run. */
+  private async cleanStaleOnce(): Promise<void> {
+    if (this.staleCleaned) return;
+    await cleanStaleWorkspaces(this.runRoot);
+    await cleanStaleCgroups(this.host().cgroups, this.config.cgroupParent);
+    this.staleCleaned = true;
+  }
+
+  /**
+   * The run in a pooled sandbox of its shape, or why it starts cold. The run is planned for
+   * that sandbox's workspace and identity and must be the same sandbox as its waiter's plan
+   * (src/pool/match.ts); a sandbox taken and not used is destroyed, never returned to the pool.
+   */
+  private async runWarm(request: RunRequest, secrets: readonly string[], requestedMs: number): Promise<{ result: RunResult } | { why: string }> {
+    if (!this.pool) return { why: "no pool" };
+    if (request.verify) return { why: "a run with a receipt starts cold" };
+    const providerName = request.provider ?? this.config.provider;
+    if (providerName === "auto") return { why: "provider auto: the pool holds sandboxes of a named provider" };
+    checkRunRequest(request);
+    const policy = mergePolicy(this.policy, request.policy);
+    const runner = this.runnerFor(request);
+    const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
+    const provider = this.provider(providerName);
+    const host = this.host();
+    const probe = await probeOf(provider, host);
+    if (!probe.available) return { why: `provider ${provider.name} is not available` };
+    if (resolvesHostnames(policy, provider.capabilities(probe, host))) return { why: "an egress allowlist: its hostnames are looked up for each run" };
+    const sandbox = this.pool.take(this.shapeOf(provider, probe, runner, policy));
+    if (!sandbox) return { why: this.pool.whyNotPooled(this.shapeKey(provider, runner, policy)) ?? "no idle pooled sandbox of this shape (one is being started)" };
+    let handedOver = false;
+    try {
+      const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+      const options = this.runnerOptions(policy, request.scriptFileAccess, sandbox.identity);
+      const planned = planRun({
+        provider,
+        probe,
+        policy,
+        host,
+        runRoot: this.runRoot,
+        makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
+        secrets,
+        resolved: {},
+        workspace: sandbox.workspace,
+        ...(sandbox.identity ? { identity: sandbox.identity } : {}),
+      });
+      const mismatch = sandboxMismatch(sandbox.plan, planned.plan, sandbox.workspace);
+      if (mismatch) return { why: `the pooled sandbox is not this run's: ${mismatch}` };
+      const run = { command: planned.plan.spec.command, env: planned.plan.spec.env.vars };
+      const handOver = sandbox.warm.handOver(run, { command: sandbox.plan.spec.command, env: sandbox.plan.spec.env.vars });
+      if (!handOver) return { why: `runner ${runner.name}'s waiter cannot become this run exactly (a start-up variable differs)` };
+      const jobFiles = jobFilesToAdd(sandbox.plan, planned.plan, sandbox.workspace) as Exclude<ReturnType<typeof jobFilesToAdd>, string>;
+      const now = performance.now();
+      planned.plan.report.start = { warm: true, waitedMs: Math.round((now - requestedMs) * 10) / 10, idleMs: Math.round(now - sandbox.readyMs), waiter: sandbox.plan.spec.command.slice() };
+      handedOver = true;
+      const { outputFiles } = this.config;
+      return { result: await runWarm(sandbox, planned, handOver, jobFiles, { inputFiles, outputFiles: outputFiles.collect ? outputFiles : null, maxResultBytes: this.config.maxResultBytes }) };
+    } catch (e) {
+      if (e instanceof HandOverError) return { why: e.message };
+      throw e;
+    } finally {
+      if (!handedOver) await sandbox.dispose();
+    }
+  }
+
+  private shapeKey(provider: Provider, runner: Runner, policy: Policy): string {
+    return JSON.stringify([provider.name, runner.name, policy]);
+  }
+
+  /** What the pool builds a sandbox of this provider, runner and policy from. */
+  private shapeOf(provider: Provider, probe: ProviderProbe, runner: Runner, policy: Policy): WarmShape {
+    return {
+      key: this.shapeKey(provider, runner, policy),
+      provider,
+      probe,
+      policy,
+      host: this.host(),
+      runner,
+      runRoot: this.runRoot,
+      cgroupParent: this.config.cgroupParent,
+      lease: () => this.leaseIdentity(provider.name),
+      runnerOptions: (identity) => this.runnerOptions(policy, "sandbox", identity),
+    };
   }
 
   /**

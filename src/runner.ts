@@ -37,6 +37,34 @@ export interface Runner {
   /** File extensions (with dot) this runner is picked for when none is named. */
   readonly extensions: readonly string[];
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job;
+  /**
+   * A warm start (src/pool/): the waiter a sandbox is started with before any run, or null
+   * when this runner cannot wait (the pool then never holds its sandboxes).
+   */
+  warm?(layout: Layout, options: RunnerOptions): WarmStart | null;
+}
+
+/** A command and its whole environment, as the layers planned them for the sandbox. */
+export interface PlannedCommand {
+  command: readonly string[];
+  env: Readonly<Record<string, string>>;
+}
+
+/**
+ * How a runner's sandbox is started ahead of its run. The waiter is planned like a run (the
+ * same layers, binds, job files and runner variables), and its command blocks reading
+ * JOB_FD. At the run, the supervisor writes `handOver`'s bytes there and closes it: the
+ * waiter becomes exactly the command and environment a cold start would have exec'd.
+ */
+export interface WarmStart {
+  /** The waiter's job: its files must be the run's own (same path, same content), its argv waits on JOB_FD. */
+  waiter: Job;
+  /**
+   * The bytes that make the waiter this run, or null when it cannot become exactly what a
+   * cold start runs (e.g. a variable the interpreter reads only at start differs): the run
+   * then starts cold. `waiter`: the waiter's own command and environment, as planned.
+   */
+  handOver(run: PlannedCommand, waiter: PlannedCommand): Uint8Array | null;
 }
 
 /** Read a script from a file or a string, refusing what is missing, not a file, or too large. */

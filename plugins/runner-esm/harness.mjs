@@ -1,7 +1,34 @@
 // cordon's ESM harness: imports the user's module, calls its default export with a
 // context, and writes the return value (or the exception) as one JSON line to the
 // result channel. The supervisor validates it; nothing here is trusted.
-import { writeSync } from "node:fs";
+import { closeSync, readSync, writeSync } from "node:fs";
+
+/**
+ * A warm sandbox's waiter (cordon's src/pool/): block until the supervisor writes ONE run's
+ * command and environment on fd (JSON, then EOF), then become that run in this process. The
+ * supervisor hands over only a run whose Bun, flags and start-up variables are this one's.
+ */
+function becomeRun(fd) {
+  const chunks = [];
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = readSync(fd, buf);
+    if (n === 0) break;
+    chunks.push(buf.slice(0, n));
+  }
+  closeSync(fd);
+  if (chunks.length === 0) process.exit(125); // the sandbox was discarded unused
+  const job = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  if (job.inProcess !== true) process.exit(125);
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  Object.assign(process.env, job.env);
+  // As a cold start sees it: [bun, harness, module, args...] (Bun's own flags are not in process.argv).
+  const harnessAt = job.argv.indexOf(process.argv[1]);
+  if (harnessAt < 0) process.exit(125);
+  process.argv.splice(2, Infinity, ...job.argv.slice(harnessAt + 1));
+}
+
+if (process.argv[2] === "--cordon-warm") becomeRun(Number(process.argv[3]));
 
 const fd = Number(process.env.CORDON_RESULT_FD ?? 4);
 const [, , modulePath, ...args] = process.argv;

@@ -4,10 +4,13 @@ import { z } from "zod";
 import {
   describeIssues,
   firstUnreachableAncestor,
+  interpreterHandOver,
+  JOB_FD,
   JobInputError,
   loadScript,
   RESULT_FD,
   RESULT_FD_ENV,
+  sameVariables,
   zodIssues,
   type Job,
   type Layout,
@@ -15,6 +18,7 @@ import {
   type RunnerOptions,
   type SandboxUser,
   type ScriptRequest,
+  type WarmStart,
 } from "../../src/api/plugin.ts";
 import { normalizeEsmPayload } from "./result.ts";
 
@@ -70,9 +74,38 @@ export class EsmRunner implements Runner {
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
     const parsed = EsmRequestOptions.safeParse(request.options);
     if (!parsed.success) throw new JobInputError(`invalid esm runner options: ${describeIssues(zodIssues(parsed.error))}`);
-    const bun = resolveBun(this.options.bun, options.sandboxUser);
     const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
     const module = userModule(script.name, script.content, parsed.data.form);
+    const job = this.job(layout, options, request.env ?? {});
+    return {
+      ...job,
+      argv: [...job.argv, `${layout.jobDir}/main/${module.file}`, ...request.args],
+      files: [...job.files, { path: `main/${module.file}`, content: module.content }],
+      ...(request.stdin ? { stdin: request.stdin } : {}),
+      notes: [`${job.notes![0]!} (${parsed.data.form} form)`],
+    };
+  }
+
+  /**
+   * The waiter: Bun starts the harness in warm mode and blocks on JOB_FD; the harness then
+   * imports the run's module in this process. Bun cannot exec, so a run whose Bun, flags or
+   * start-up variables differ from the waiter's is not handed over (it starts cold).
+   */
+  warm(layout: Layout, options: RunnerOptions): WarmStart {
+    const job = this.job(layout, options, {});
+    const start = job.argv.length;
+    return {
+      waiter: { ...job, argv: [...job.argv, "--cordon-warm", String(JOB_FD)] },
+      handOver: (run, waiter) => {
+        const sameStart = run.command.slice(0, start).join("\0") === waiter.command.slice(0, start).join("\0");
+        return sameStart && sameVariables(run.env, waiter.env, START_UP_VARIABLES) ? interpreterHandOver(run, true) : null;
+      },
+    };
+  }
+
+  /** What every run of this runner has: Bun and its flags up to the harness, its files and variables. */
+  private job(layout: Layout, options: RunnerOptions, env: Record<string, string>): Job {
+    const bun = resolveBun(this.options.bun, options.sandboxUser);
     const inUsr = bun.startsWith("/usr/");
     return {
       runner: this.name,
@@ -81,11 +114,10 @@ export class EsmRunner implements Runner {
       // there (a bunfig.toml `preload` would run before the harness) nor load `.env` files
       // into the environment. --config names an empty file in the read-only job directory
       // (Bun then reads no bunfig.toml of the cwd), --no-env-file turns every .env file off.
-      argv: [bun, "--no-install", "--no-env-file", `--config=${layout.jobDir}/${CONFIG_FILE}`, `${layout.jobDir}/harness.mjs`, `${layout.jobDir}/main/${module.file}`, ...request.args],
+      argv: [bun, "--no-install", "--no-env-file", `--config=${layout.jobDir}/${CONFIG_FILE}`, `${layout.jobDir}/harness.mjs`],
       files: [
         { path: CONFIG_FILE, content: "" },
         { path: "harness.mjs", content: HARNESS },
-        { path: `main/${module.file}`, content: module.content },
       ],
       readOnlyBinds: inUsr ? [] : [{ source: bun, target: bun }],
       env: {
@@ -93,14 +125,20 @@ export class EsmRunner implements Runner {
         // No transpiler cache writes, no telemetry attempts.
         BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
         DO_NOT_TRACK: "1",
-        ...request.env,
+        ...env,
       },
-      ...(request.stdin ? { stdin: request.stdin } : {}),
       result: { exitCodeFallback: false, normalize: normalizeEsmPayload },
       // Bun reserves tens of GiB of address space at start and ignores heap-size flags:
       // its memory can only be capped by a cgroup, never reported as a heap cap.
       addressSpaceLimitSafe: false,
-      notes: [`bun ${bun} (${parsed.data.form} form)`],
+      notes: [`bun ${bun}`],
     };
   }
 }
+
+/**
+ * Variables Bun or the C library read only while starting (Bun's and Node's own, locale,
+ * allocator, loader, time zone, proxies): a run that sets any of them differently from the
+ * waiter is not handed over to it.
+ */
+const START_UP_VARIABLES = /^(BUN_.*|NODE_.*|LANG|LANGUAGE|LC_.*|TZ|MALLOC_.*|GLIBC_TUNABLES|LD_.*|.*_PROXY|.*_proxy|DO_NOT_TRACK)$/;

@@ -1,6 +1,22 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { JobInputError, loadScript, RESULT_FD, RESULT_FD_ENV, type Job, type Layout, type ReadOnlyBind, type Runner, type RunnerOptions, type ScriptRequest, type SandboxUser } from "../../src/api/plugin.ts";
+import {
+  interpreterHandOver,
+  JOB_FD,
+  JobInputError,
+  loadScript,
+  RESULT_FD,
+  RESULT_FD_ENV,
+  sameVariables,
+  type Job,
+  type Layout,
+  type ReadOnlyBind,
+  type Runner,
+  type RunnerOptions,
+  type ScriptRequest,
+  type SandboxUser,
+  type WarmStart,
+} from "../../src/api/plugin.ts";
 import { resolvePython, type PythonInstall } from "./interpreter.ts";
 
 const BOOT = readFileSync(new URL("./boot.py", import.meta.url));
@@ -47,17 +63,45 @@ export class PythonRunner implements Runner {
   }
 
   prepare(request: ScriptRequest, layout: Layout, options: RunnerOptions): Job {
-    const python = this.interpreter(options.sandboxUser);
     const script = loadScript(request.script, options.maxScriptBytes, options.scriptReader);
+    const job = this.job(layout, options, request.env ?? {});
+    const file = `main/${scriptFileName(script.name)}`;
+    return {
+      ...job,
+      argv: [...job.argv, `${layout.jobDir}/${file}`, ...request.args],
+      // Alone in its directory: sys.path[0] is the script's dir, so nothing of cordon's shadows an import.
+      files: [...job.files, { path: file, content: script.content }],
+      ...(request.stdin ? { stdin: request.stdin } : {}),
+    };
+  }
+
+  /**
+   * The waiter: the interpreter starts with boot.py in warm mode and blocks on JOB_FD. Given
+   * a run whose interpreter, flags and start-up variables are its own, it runs the script
+   * in-process (the start-up is already paid); otherwise it execs the run's command.
+   */
+  warm(layout: Layout, options: RunnerOptions): WarmStart {
+    const job = this.job(layout, options, {});
+    const interpreterArgs = job.argv.length;
+    return {
+      waiter: { ...job, argv: [...job.argv, "--cordon-warm", String(JOB_FD)] },
+      handOver: (run, waiter) => {
+        const sameStart = run.command.slice(0, interpreterArgs).join("\0") === waiter.command.slice(0, interpreterArgs).join("\0");
+        return interpreterHandOver(run, sameStart && sameVariables(run.env, waiter.env, START_UP_VARIABLES));
+      },
+    };
+  }
+
+  /** What every run of this interpreter has: argv up to boot.py, the bootstrap and helper, binds, variables. */
+  private job(layout: Layout, options: RunnerOptions, env: Record<string, string>): Job {
+    const python = this.interpreter(options.sandboxUser);
     const packages = packageBinds(this.options.packagePaths ?? []);
     return {
       runner: this.name,
-      argv: [python.executable, "-I", "-B", `${layout.jobDir}/boot.py`, `${layout.jobDir}/main/${scriptFileName(script.name)}`, ...request.args],
+      argv: [python.executable, "-I", "-B", `${layout.jobDir}/boot.py`],
       files: [
         { path: "boot.py", content: BOOT },
         { path: "lib/cordon.py", content: HELPER },
-        // Alone in its directory: sys.path[0] is the script's dir, so nothing of cordon's shadows an import.
-        { path: `main/${scriptFileName(script.name)}`, content: script.content },
       ],
       readOnlyBinds: [...python.prefixes.map((p) => ({ source: p, target: p })), ...packages],
       env: {
@@ -68,9 +112,8 @@ export class PythonRunner implements Runner {
         // RLIMIT_AS (no cgroup) a thread pool would otherwise fail after a handful of threads.
         MALLOC_ARENA_MAX: "2",
         ...(packages.length ? { CORDON_PYTHON_PACKAGES: packages.map((p) => p.target).join(":") } : {}),
-        ...request.env,
+        ...env,
       },
-      ...(request.stdin ? { stdin: request.stdin } : {}),
       result: { exitCodeFallback: true },
       addressSpaceLimitSafe: true,
       notes: [
@@ -80,6 +123,13 @@ export class PythonRunner implements Runner {
     };
   }
 }
+
+/**
+ * Variables the interpreter or the C library read only while starting (locale, allocator,
+ * loader, Python's own): a run that sets any of them differently from the waiter is exec'd
+ * afresh, never run in the already-started interpreter. TZ is re-read (time.tzset).
+ */
+const START_UP_VARIABLES = /^(LANG|LANGUAGE|LC_.*|PYTHON.*|MALLOC_.*|GLIBC_TUNABLES|LD_.*)$/;
 
 /** Keep the user's file name (tracebacks name it) but never a path, and always .py. */
 function scriptFileName(name: string): string {

@@ -4,7 +4,8 @@
  * and may change without notice. test/public-api.test.ts pins these names.
  */
 export type { Provider, ProviderProbe, RenderContext, Rendering, ReportAmendments } from "../provider.ts";
-export { loadScript, type Runner, type RunnerOptions, type ScriptRequest, type ScriptSource } from "../runner.ts";
+export { loadScript, type PlannedCommand, type Runner, type RunnerOptions, type ScriptRequest, type ScriptSource, type WarmStart } from "../runner.ts";
+export { interpreterHandOver, sameVariables } from "../pool/hand-over.ts";
 export type {
   Capabilities,
   EgressRule,
@@ -48,7 +49,7 @@ export { canonicalAddress, compareIpNets, ipNetContains, networkAddress, parseIp
 export { findExecutable, firstUnreachableAncestor, type HostFacts, type SandboxUser } from "../host.ts";
 export { cgroupMechanism } from "../cgroup/detect.ts";
 export { maskDeep, maskText } from "../secrets.ts";
-export { BLOCK_FD, SECCOMP_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, RESULT_FD_ENV, SANDBOX_LAYOUT, SYSTEM_PATH } from "../protocol/index.ts";
+export { BLOCK_FD, JOB_FD, SECCOMP_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, RESULT_FD_ENV, SANDBOX_LAYOUT, SYSTEM_PATH } from "../protocol/index.ts";
 export { runSystemCommand, type SystemCommandOptions, type SystemCommandResult } from "../process.ts";
 export type { SetupStep } from "../sandbox/setup.ts";
 export { ERRNO, SYSCALL_RULES, type ArgTest, type ErrnoName, type SyscallRule } from "../seccomp/policy.ts";

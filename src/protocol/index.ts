@@ -6,8 +6,9 @@
  *
  * The launcher is spawned with this stdio (index = fd in the launcher):
  *   0 stdin · 1 stdout · 2 stderr · 3 LAUNCHER_STATUS_FD · 4 RESULT_FD · 5 LAUNCHER_ARGS_FD · 6 BLOCK_FD · 7 SECCOMP_FD
+ *   · 8 JOB_FD (a warm sandbox only)
  * fds 3, 5, 6 and 7 are the launcher's own and never reach the script; fd 4 is the only one
- * passed on to it. What travels over them is read beside this file: fd 3 in
+ * passed on to it (fd 8 reaches the waiter, which closes it before the script starts). What travels over them is read beside this file: fd 3 in
  * launch-status.ts, fd 4 in result-channel.ts.
  */
 
@@ -50,6 +51,15 @@ export const BLOCK_FD = 6;
  * built the namespaces the filter would forbid.
  */
 export const SECCOMP_FD = 7;
+
+/**
+ * fd 8: the hand-over of a warm sandbox (src/pool/). A pooled sandbox is started ahead with
+ * a runner's waiter as its command; the waiter blocks reading this fd until the supervisor
+ * writes ONE run's command and environment, closes it, and becomes that run (exec, or the
+ * interpreter runs the script in-process). The waiter is trusted code: nothing of a run
+ * exists in the sandbox before the hand-over.
+ */
+export const JOB_FD = 8;
 
 /**
  * Paths as the sandboxed command sees them, the same under every isolating provider so a

@@ -10,11 +10,12 @@ import type { ChannelBytes } from "../protocol/result-channel.ts";
 import { noExtras, resultFromError, type RunResult } from "../result.ts";
 import { runStats } from "./cgroup-run.ts";
 import { classify } from "./classify.ts";
-import { release } from "./release.ts";
+import { release, type Release } from "./release.ts";
+import type { EffectiveSandboxReport } from "./report.ts";
 import type { SetupSequence } from "./setup.ts";
 import type { SpawnPlan, StdinSource, Workspace } from "./spec.ts";
-import { spawnLauncher } from "./spawn.ts";
-import { supervise } from "./supervise.ts";
+import { spawnLauncher, type SpawnedLauncher } from "./spawn.ts";
+import { supervise, type SupervisedEnd } from "./supervise.ts";
 
 const decoder = new TextDecoder();
 
@@ -44,22 +45,29 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const launcher = spawnLauncher(plan, workspace, { stdin: options.stdin !== undefined, cgroup: options.cgroup ?? null, beforeSpawn: options.beforeSpawn });
   const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(options.stdin ? { stdin: options.stdin } : {}), ...(options.secrets ? { secrets: options.secrets } : {}) });
   const released = await release(launcher, setup);
-  const end = await supervision.finish();
+  return executedRun(launcher, plan.report, released, await supervision.finish(), options.stdin !== undefined);
+}
 
+/**
+ * What a supervised launcher's end means (classify.ts), as the run's result and its raw
+ * result channel. `report`: the run's own plan's (a warm sandbox's launcher was spawned
+ * from its waiter's plan; the report is the run's).
+ */
+export function executedRun(launcher: SpawnedLauncher, report: EffectiveSandboxReport, released: Release, end: SupervisedEnd, hadStdin: boolean): ExecutedRun {
   const stderr = decoder.decode(end.stderr.bytes);
   const verdict = classify({
     release: released,
-    statusChannel: plan.statusFd,
+    statusChannel: launcher.plan.statusFd,
     status: launcher.status(),
     events: end.events,
     treeKilled: launcher.treeKilled,
     exit: end.exit,
     stderr,
     cgroup: end.cgroup,
-    cpuSeconds: plan.report.requested.resources.cpuSeconds,
+    cpuSeconds: report.requested.resources.cpuSeconds,
   });
   if (!verdict.ran) {
-    const run = { ...resultFromError(verdict.error, plan.report), durationMs: end.durationMs, stderr, stderrBytes: end.stderr.bytes };
+    const run = { ...resultFromError(verdict.error, report), durationMs: end.durationMs, stderr, stderrBytes: end.stderr.bytes };
     return { run, channel: { bytes: new Uint8Array(0), truncated: false } };
   }
   const run: RunResult = {
@@ -75,8 +83,8 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
     stdoutTruncated: end.stdout.truncated,
     stderrTruncated: end.stderr.truncated,
     durationMs: end.durationMs,
-    ...(options.stdin ? { stdinTruncated: end.stdinTruncated } : {}),
-    sandbox: plan.report,
+    ...(hadStdin ? { stdinTruncated: end.stdinTruncated } : {}),
+    sandbox: report,
     error: null,
     ...noExtras(),
     stats: runStats(end.durationMs, end.cgroup?.stats ?? null, end.cgroup?.events ?? null),

@@ -106,5 +106,6 @@ export function composePlan(input: PlanInput, provider: Provider, probe: Provide
     maxOutputBytes: spec.resources.maxOutputBytes,
     maxStdinBytes: spec.resources.maxStdinBytes,
     report,
+    spec,
   };
 }

@@ -41,7 +41,26 @@ export interface EffectiveSandboxReport {
   host: HostFacts;
   /** The one argv handed to Bun.spawn (for audit; holds no host environment). */
   argv: string[];
+  /** How the run's sandbox was started: cold for it, or taken warm from the pool. Absent on a plan and without a pool. */
+  start?: SandboxStart;
 }
+
+/**
+ * A warm start: the sandbox (namespaces, mounts, cgroup, identity, filter) was built ahead
+ * with the runner's waiter as its command (`argv` shows the run's command, which the waiter
+ * became); a cold one: why no pooled sandbox was used.
+ */
+export type SandboxStart =
+  | {
+      warm: true;
+      /** From the run's request to the hand-over of its command to the waiter. */
+      waitedMs: number;
+      /** How long the sandbox had waited idle for a run. */
+      idleMs: number;
+      /** The waiter's command, which took this run's command and environment on JOB_FD. */
+      waiter: string[];
+    }
+  | { warm: false; why: string };
 
 export const enforced = (mechanism: string): ControlVerdict => ({ status: "enforced", mechanism });
 export const degraded = (reason: string, fix?: string, fallback?: string): ControlVerdict => ({
@@ -145,6 +164,7 @@ export function formatReport(report: EffectiveSandboxReport, options: FormatRepo
       lines.push(...wrapText(escapeControls(why ?? ""), width, { indent: head, hang: " ".repeat(displayWidth(head)) }));
     }
   }
+  if (report.start) lines.push(...wrap(`start: ${startLine(report.start)}`, "  "));
   if (report.runner.readOnlyBinds.length) lines.push(...wrap(`runner binds (read-only): ${report.runner.readOnlyBinds.join(", ")}`, "  "));
   const degradedNames = degradedControls(report.layers);
   lines.push(
@@ -153,4 +173,9 @@ export function formatReport(report: EffectiveSandboxReport, options: FormatRepo
       : ["  nothing degraded: every requested control is enforced"]),
   );
   return lines.join("\n");
+}
+
+function startLine(start: SandboxStart): string {
+  if (!start.warm) return `cold (${start.why})`;
+  return `warm: a pooled sandbox, idle ${start.idleMs} ms, its waiter (${start.waiter.join(" ")}) handed this run's command after ${start.waitedMs} ms`;
 }

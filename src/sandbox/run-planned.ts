@@ -8,9 +8,12 @@ import { basename } from "node:path";
 import { collectOutputFiles, type OutputLimits } from "../files/collect.ts";
 import type { StagedInput } from "../files/input.ts";
 import { stageInputFiles } from "../files/stage.ts";
+
+/** What stageInputFiles staged (output collection tells them from files the script made). */
+type StagedInputs = ReturnType<typeof stageInputFiles>;
 import type { HostFacts } from "../host.ts";
 import { DEFAULT_CGROUP_PARENT } from "../protocol/index.ts";
-import { decodeResult } from "../protocol/result-channel.ts";
+import { decodeResult, type ChannelBytes } from "../protocol/result-channel.ts";
 import type { RunResult } from "../result.ts";
 import { runCgroupStep } from "./cgroup-run.ts";
 import { executePlan } from "./execute.ts";
@@ -40,7 +43,7 @@ export interface PlannedRunOptions {
 }
 
 /** The run's setup steps in order: run directory, scratch quota, run cgroup, then the provider's. */
-function setupSteps(plan: SpawnPlan, workspace: Workspace, options: PlannedRunOptions): { steps: SetupStep[]; cgroup: ReturnType<typeof runCgroupStep> | null } {
+export function setupSteps(plan: SpawnPlan, workspace: Workspace, options: PlannedRunOptions): { steps: SetupStep[]; cgroup: ReturnType<typeof runCgroupStep> | null } {
   const cgroup = plan.cgroup ? runCgroupStep(options.host.cgroups, options.cgroupParent ?? DEFAULT_CGROUP_PARENT, basename(workspace.root), plan.cgroup) : null;
   return { steps: [...workspaceSteps(workspace, plan), ...(cgroup ? [cgroup] : []), ...(plan.steps ?? [])], cgroup };
 }
@@ -65,13 +68,22 @@ export async function runPlanned(plan: SpawnPlan, workspace: Workspace, job: Job
       beforeSpawn: options.beforeSpawn,
     });
     options.inspect?.(workspace);
-    if (run.outcome === "error") return run; // the sandbox never ran the script
-    const nonce = options.receiptNonce ?? null;
-    const { receipt, rest } = nonce ? takeReceipt(channel, nonce, workspace.scratchDir) : { receipt: null, rest: channel };
-    const decoded = decodeResult(rest, options.maxResultBytes, job.result, run);
-    const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged, secrets) : { files: [], omitted: [] };
-    return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted, ...(nonce ? { receipt } : {}) };
+    return completeRun(run, channel, job, workspace, staged, options);
   } finally {
     await setup.cleanup();
   }
+}
+
+/**
+ * A run that ended, completed from the run directory before it is removed: the receipt taken
+ * off the channel, the result decoded, the output files collected (a script that never ran
+ * has none of these).
+ */
+export function completeRun(run: RunResult, channel: ChannelBytes, job: Job, workspace: Workspace, staged: StagedInputs, options: Pick<PlannedRunOptions, "receiptNonce" | "maxResultBytes" | "outputFiles" | "secrets">): RunResult {
+  if (run.outcome === "error") return run; // the sandbox never ran the script
+  const nonce = options.receiptNonce ?? null;
+  const { receipt, rest } = nonce ? takeReceipt(channel, nonce, workspace.scratchDir) : { receipt: null, rest: channel };
+  const decoded = decodeResult(rest, options.maxResultBytes, job.result, run);
+  const collected = options.outputFiles ? collectOutputFiles(workspace.scratchDir, options.outputFiles, staged, options.secrets ?? []) : { files: [], omitted: [] };
+  return { ...run, ...decoded, files: collected.files, filesOmitted: collected.omitted, ...(nonce ? { receipt } : {}) };
 }

@@ -37,6 +37,8 @@ export interface RunPlanInput {
    * shares the policy uid on the host (reported: privilege.identity degraded).
    */
   identity?: RunIdentity;
+  /** The run directory, when it exists already (a warm sandbox's); else a new one is named. */
+  workspace?: Workspace;
 }
 
 /** A run planned once and passed on: what runInSandbox executes. Nothing exists on the host yet. */
@@ -55,7 +57,7 @@ export interface PlannedRun {
  * the layers and render. Throws SandboxUnavailableError under `fail`: nothing is created.
  */
 export function planRun(input: RunPlanInput): PlannedRun {
-  const workspace = allocateWorkspace(input.runRoot);
+  const workspace = input.workspace ?? allocateWorkspace(input.runRoot);
   const layout = layoutOf(input.provider, workspace);
   const prepared = input.makeJob(layout);
   const { job, nonce } = input.verify ? withReceipt(prepared, layout) : { job: prepared, nonce: null };

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { RunCgroup } from "../cgroup/index.ts";
 import { hasChildren, killQuietly, parentOf } from "../process.ts";
 import { joinFreshSessionKeyring } from "../keyring.ts";
-import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, SECCOMP_FD } from "../protocol/index.ts";
+import { BLOCK_FD, JOB_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, SECCOMP_FD } from "../protocol/index.ts";
 import { joinCgroupArgv } from "./cgroup-run.ts";
 import { readLaunchStatus, type LaunchStatus } from "../protocol/launch-status.ts";
 import { openExclusive, writeExclusive } from "./run-root.ts";
@@ -34,7 +34,7 @@ function openSeccompFilter(plan: SpawnPlan, workspace: Workspace): number | null
 }
 
 /** The launcher's stdio, each slot at the fd number the protocol gives it. */
-function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number | null, block: boolean, seccompFd: number | null): StdioSlot[] {
+function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number | null, block: boolean, seccompFd: number | null, handOver: boolean): StdioSlot[] {
   const slots: StdioSlot[] = [stdin ? "pipe" : "ignore", "pipe", "pipe"];
   const extra: [number, StdioSlot][] = [
     [LAUNCHER_STATUS_FD, statusFd ?? "ignore"],
@@ -42,6 +42,7 @@ function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number |
     [LAUNCHER_ARGS_FD, argsFd ?? "ignore"],
     [BLOCK_FD, block ? "pipe" : "ignore"],
     [SECCOMP_FD, seccompFd ?? "ignore"],
+    ...(handOver ? ([[JOB_FD, "pipe"]] as [number, StdioSlot][]) : []),
   ];
   for (const [fd, slot] of extra) {
     while (slots.length < fd) slots.push("ignore");
@@ -53,6 +54,8 @@ function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number |
 /** A spawned launcher: its process, its protocol fds, and the one way to end its whole tree. */
 export class SpawnedLauncher {
   private killed = false;
+  /** performance.now() when the run's clock started: the spawn, or a warm sandbox's hand-over (restartClock). */
+  startedMs: number;
 
   constructor(
     readonly plan: SpawnPlan,
@@ -61,8 +64,21 @@ export class SpawnedLauncher {
     readonly cgroup: RunCgroup | null,
     private readonly statusPath: string | null,
     /** performance.now() just before the spawn: the run's duration counts from here. */
-    readonly startedMs: number,
-  ) {}
+    readonly spawnedMs: number,
+  ) {
+    this.startedMs = spawnedMs;
+  }
+
+  /** A warm sandbox starts its run at the hand-over: the wall clock and the duration count from now. */
+  restartClock(): void {
+    this.startedMs = performance.now();
+  }
+
+  /** The supervisor's end of JOB_FD (a warm sandbox's hand-over), or null when spawned without one. */
+  get jobFd(): number | null {
+    const fd = this.proc.stdio[JOB_FD];
+    return typeof fd === "number" ? fd : null;
+  }
 
   /** The supervisor's end of the result channel (RESULT_FD in the launcher). */
   get channelFd(): number {
@@ -124,7 +140,7 @@ export class SpawnedLauncher {
  * protocol's fds: the status file (O_EXCL|O_NOFOLLOW: never through a planted link), the
  * result pipe, the launcher-args file and the release pipe.
  */
-export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { stdin: boolean; cgroup: RunCgroup | null; beforeSpawn?: (() => void) | undefined }): SpawnedLauncher {
+export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { stdin: boolean; cgroup: RunCgroup | null; beforeSpawn?: (() => void) | undefined; handOver?: boolean }): SpawnedLauncher {
   const statusPath = plan.statusFd ? join(workspace.root, "launcher-status") : null;
   const statusFd = statusPath ? openExclusive(statusPath, 0o600) : null;
   let argsFd: number | null = null;
@@ -143,7 +159,7 @@ export function spawnLauncher(plan: SpawnPlan, workspace: Workspace, options: { 
       ...(plan.spawnAs ? { uid: plan.spawnAs.uid, gid: plan.spawnAs.gid } : {}),
       env: plan.env,
       cwd: plan.cwd,
-      stdio: launcherStdio(options.stdin, statusFd, argsFd, plan.blockFd === true, seccompFd) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],
+      stdio: launcherStdio(options.stdin, statusFd, argsFd, plan.blockFd === true, seccompFd, options.handOver === true) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],
     });
     return new SpawnedLauncher(plan, proc, options.cgroup, statusPath, startedMs);
   } finally {

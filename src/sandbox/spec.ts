@@ -264,6 +264,8 @@ export interface SpawnPlan extends Launch {
   maxStdinBytes: number;
   cgroup: CgroupLimits | null;
   report: EffectiveSandboxReport;
+  /** What the layers decided, as rendered: a warm sandbox is matched to a run by it (src/pool/match.ts). */
+  spec: SandboxSpec;
 }
 
 export interface PlanInput {

@@ -1,0 +1,202 @@
+/**
+ * The warm pool: per shape (provider, runner, policy), up to `size` sandboxes started ahead,
+ * each waiting for exactly one run. A run takes an idle one or, when there is none, starts
+ * cold at once (the pool never makes a run wait); every take starts a replacement in the
+ * background. A shape is kept warm only while it is used: an idle sandbox older than
+ * `idleMs` is destroyed and not replaced. A sandbox that dies while idle is removed and
+ * replaced. Idle sandboxes together stay under `memoryBytes`, and hold at most half the
+ * identity pool, so cold runs always find host identities.
+ */
+import { NotPoolableError, WarmSandbox, type WarmShape } from "./warm-sandbox.ts";
+
+export interface PoolConfig {
+  /** Sandboxes kept ready per shape; 0 turns the pool off. */
+  size: number;
+  /** An idle sandbox is destroyed after this long (and its shape no longer kept warm). */
+  idleMs: number;
+  /** What idle sandboxes may hold in memory together; past it no more are started. */
+  memoryBytes: number;
+}
+
+/** What the pool says about a shape: why its runs start cold, and its counters. */
+export interface PoolStats {
+  idle: number;
+  starting: number;
+  hits: number;
+  misses: number;
+  /** Sandboxes that died while idle (each was replaced). */
+  diedIdle: number;
+  /** Why a shape is not pooled, by key (its runs all start cold). */
+  notPoolable: Record<string, string>;
+  /** The last error a start gave, if any. */
+  lastStartError: string | null;
+}
+
+interface ShapeState {
+  shape: WarmShape;
+  idle: WarmSandbox[];
+  starting: number;
+  timers: Map<WarmSandbox, ReturnType<typeof setTimeout>>;
+}
+
+export class WarmPool {
+  private readonly shapes = new Map<string, ShapeState>();
+  private readonly notPoolable = new Map<string, string>();
+  private readonly pending = new Set<Promise<void>>();
+  private closed = false;
+  private counters = { hits: 0, misses: 0, diedIdle: 0 };
+  private lastStartError: string | null = null;
+
+  constructor(
+    readonly config: PoolConfig,
+    /** The most host identities pooled sandboxes may hold together. */
+    private readonly maxIdentities: number,
+  ) {}
+
+  /**
+   * An idle sandbox of this shape for one run, or null (the run starts cold). Either way
+   * the shape is kept warm from now on: a replacement starts in the background.
+   */
+  take(shape: WarmShape): WarmSandbox | null {
+    if (this.closed || this.config.size === 0 || this.notPoolable.has(shape.key)) return null;
+    const state = this.stateOf(shape);
+    let sandbox: WarmSandbox | null = null;
+    while (state.idle.length && !sandbox) {
+      const candidate = state.idle.shift()!;
+      this.stopIdleTimer(state, candidate);
+      if (candidate.claim()) sandbox = candidate;
+      else this.track(candidate.dispose());
+    }
+    if (sandbox) this.counters.hits++;
+    else this.counters.misses++;
+    this.refill(state);
+    return sandbox;
+  }
+
+  /** Why runs of this key start cold, if the pool found it cannot hold them. */
+  whyNotPooled(key: string): string | null {
+    return this.notPoolable.get(key) ?? null;
+  }
+
+  stats(): PoolStats {
+    let idle = 0;
+    let starting = 0;
+    for (const s of this.shapes.values()) {
+      idle += s.idle.length;
+      starting += s.starting;
+    }
+    return { idle, starting, ...this.counters, notPoolable: Object.fromEntries(this.notPoolable), lastStartError: this.lastStartError };
+  }
+
+  /** Wait until every start under way has ended (tests, benchmarks). */
+  async settled(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  /** Stop starting sandboxes and destroy every pooled one; resolves once nothing of them is left. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+    const all: Promise<void>[] = [];
+    for (const state of this.shapes.values()) {
+      for (const sandbox of state.idle) {
+        this.stopIdleTimer(state, sandbox);
+        all.push(sandbox.dispose());
+      }
+      state.idle = [];
+    }
+    await Promise.allSettled(all);
+    await this.settled();
+  }
+
+  private stateOf(shape: WarmShape): ShapeState {
+    let state = this.shapes.get(shape.key);
+    if (!state) {
+      state = { shape, idle: [], starting: 0, timers: new Map() };
+      this.shapes.set(shape.key, state);
+    }
+    return state;
+  }
+
+  private held(): { sandboxes: number; memory: number } {
+    let sandboxes = 0;
+    let memory = 0;
+    for (const s of this.shapes.values()) {
+      sandboxes += s.idle.length + s.starting;
+      memory += s.idle.reduce((sum, w) => sum + w.memoryBytes, 0);
+    }
+    return { sandboxes, memory };
+  }
+
+  /** Average memory of an idle sandbox so far (0 before the first is measured). */
+  private typicalMemory(): number {
+    const all = [...this.shapes.values()].flatMap((s) => s.idle);
+    return all.length ? all.reduce((sum, w) => sum + w.memoryBytes, 0) / all.length : 0;
+  }
+
+  /** Start sandboxes until the shape has `size` idle or starting, within the identity and memory budgets. */
+  private refill(state: ShapeState): void {
+    while (!this.closed && state.idle.length + state.starting < this.config.size) {
+      const held = this.held();
+      if (held.sandboxes >= this.maxIdentities) return;
+      if (held.memory + this.typicalMemory() > this.config.memoryBytes) return;
+      state.starting++;
+      this.track(this.startOne(state));
+    }
+  }
+
+  private async startOne(state: ShapeState): Promise<void> {
+    let sandbox: WarmSandbox;
+    try {
+      sandbox = await WarmSandbox.start(state.shape);
+    } catch (e) {
+      state.starting--;
+      if (e instanceof NotPoolableError) this.notPoolable.set(state.shape.key, e.message);
+      else this.lastStartError = e instanceof Error ? e.message : String(e);
+      return; // the next take tries again
+    }
+    state.starting--;
+    if (this.closed) {
+      await sandbox.dispose();
+      return;
+    }
+    state.idle.push(sandbox);
+    this.watchIdle(state, sandbox);
+  }
+
+  /** Destroy the sandbox when it dies idle (and replace it), or when it has been idle too long (and not). */
+  private watchIdle(state: ShapeState, sandbox: WarmSandbox): void {
+    const timer = setTimeout(() => this.retire(state, sandbox, false), this.config.idleMs);
+    timer.unref?.();
+    state.timers.set(sandbox, timer);
+    void sandbox.launcher.proc.exited.then(() => {
+      if (state.idle.includes(sandbox)) {
+        this.counters.diedIdle++;
+        this.retire(state, sandbox, true);
+      }
+    });
+  }
+
+  private retire(state: ShapeState, sandbox: WarmSandbox, replace: boolean): void {
+    const at = state.idle.indexOf(sandbox);
+    if (at < 0) return;
+    state.idle.splice(at, 1);
+    this.stopIdleTimer(state, sandbox);
+    this.track(sandbox.dispose());
+    if (replace) this.refill(state);
+  }
+
+  private stopIdleTimer(state: ShapeState, sandbox: WarmSandbox): void {
+    const timer = state.timers.get(sandbox);
+    if (timer) clearTimeout(timer);
+    state.timers.delete(sandbox);
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch((e) => {
+      this.lastStartError = e instanceof Error ? e.message : String(e);
+    });
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * One run in a warm sandbox: the run's job files and input files go into its (already
+ * mounted) run directory, the supervisor starts watching, and the waiter is handed the
+ * run's command and environment on JOB_FD. From there on it is a run like a cold one
+ * (supervise → classify → result channel and output files), and the sandbox is destroyed
+ * with the run's cleanup: nothing of a run outlives it, no sandbox serves two runs.
+ */
+import { closeSync, mkdirSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { StagedInput } from "../files/input.ts";
+import type { OutputLimits } from "../files/collect.ts";
+import { stageInputFiles } from "../files/stage.ts";
+import type { RunResult } from "../result.ts";
+import { executedRun } from "../sandbox/execute.ts";
+import type { PlannedRun } from "../sandbox/run.ts";
+import { completeRun } from "../sandbox/run-planned.ts";
+import { writeExclusive } from "../sandbox/run-root.ts";
+import type { StagedFile } from "../sandbox/spec.ts";
+import { supervise } from "../sandbox/supervise.ts";
+import type { FileSinkLike } from "../sandbox/pumps.ts";
+import type { WarmSandbox } from "./warm-sandbox.ts";
+
+/** The waiter was gone before it took the run: nothing of the run happened, it may start cold. */
+export class HandOverError extends Error {}
+
+export interface WarmRunOptions {
+  inputFiles?: readonly StagedInput[];
+  outputFiles?: OutputLimits | null;
+  maxResultBytes: number;
+}
+
+/** Write the whole hand-over on the (non-blocking) JOB_FD socket, waiting while it is full. */
+async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  let sent = 0;
+  while (sent < bytes.length) {
+    try {
+      sent += writeSync(fd, bytes, sent);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      await Bun.sleep(1);
+    }
+  }
+}
+
+/** The run's job files the waiter's job directory lacks (fresh O_EXCL files under the supervisor-only stage). */
+function addJobFiles(root: string, files: readonly StagedFile[]): void {
+  for (const file of files) {
+    const path = join(root, file.path);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    writeExclusive(path, file.content, file.mode, file.owner);
+  }
+}
+
+/**
+ * Run `planned` (planned for this sandbox's workspace and identity, matched by the pool) in
+ * the sandbox, then destroy it. `handOver`: the bytes the runner's waiter takes on JOB_FD.
+ */
+export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOver: Uint8Array, jobFiles: readonly StagedFile[], options: WarmRunOptions): Promise<RunResult> {
+  const { launcher, workspace } = sandbox;
+  const { plan, job, secrets } = planned;
+  const jobFd = launcher.jobFd;
+  try {
+    if (jobFd === null) throw new Error("the warm sandbox has no hand-over fd");
+    addJobFiles(workspace.root, jobFiles);
+    const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
+    launcher.restartClock();
+    // The hand-over first: if the waiter is gone, nothing of the run (stdin) was consumed yet
+    // and the caller starts it cold. What the command writes before the pumps attach waits in its pipes.
+    try {
+      await writeAll(jobFd, handOver);
+    } catch (e) {
+      throw new HandOverError(`the warm sandbox did not take its run: ${(e as Error).message}`);
+    } finally {
+      closeSync(jobFd);
+    }
+    const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(job.stdin ? { stdin: job.stdin } : {}), secrets });
+    // No stdin for this run: EOF at once, as a cold start's /dev/null gives.
+    if (!job.stdin) void Promise.resolve((launcher.proc.stdin as unknown as FileSinkLike).end()).catch(() => {});
+    const end = await supervision.finish();
+    const { run, channel } = executedRun(launcher, plan.report, { setupError: null, heldBack: false }, end, job.stdin !== undefined);
+    return completeRun(run, channel, job, workspace, staged, { maxResultBytes: options.maxResultBytes, outputFiles: options.outputFiles ?? null, secrets, receiptNonce: null });
+  } finally {
+    await sandbox.dispose();
+  }
+}
