@@ -303,7 +303,14 @@ export class Cordon {
       planned.plan.report.start = { warm: true, waitedMs: Math.round((now - requestedMs) * 10) / 10, idleMs: Math.round(now - sandbox.readyMs), waiter: sandbox.plan.spec.command.slice() };
       handedOver = true;
       const { outputFiles } = this.config;
-      return { result: await runWarm(sandbox, planned, handOver, jobFiles, { inputFiles, outputFiles: outputFiles.collect ? outputFiles : null, maxResultBytes: this.config.maxResultBytes }) };
+      return {
+        result: await runWarm(sandbox, planned, handOver, jobFiles, {
+          inputFiles,
+          outputFiles: outputFiles.collect ? outputFiles : null,
+          maxResultBytes: this.config.maxResultBytes,
+          disposeLater: (removal) => this.pool?.disposeLater(removal),
+        }),
+      };
     } catch (e) {
       if (e instanceof HandOverError) return { why: e.message };
       throw e;

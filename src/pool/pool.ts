@@ -192,6 +192,11 @@ export class WarmPool {
     state.timers.delete(sandbox);
   }
 
+  /** Keep track of a sandbox's removal after its run: close() and settled() wait for it. */
+  disposeLater(removal: Promise<void>): void {
+    this.track(removal);
+  }
+
   private track(work: Promise<void>): void {
     const tracked = work.catch((e) => {
       this.lastStartError = e instanceof Error ? e.message : String(e);

@@ -3,7 +3,7 @@
  * mounted) run directory, the supervisor starts watching, and the waiter is handed the
  * run's command and environment on JOB_FD. From there on it is a run like a cold one
  * (supervise → classify → result channel and output files), and the sandbox is destroyed
- * with the run's cleanup: nothing of a run outlives it, no sandbox serves two runs.
+ * after the run: nothing of a run outlives it, no sandbox serves two runs.
  */
 import { closeSync, mkdirSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -27,6 +27,13 @@ export interface WarmRunOptions {
   inputFiles?: readonly StagedInput[];
   outputFiles?: OutputLimits | null;
   maxResultBytes: number;
+  /**
+   * Takes the sandbox's removal once the result is complete (the pool tracks it, and close()
+   * waits for it). By then the launcher has exited, so with the pid namespace's init every
+   * process of the run is gone; what is left is host-side: the cgroup, the scratch mount and
+   * run directory, and the identity, released only after those.
+   */
+  disposeLater(removal: Promise<void>): void;
 }
 
 /** Write the whole hand-over on the (non-blocking) JOB_FD socket, waiting while it is full. */
@@ -59,6 +66,7 @@ export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOve
   const { launcher, workspace } = sandbox;
   const { plan, job, secrets } = planned;
   const jobFd = launcher.jobFd;
+  let completed = false;
   try {
     if (jobFd === null) throw new Error("the warm sandbox has no hand-over fd");
     addJobFiles(workspace.root, jobFiles);
@@ -78,8 +86,11 @@ export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOve
     if (!job.stdin) void Promise.resolve((launcher.proc.stdin as unknown as FileSinkLike).end()).catch(() => {});
     const end = await supervision.finish();
     const { run, channel } = executedRun(launcher, plan.report, { setupError: null, heldBack: false }, end, job.stdin !== undefined);
-    return completeRun(run, channel, job, workspace, staged, { maxResultBytes: options.maxResultBytes, outputFiles: options.outputFiles ?? null, secrets, receiptNonce: null });
+    const result = completeRun(run, channel, job, workspace, staged, { maxResultBytes: options.maxResultBytes, outputFiles: options.outputFiles ?? null, secrets, receiptNonce: null });
+    completed = true;
+    return result;
   } finally {
-    await sandbox.dispose();
+    if (completed) options.disposeLater(sandbox.dispose());
+    else await sandbox.dispose();
   }
 }
