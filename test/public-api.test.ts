@@ -17,11 +17,11 @@ const LIBRARY = [
 ];
 
 const PLUGIN_CONTRACT = [
-  "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "ERRNO", "JobInputError", "LAUNCHER_ARGS_FD", "LAUNCHER_STATUS_FD",
+  "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "ERRNO", "JOB_FD", "JobInputError", "LAUNCHER_ARGS_FD", "LAUNCHER_STATUS_FD",
   "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT", "SECCOMP_FD", "SYSCALL_RULES", "SYSTEM_PATH", "SandboxUnavailableError", "canonicalAddress", "cgroupMechanism",
   "compareIpNets", "composePlan", "composeSpec", "degraded", "describeIssues", "enforced", "findExecutable", "firstUnreachableAncestor", "freshKeyringProblem",
-  "ipNetContains", "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress",
-  "off", "parseIpNet", "runSystemCommand", "zodIssues",
+  "interpreterHandOver", "ipNetContains", "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress",
+  "off", "parseIpNet", "runSystemCommand", "sameVariables", "zodIssues",
 ];
 
 const PLUGINS = [

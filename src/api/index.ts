@@ -47,7 +47,8 @@ export { RESULT_STATUSES, type ResultStatus } from "../protocol/result-channel.t
 export type { OmittedFile, OutputFile } from "../result.ts";
 export type { InputFile } from "../files/input.ts";
 export type { Receipt } from "../sandbox/receipt.ts";
-export { formatReport, LAYER_NAMES, summarizeReport, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type LayerReport } from "../sandbox/report.ts";
+export { formatReport, LAYER_NAMES, summarizeReport, type ControlVerdict, type EffectiveSandboxReport, type LayerName, type LayerReport, type SandboxStart } from "../sandbox/report.ts";
+export type { PoolStats } from "../pool/pool.ts";
 export type { ReadinessCell, ReadinessReport, ReadinessStatus, ReadinessVerdict, PolicyFit } from "../readiness/index.ts";
 export { readinessTable } from "../readiness/table.ts";
 export { maskMetrics, maskText, MIN_SECRET_BYTES, secretValues, weakSecretMessage, weakSecretNames } from "../secrets.ts";
