@@ -212,6 +212,25 @@ describe("the pool's own life", () => {
     expect(r.stdout).toBe("alive\n");
   });
 
+  test("idle sandboxes stay within the memory budget, and are destroyed after idleMs", async () => {
+    const tight = pooled({ pool: { size: 3, memoryBytes: 1 } }).cordon;
+    await tight.run(sh("true"));
+    await tight.poolSettled();
+    // The first is started before any is measured; past the budget no more are.
+    expect(tight.poolStats()?.idle).toBe(1);
+    const brief = pooled({ pool: { size: 2, idleMs: 300 } });
+    await brief.cordon.run(sh("true"));
+    await brief.cordon.poolSettled();
+    expect(brief.cordon.poolStats()?.idle).toBe(2);
+    const deadline = Date.now() + 10_000;
+    while (brief.cordon.poolStats()!.idle > 0 && Date.now() < deadline) await Bun.sleep(50);
+    await brief.cordon.poolSettled();
+    expect(brief.cordon.poolStats()?.idle).toBe(0);
+    expect(processesOf(brief.identities)).toEqual([]);
+    const after = await brief.cordon.run(sh("true"));
+    expect(after.sandbox!.start?.warm).toBe(false);
+  });
+
   test("a policy change never takes a sandbox built for another policy", async () => {
     const { cordon } = pooled();
     await cordon.run(sh("true", { policy: { resources: { maxOpenFiles: 100 } } }));

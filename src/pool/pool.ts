@@ -118,6 +118,12 @@ export class WarmPool {
     return state;
   }
 
+  private idleCount(): number {
+    let n = 0;
+    for (const s of this.shapes.values()) n += s.idle.length;
+    return n;
+  }
+
   private held(): { sandboxes: number; memory: number } {
     let sandboxes = 0;
     let memory = 0;
@@ -128,10 +134,11 @@ export class WarmPool {
     return { sandboxes, memory };
   }
 
-  /** Average memory of an idle sandbox so far (0 before the first is measured). */
-  private typicalMemory(): number {
-    const all = [...this.shapes.values()].flatMap((s) => s.idle);
-    return all.length ? all.reduce((sum, w) => sum + w.memoryBytes, 0) / all.length : 0;
+  /** What one idle sandbox holds, averaged over those measured so far (null before the first). */
+  private typicalMemory: number | null = null;
+
+  private measured(sandbox: WarmSandbox): void {
+    this.typicalMemory = this.typicalMemory === null ? sandbox.memoryBytes : 0.8 * this.typicalMemory + 0.2 * sandbox.memoryBytes;
   }
 
   /** Start sandboxes until the shape has `size` idle or starting, within the identity and memory budgets. */
@@ -139,7 +146,10 @@ export class WarmPool {
     while (!this.closed && state.idle.length + state.starting < this.config.size) {
       const held = this.held();
       if (held.sandboxes >= this.maxIdentities) return;
-      if (held.memory + this.typicalMemory() > this.config.memoryBytes) return;
+      // Before the first sandbox is measured, one start at a time; then each start under way
+      // counts as a typical one against the budget.
+      const starting = held.sandboxes - this.idleCount();
+      if (this.typicalMemory === null ? starting > 0 : held.memory + this.typicalMemory * (starting + 1) > this.config.memoryBytes) return;
       state.starting++;
       this.track(this.startOne(state));
     }
@@ -160,8 +170,10 @@ export class WarmPool {
       await sandbox.dispose();
       return;
     }
+    this.measured(sandbox);
     state.idle.push(sandbox);
     this.watchIdle(state, sandbox);
+    this.refill(state); // a start held back until this one was measured may go now
   }
 
   /** Destroy the sandbox when it dies idle (and replace it), or when it has been idle too long (and not). */
