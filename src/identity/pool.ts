@@ -63,6 +63,23 @@ function claimDirectory(dir: string): string {
   }
 }
 
+/**
+ * How long one scan of /proc serves further allocations. Allocations come in bursts (a warm
+ * pool refilling, concurrent runs), and a scan reads every process's status file. What a
+ * slightly older scan can miss is a process that started as a pool id in the last moments
+ * and was not started by this process (which holds its own ids in the registry): the
+ * window such a foreign process always has (see README: what the pool cannot see).
+ */
+const SCAN_REUSE_MS = 100;
+let lastScan: { range: string; at: number; ids: Promise<Set<number>> } | null = null;
+
+function recentProcessIds(range: IdentityRange): Promise<Set<number>> {
+  const key = `${range.base}:${range.count}`;
+  const now = performance.now();
+  if (!lastScan || lastScan.range !== key || now - lastScan.at > SCAN_REUSE_MS) lastScan = { range: key, at: now, ids: processIdsIn(range) };
+  return lastScan.ids;
+}
+
 export class IdentityPool {
   constructor(
     readonly range: IdentityRange,
@@ -92,7 +109,7 @@ export class IdentityPool {
   async allocateAll(n: number): Promise<IdentityLease[]> {
     // What the host uses is read first (off the event loop); from here on everything is
     // synchronous, so no other allocation of this process runs between a look and a claim.
-    const used = new Set([...accountIdsIn(this.range), ...(await processIdsIn(this.range))]);
+    const used = new Set([...accountIdsIn(this.range), ...(await recentProcessIds(this.range))]);
     const dir = claimDirectory(this.claimDir);
     const reg = registry();
     const { base, count } = this.range;
