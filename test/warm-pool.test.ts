@@ -124,6 +124,17 @@ describe("a warm run is the run a cold start gives", () => {
     expect(warm.sandbox!.start?.warm && warm.sandbox!.start.waiter.join(" ")).toContain("--cordon-warm");
   });
 
+  test("the hand-over fd does not reach the script: its open fds are a cold run's", async () => {
+    const { cordon } = pooled();
+    const shell = await coldThenWarm(cordon, sh("ls /proc/self/fd | sort -n | tr '\\n' ' '"));
+    expect(shell.warm.stdout).toBe(shell.cold.stdout);
+    expect(shell.warm.stdout).not.toMatch(/\b8\b/);
+    const py = await coldThenWarm(cordon, { runner: "python", script: { source: "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))" }, args: [] });
+    expect(py.warm.stdout).toBe(py.cold.stdout);
+    const esm = await coldThenWarm(cordon, { runner: "esm", script: { source: "import { readdirSync } from 'node:fs'; export default () => readdirSync('/proc/self/fd').map(Number).filter((fd) => fd === 8)", name: "fds.mjs" }, args: [] });
+    expect(esm.warm.result?.value).toEqual([]);
+  });
+
   test("python: a start-up variable the waiter did not start with is exec'd afresh, still warm", async () => {
     const { cordon } = pooled();
     const request: RunRequest = { runner: "python", script: { source: "import os, sys; print(os.environ['LC_ALL'], sys.stdout.encoding)" }, args: [], env: { LC_ALL: "C" } };
