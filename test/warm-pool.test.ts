@@ -53,7 +53,8 @@ interface Pooled {
 function pooled(config: Omit<CordonConfigInput, "runRoot"> = {}, size = 1): Pooled {
   const runRoot = freshRunRoot("pool");
   const identities = freshIdentityRange(16);
-  const cordon = makeCordon(runRoot, { cgroupParent: PARENT, identity: identities, pool: { size }, ...config });
+  // A memory budget no test reaches unless it sets one (an idle sandbox's cgroup charge includes page cache).
+  const cordon = makeCordon(runRoot, { cgroupParent: PARENT, identity: identities, pool: { size, memoryBytes: 8 * 1024 ** 3 }, ...config });
   opened.push(cordon);
   return { cordon, runRoot, identities };
 }
@@ -215,7 +216,7 @@ describe("the pool's own life", () => {
     for (const pid of processesOf(identities)) process.kill(pid, "SIGKILL");
     const deadline = Date.now() + 10_000;
     while (cordon.poolStats()!.diedIdle < 1 && Date.now() < deadline) await Bun.sleep(20);
-    expect(cordon.poolStats()?.diedIdle).toBe(1);
+    expect(cordon.poolStats()?.diedIdle, JSON.stringify(cordon.poolStats())).toBe(1);
     await cordon.poolSettled();
     expect(cordon.poolStats()?.idle).toBe(1);
     const r = await cordon.run(sh("echo alive"));
@@ -278,7 +279,7 @@ describe("the pool's own life", () => {
     const { cordon, runRoot, identities } = pooled({ cgroupParent: CLOSE_PARENT }, 3);
     for (const runner of ["shell", "python"]) await cordon.run({ runner, script: { source: "true" }, args: [] } as RunRequest);
     await cordon.poolSettled();
-    expect(cordon.poolStats()?.idle).toBe(6);
+    expect(cordon.poolStats()?.idle, JSON.stringify(cordon.poolStats())).toBe(6);
     expect(processesOf(identities).length).toBeGreaterThan(0);
     await cordon.close();
     expect(processesOf(identities)).toEqual([]);

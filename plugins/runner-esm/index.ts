@@ -4,13 +4,11 @@ import { z } from "zod";
 import {
   describeIssues,
   firstUnreachableAncestor,
-  interpreterHandOver,
-  JOB_FD,
+  interpreterWarmStart,
   JobInputError,
   loadScript,
   RESULT_FD,
   RESULT_FD_ENV,
-  sameVariables,
   zodIssues,
   type Job,
   type Layout,
@@ -92,15 +90,7 @@ export class EsmRunner implements Runner {
    * start-up variables differ from the waiter's is not handed over (it starts cold).
    */
   warm(layout: Layout, options: RunnerOptions): WarmStart {
-    const job = this.job(layout, options, {});
-    const start = job.argv.length;
-    return {
-      waiter: { ...job, argv: [...job.argv, "--cordon-warm", String(JOB_FD)] },
-      handOver: (run, waiter) => {
-        const sameStart = run.command.slice(0, start).join("\0") === waiter.command.slice(0, start).join("\0");
-        return sameStart && sameVariables(run.env, waiter.env, START_UP_VARIABLES) ? interpreterHandOver(run, true) : null;
-      },
-    };
+    return interpreterWarmStart(this.job(layout, options, {}), START_UP_VARIABLES, "cold");
   }
 
   /** What every run of this runner has: Bun and its flags up to the harness, its files and variables. */

@@ -1,13 +1,11 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import {
-  interpreterHandOver,
-  JOB_FD,
+  interpreterWarmStart,
   JobInputError,
   loadScript,
   RESULT_FD,
   RESULT_FD_ENV,
-  sameVariables,
   type Job,
   type Layout,
   type ReadOnlyBind,
@@ -81,15 +79,7 @@ export class PythonRunner implements Runner {
    * in-process (the start-up is already paid); otherwise it execs the run's command.
    */
   warm(layout: Layout, options: RunnerOptions): WarmStart {
-    const job = this.job(layout, options, {});
-    const interpreterArgs = job.argv.length;
-    return {
-      waiter: { ...job, argv: [...job.argv, "--cordon-warm", String(JOB_FD)] },
-      handOver: (run, waiter) => {
-        const sameStart = run.command.slice(0, interpreterArgs).join("\0") === waiter.command.slice(0, interpreterArgs).join("\0");
-        return interpreterHandOver(run, sameStart && sameVariables(run.env, waiter.env, START_UP_VARIABLES));
-      },
-    };
+    return interpreterWarmStart(this.job(layout, options, {}), START_UP_VARIABLES, "exec");
   }
 
   /** What every run of this interpreter has: argv up to boot.py, the bootstrap and helper, binds, variables. */

@@ -5,7 +5,7 @@
  */
 export type { Provider, ProviderProbe, RenderContext, Rendering, ReportAmendments } from "../provider.ts";
 export { loadScript, type PlannedCommand, type Runner, type RunnerOptions, type ScriptRequest, type ScriptSource, type WarmStart } from "../runner.ts";
-export { interpreterHandOver, sameVariables } from "../pool/hand-over.ts";
+export { interpreterWarmStart } from "../pool/hand-over.ts";
 export type {
   Capabilities,
   EgressRule,
