@@ -5,6 +5,7 @@
  * launcher, so a launcher spawned early (a warm pool) is released on demand.
  */
 import { writeSync } from "node:fs";
+import { parentOf } from "../process.ts";
 import type { SetupSequence } from "./setup.ts";
 import type { SpawnedLauncher } from "./spawn.ts";
 
@@ -34,6 +35,17 @@ async function waitForChildPid(launcher: SpawnedLauncher, timeoutMs = CHILD_PID_
 }
 
 /**
+ * The reported pid is the launcher's own child (the sandbox's init, which holds the
+ * command): a pid that died and was reused by an unrelated process has another parent.
+ * Checked before the steps act on it and again after: the launcher forks that child once,
+ * so the same parent afterwards means the steps acted on the init all along.
+ */
+function checkLauncherChild(launcher: SpawnedLauncher, childPid: number, when: string): void {
+  const parent = parentOf(childPid);
+  if (parent !== launcher.proc.pid) throw new Error(`the launcher's reported child ${childPid} is ${parent === null ? "gone" : `not its child (parent ${parent})`} ${when} the setup steps`);
+}
+
+/**
  * Release a held launcher once every setup step's beforeRelease succeeded. On a failure
  * the tree is killed BEFORE the block fd closes (bwrap treats EOF as a release too). A
  * launcher that does not hold its command (no block fd) has nothing to release.
@@ -48,7 +60,9 @@ export async function release(launcher: SpawnedLauncher, setup: SetupSequence | 
   }
   try {
     const childPid = await waitForChildPid(launcher);
+    checkLauncherChild(launcher, childPid, "before");
     await setup?.beforeRelease(childPid);
+    checkLauncherChild(launcher, childPid, "after");
     writeSync(blockFd, "1"); // the command starts only now, with everything in place
     return { setupError: null, heldBack: false };
   } catch (e) {
