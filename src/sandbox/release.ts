@@ -58,16 +58,28 @@ export async function release(launcher: SpawnedLauncher, setup: SetupSequence | 
     launcher.killTree();
     return { setupError: "a setup step must act before the command starts, but the launcher holds no release fd", heldBack: false };
   }
+  let childPid: number | null = null;
   try {
-    const childPid = await waitForChildPid(launcher);
+    childPid = await waitForChildPid(launcher);
     checkLauncherChild(launcher, childPid, "before");
     await setup?.beforeRelease(childPid);
     checkLauncherChild(launcher, childPid, "after");
     writeSync(blockFd, "1"); // the command starts only now, with everything in place
     return { setupError: null, heldBack: false };
   } catch (e) {
+    // The launcher ended on its own before the release (bwrap's setup failed, e.g. a bind
+    // source is missing): the byte was never written, so its command never ran, and what
+    // went wrong is the launcher's to say on its status fd and stderr (classify's rule 2).
+    // Not a setup step's failure, and nothing to kill: its init is gone.
+    if (endedUnreleased(launcher, childPid)) return { setupError: null, heldBack: false };
     const heldBack = launcher.commandHeldBack();
     launcher.killTree();
     return { setupError: e instanceof Error ? e.message : String(e), heldBack };
   }
+}
+
+/** The launcher exited, or the child it reported (the namespace's init) is gone, before the release. */
+function endedUnreleased(launcher: SpawnedLauncher, childPid: number | null): boolean {
+  if (launcher.proc.exitCode !== null || launcher.proc.signalCode !== null) return true;
+  return childPid !== null && parentOf(childPid) !== launcher.proc.pid;
 }
