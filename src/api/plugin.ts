@@ -54,3 +54,4 @@ export type { SetupStep } from "../sandbox/setup.ts";
 export { RlimitError, setRlimits, type RlimitPair } from "../sandbox/rlimit-syscall.ts";
 export { ERRNO, SYSCALL_RULES, type ArgTest, type ErrnoName, type SyscallRule } from "../seccomp/policy.ts";
 export { freshKeyringProblem } from "../keyring.ts";
+export { cachedProbe, type CachedProbeOptions } from "../probe-cache.ts";

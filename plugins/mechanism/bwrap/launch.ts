@@ -2,40 +2,12 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type Rendering, type SandboxSpec } from "../../../src/api/plugin.ts";
-import { statSync } from "node:fs";
+import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type Rendering, type SandboxSpec } from "../../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../capabilities.ts";
 import { bpfFilterSupport, cachedBpf } from "../seccomp/libseccomp.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, type BwrapFeatures } from "./argv.ts";
+export { probeBwrap } from "./probe.ts";
 import { rlimitArgs, rlimitsAppendix, rlimitStep, SET_AT_RELEASE, SET_BY_HELPER } from "./rlimits.ts";
-
-/** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
-export function probeBwrap(binaryOption?: string): ProviderProbe {
-  const binary = findExecutable(binaryOption ?? "bwrap");
-  const none = (reason: string): ProviderProbe => ({ available: false, binary, version: null, features: {}, reason });
-  if (!binary) return none(`bwrap not found${binaryOption ? ` at ${binaryOption}` : " on PATH"} (Debian: apt-get install bubblewrap)`);
-  const version = Bun.spawnSync([binary, "--version"], { env: {} });
-  const help = Bun.spawnSync([binary, "--help"], { env: {} });
-  if (!version.success) return none(`${binary} --version failed: ${version.stderr.toString().trim()}`);
-  const helpText = help.stdout.toString();
-  // Only where this bwrap has no --block-fd: prlimit then runs inside the sandbox, so only one under the bound /usr will do.
-  const prlimit = findExecutable("prlimit", "/usr/bin");
-  const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
-  return {
-    available: true,
-    binary,
-    version: version.stdout.toString().trim().replace(/^bubblewrap\s*/, ""),
-    features: {
-      disableUserns: helpText.includes("--disable-userns"),
-      tmpfsSize: helpText.includes("--size"),
-      blockFd: helpText.includes("--block-fd"),
-      seccomp: helpText.includes("--seccomp"),
-      // A setuid bwrap started without no_new_privs would run privileged: such a host keeps setpriv --no-new-privs.
-      setuid: (statSync(binary).mode & 0o4000) !== 0,
-    },
-    tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
-  };
-}
 
 /** What bwrap enforces on this host; `network` is the provider's own (bwrap alone cannot filter egress). */
 export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network: Capabilities["network"]): Capabilities {
