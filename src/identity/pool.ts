@@ -90,9 +90,11 @@ export class IdentityPool {
    * hold half of what they need.
    */
   async allocateAll(n: number): Promise<IdentityLease[]> {
-    // What the host uses is read first (off the event loop); from here on everything is
-    // synchronous, so no other allocation of this process runs between a look and a claim.
-    const used = new Set([...accountIdsIn(this.range), ...(await processIdsIn(this.range))]);
+    // What the host uses is read first (off the event loop while this process has runs in
+    // flight; with none, at once); from here on everything is synchronous, so no other
+    // allocation of this process runs between a look and a claim.
+    const inFlight = registry().held.size > 0;
+    const used = new Set([...accountIdsIn(this.range), ...(await processIdsIn(this.range, "/proc", { blocking: !inFlight }))]);
     const dir = claimDirectory(this.claimDir);
     const reg = registry();
     const { base, count } = this.range;
