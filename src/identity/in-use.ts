@@ -5,7 +5,6 @@
  * free only if nothing uses it now.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
 import { inRange, type IdentityRange } from "./range.ts";
 
 /** Account databases read directly: the ids in their third field (passwd: uid and gid in fields 3 and 4). */
@@ -56,9 +55,11 @@ function idsOf(status: string, field: "Uid" | "Gid"): number[] {
  * the run was cleaned up.
  */
 export async function processIdsIn(range: IdentityRange, proc = "/proc", options: { blocking?: boolean } = {}): Promise<Set<number>> {
+  // node:fs/promises only when needed: loading it costs a CLI start ~4 ms.
+  const fsp = options.blocking ? null : await import("node:fs/promises");
   let pids: string[] = [];
   try {
-    pids = (options.blocking ? readdirSync(proc) : await readdir(proc)).filter((n) => /^\d+$/.test(n));
+    pids = (fsp ? await fsp.readdir(proc) : readdirSync(proc)).filter((n) => /^\d+$/.test(n));
   } catch {
     return new Set(); // no /proc: nothing to say (the claim files still keep supervisors apart)
   }
@@ -66,9 +67,9 @@ export async function processIdsIn(range: IdentityRange, proc = "/proc", options
   // loaded host, and a blocked loop would delay other runs' timers (wall clocks) and pumps.
   // With nothing else in flight (`blocking`: a CLI's one run) plain reads are cheaper: ~2 ms
   // for 150 processes here, against ~15 ms for the first parallel scan (the thread pool starts).
-  const statuses = options.blocking
-    ? pids.map((pid) => readStatus(`${proc}/${pid}/status`))
-    : await Promise.all(pids.map((pid) => readFile(`${proc}/${pid}/status`, "utf8").catch(() => null)));
+  const statuses = fsp
+    ? await Promise.all(pids.map((pid) => fsp.readFile(`${proc}/${pid}/status`, "utf8").catch(() => null)))
+    : pids.map((pid) => readStatus(`${proc}/${pid}/status`));
   return idsInStatuses(range, statuses);
 }
 
