@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ConfigValidationError, CordonError } from "../src/api/index.ts";
 import { parseConfig } from "../src/config.ts";
 import { IdentityPoolExhaustedError } from "../src/errors.ts";
-import { accountIdsIn } from "../src/identity/in-use.ts";
+import { accountIdsIn, processIdsIn } from "../src/identity/in-use.ts";
 import { claimPath } from "../src/identity/lock.ts";
 import { heldIdentities, IdentityPool, type IdentityLease } from "../src/identity/pool.ts";
 import { DEFAULT_IDENTITY_RANGE } from "../src/identity/range.ts";
@@ -246,5 +246,23 @@ describe("config", () => {
     })();
     expect(err).toBeInstanceOf(ConfigValidationError);
     expect((err as Error).message).toContain(message);
+  });
+});
+
+describe("processIdsIn", () => {
+  test.skipIf(process.getuid?.() !== 0)("the blocking scan (nothing in flight) and the parallel one see the same ids: a live process's, not an exited one's", async () => {
+    const range = { base: 1_999_000_000, count: 100 };
+    const live = Bun.spawn(["sleep", "5"], { uid: 1_999_000_007, gid: 1_999_000_009 });
+    try {
+      await Bun.sleep(50);
+      const blocking = await processIdsIn(range, "/proc", { blocking: true });
+      const parallel = await processIdsIn(range);
+      expect([...blocking].sort()).toEqual([1_999_000_007, 1_999_000_009]);
+      expect([...parallel].sort()).toEqual([...blocking].sort());
+    } finally {
+      live.kill();
+      await live.exited;
+    }
+    expect([...(await processIdsIn(range, "/proc", { blocking: true }))]).toEqual([]);
   });
 });

@@ -68,7 +68,19 @@ describe("bwrap plan (pure)", () => {
     expect(argv.join(" ")).toContain(`--bind ${workspace.scratchDir} /scratch`);
   });
 
-  test("rlimits run inside the sandbox through prlimit, before the command", () => {
+  test("with --block-fd: rlimits are a setup step at release (prlimit(2) on bwrap's init), no prlimit process; the report says so", () => {
+    const probe = { ...bwrapProbe, features: { ...bwrapProbe.features, blockFd: true } };
+    const plan = composePlan({ policy: mergePolicy(DEFAULT_POLICY, { resources: { cpuSeconds: 3 } }), job, host: ROOT_HOST, workspace, identity: PLAN_IDENTITY }, new BwrapProvider(), probe);
+    expect(plan.argv.slice(plan.argv.indexOf("--") + 1)).toEqual(["/bin/sh", "/cordon/job/script.sh"]);
+    expect(plan.blockFd).toBe(true);
+    expect(plan.launcherArgs).toContain("--block-fd");
+    expect(plan.steps?.map((s) => s.name)).toEqual(["rlimits"]);
+    expect(plan.report.argv.join(" ")).toContain("<rlimits cpu=3:4 fsize=");
+    expect(plan.report.argv.join(" ")).toMatch(/ core=0:0 .*: set by the supervisor with prlimit\(2\) on bwrap's init/);
+    for (const name of ["cpu", "fsize", "nofile"]) expect(plan.report.layers.resources.controls[name]?.mechanism).toContain("prlimit(2) on bwrap's init while it holds the command");
+  });
+
+  test("without --block-fd: rlimits run inside the sandbox through prlimit, before the command", () => {
     const { argv } = planBwrap({ resources: { cpuSeconds: 3, maxProcesses: 7 } });
     const inner = argv.slice(argv.indexOf("--") + 1);
     expect(inner[0]).toBe("/usr/bin/prlimit");

@@ -18,10 +18,10 @@ const LIBRARY = [
 
 const PLUGIN_CONTRACT = [
   "ALWAYS_BLOCKED_V4", "ALWAYS_BLOCKED_V6", "BLOCK_FD", "CordonError", "DEFAULT_POLICY", "ERRNO", "JOB_FD", "JobInputError", "LAUNCHER_ARGS_FD", "LAUNCHER_STATUS_FD",
-  "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "SANDBOX_LAYOUT", "SECCOMP_FD", "SYSCALL_RULES", "SYSTEM_PATH", "SandboxUnavailableError", "canonicalAddress", "cgroupMechanism",
+  "LAYER_NAMES", "RESULT_FD", "RESULT_FD_ENV", "RlimitError", "SANDBOX_LAYOUT", "SECCOMP_FD", "SYSCALL_RULES", "SYSTEM_PATH", "SandboxUnavailableError", "cachedProbe", "canonicalAddress", "cgroupMechanism",
   "compareIpNets", "composePlan", "composeSpec", "degraded", "describeIssues", "enforced", "findExecutable", "firstUnreachableAncestor", "freshKeyringProblem",
   "interpreterWarmStart", "ipNetContains", "isPlainObject", "layerReport", "loadScript", "maskDeep", "maskText", "mergePolicy", "networkAddress",
-  "off", "parseIpNet", "runSystemCommand", "zodIssues",
+  "off", "parseIpNet", "runSystemCommand", "setRlimits", "zodIssues",
 ];
 
 const PLUGINS = [

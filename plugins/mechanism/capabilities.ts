@@ -10,8 +10,10 @@ function freshKeyring(): Capabilities["privilege"]["freshKeyring"] {
 export interface NamespaceLauncher {
   /** How killing one process kills the whole run. */
   treeKill: string;
-  /** Per-process rlimits can be set inside (bwrap: only with prlimit under /usr). */
+  /** Per-process rlimits can be set for the command (bwrap: with --block-fd, or a prlimit under /usr). */
   rlimits: boolean;
+  /** How they are set, for the report (who sets them, when). */
+  rlimitsSetBy?: string;
   /** The launcher takes byte-sized rlimits in this unit (nsjail: MiB); 1 when absent. */
   rlimitByteUnit?: number;
   tmpfsSize: boolean;
@@ -35,6 +37,7 @@ export function namespaceCapabilities(host: HostFacts, network: Capabilities["ne
     resources: {
       treeKill: launcher.treeKill,
       rlimits: launcher.rlimits,
+      ...(launcher.rlimits && launcher.rlimitsSetBy ? { rlimitsSetBy: launcher.rlimitsSetBy } : {}),
       ...(launcher.rlimitByteUnit ? { rlimitByteUnit: launcher.rlimitByteUnit } : {}),
       processCap: pidsCgroup ? `${pidsCgroup} (pids.max for the whole tree)` : launcher.rlimits ? "RLIMIT_NPROC counted in the sandbox's own user namespace" : null,
       memoryTreeCap: cgroupMechanism(host.cgroups, "memory"),

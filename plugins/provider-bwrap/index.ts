@@ -26,6 +26,6 @@ export class BwrapProvider implements Provider {
   }
 
   render(spec: SandboxSpec, { probe }: RenderContext): Rendering {
-    return { launch: renderBwrap(spec, probe) };
+    return renderBwrap(spec, probe);
   }
 }

@@ -74,7 +74,8 @@ export class RootlessProvider implements Provider {
 
   render(spec: SandboxSpec, { probe, host }: RenderContext): Rendering {
     const tools = { slirp4netns: probe.tools?.slirp4netns ?? "slirp4netns", nft: probe.tools?.nft ?? "nft", nsenter: probe.tools?.nsenter ?? "nsenter", ip: probe.tools?.ip ?? null };
-    return { launch: withEgress(renderBwrap(spec, probe, { block: spec.network.egress !== null }), spec, tools, host) };
+    const bwrap = renderBwrap(spec, probe, { block: spec.network.egress !== null });
+    return { ...bwrap, launch: withEgress(bwrap.launch, spec, tools, host) };
   }
 }
 

@@ -52,5 +52,7 @@ export { maskDeep, maskText } from "../secrets.ts";
 export { BLOCK_FD, JOB_FD, SECCOMP_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, RESULT_FD_ENV, SANDBOX_LAYOUT, SYSTEM_PATH } from "../protocol/index.ts";
 export { runSystemCommand, type SystemCommandOptions, type SystemCommandResult } from "../process.ts";
 export type { SetupStep } from "../sandbox/setup.ts";
+export { RlimitError, setRlimits, type RlimitPair } from "../sandbox/rlimit-syscall.ts";
 export { ERRNO, SYSCALL_RULES, type ArgTest, type ErrnoName, type SyscallRule } from "../seccomp/policy.ts";
 export { freshKeyringProblem } from "../keyring.ts";
+export { cachedProbe, type CachedProbeOptions } from "../probe-cache.ts";

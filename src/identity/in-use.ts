@@ -4,8 +4,7 @@
  * allocation (a single pass over /proc and the account files), never cached: an id is
  * free only if nothing uses it now.
  */
-import { readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
 import { inRange, type IdentityRange } from "./range.ts";
 
 /** Account databases read directly: the ids in their third field (passwd: uid and gid in fields 3 and 4). */
@@ -55,17 +54,35 @@ function idsOf(status: string, field: "Uid" | "Gid"): number[] {
  * host's pid 1, which on some hosts takes seconds (measured ~1.8 s on these VMs), long after
  * the run was cleaned up.
  */
-export async function processIdsIn(range: IdentityRange, proc = "/proc"): Promise<Set<number>> {
-  const ids = new Set<number>();
+export async function processIdsIn(range: IdentityRange, proc = "/proc", options: { blocking?: boolean } = {}): Promise<Set<number>> {
+  // node:fs/promises only when needed: loading it costs a CLI start ~4 ms.
+  const fsp = options.blocking ? null : await import("node:fs/promises");
   let pids: string[] = [];
   try {
-    pids = (await readdir(proc)).filter((n) => /^\d+$/.test(n));
+    pids = (fsp ? await fsp.readdir(proc) : readdirSync(proc)).filter((n) => /^\d+$/.test(n));
   } catch {
-    return ids; // no /proc: nothing to say (the claim files still keep supervisors apart)
+    return new Set(); // no /proc: nothing to say (the claim files still keep supervisors apart)
   }
   // Read in parallel, off the event loop: a few hundred status files take tens of ms on a
   // loaded host, and a blocked loop would delay other runs' timers (wall clocks) and pumps.
-  const statuses = await Promise.all(pids.map((pid) => readFile(`${proc}/${pid}/status`, "utf8").catch(() => null)));
+  // With nothing else in flight (`blocking`: a CLI's one run) plain reads are cheaper: ~2 ms
+  // for 150 processes here, against ~15 ms for the first parallel scan (the thread pool starts).
+  const statuses = fsp
+    ? await Promise.all(pids.map((pid) => fsp.readFile(`${proc}/${pid}/status`, "utf8").catch(() => null)))
+    : pids.map((pid) => readStatus(`${proc}/${pid}/status`));
+  return idsInStatuses(range, statuses);
+}
+
+function readStatus(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+function idsInStatuses(range: IdentityRange, statuses: readonly (string | null)[]): Set<number> {
+  const ids = new Set<number>();
   for (const status of statuses) {
     if (status === null) continue; // gone meanwhile
     if (/^State:\s*[ZX]/m.test(status)) continue; // zombie or dead: holds nothing any more

@@ -73,10 +73,10 @@ function claimDirectory(dir: string): string {
 const SCAN_REUSE_MS = 100;
 let lastScan: { range: string; at: number; ids: Promise<Set<number>> } | null = null;
 
-function recentProcessIds(range: IdentityRange): Promise<Set<number>> {
+function recentProcessIds(range: IdentityRange, blocking: boolean): Promise<Set<number>> {
   const key = `${range.base}:${range.count}`;
   const now = performance.now();
-  if (!lastScan || lastScan.range !== key || now - lastScan.at > SCAN_REUSE_MS) lastScan = { range: key, at: now, ids: processIdsIn(range) };
+  if (!lastScan || lastScan.range !== key || now - lastScan.at > SCAN_REUSE_MS) lastScan = { range: key, at: now, ids: processIdsIn(range, "/proc", { blocking }) };
   return lastScan.ids;
 }
 
@@ -107,9 +107,11 @@ export class IdentityPool {
    * hold half of what they need.
    */
   async allocateAll(n: number): Promise<IdentityLease[]> {
-    // What the host uses is read first (off the event loop); from here on everything is
-    // synchronous, so no other allocation of this process runs between a look and a claim.
-    const used = new Set([...accountIdsIn(this.range), ...(await recentProcessIds(this.range))]);
+    // What the host uses is read first (off the event loop while this process has runs in
+    // flight; with none, at once); from here on everything is synchronous, so no other
+    // allocation of this process runs between a look and a claim.
+    const inFlight = registry().held.size > 0;
+    const used = new Set([...accountIdsIn(this.range), ...(await recentProcessIds(this.range, !inFlight))]);
     const dir = claimDirectory(this.claimDir);
     const reg = registry();
     const { base, count } = this.range;

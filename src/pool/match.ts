@@ -55,6 +55,17 @@ export function jobFilesToAdd(waiter: SpawnPlan, run: SpawnPlan, workspace: Work
   return add;
 }
 
+/**
+ * A provider's own steps: only steps decided by the spec alone (which the checks compare)
+ * may differ in object; a step with state of its own run (egress plumbing) never matches.
+ */
+export function providerStepsMismatch(waiter: SpawnPlan, run: SpawnPlan): string | null {
+  const names = (plan: SpawnPlan) => (plan.steps ?? []).map((s) => s.name);
+  const stateful = [...(waiter.steps ?? []), ...(run.steps ?? [])].find((s) => !s.specOnly);
+  if (stateful) return `the provider's setup step ${stateful.name} holds state of its own run`;
+  return isDeepStrictEqual(names(waiter), names(run)) ? null : "the provider's setup steps differ";
+}
+
 /** Why `run` cannot be run in the sandbox built from `waiter`'s plan, or null when it is the same sandbox. */
 export function sandboxMismatch(waiter: SpawnPlan, run: SpawnPlan, workspace: Workspace): string | null {
   const jobPrefix = `${workspace.jobDir.slice(workspace.root.length + 1)}/`;
@@ -69,8 +80,8 @@ export function sandboxMismatch(waiter: SpawnPlan, run: SpawnPlan, workspace: Wo
     ["the supervisor's limits", [waiter.wallMs, waiter.maxOutputBytes, waiter.maxStdinBytes, waiter.cgroup, waiter.scratch, waiter.freshKeyring], [run.wallMs, run.maxOutputBytes, run.maxStdinBytes, run.cgroup, run.scratch, run.freshKeyring]],
   ];
   if (launcherPart(run) === null) return "the run's command is not at the end of the launcher's argv";
-  // A provider's own steps (egress plumbing) hold per-run state the pool cannot compare.
-  if ((waiter.steps?.length ?? 0) > 0 || (run.steps?.length ?? 0) > 0) return "the provider has setup steps of its own";
+  const steps = providerStepsMismatch(waiter, run);
+  if (steps) return steps;
   for (const [what, a, b] of checks) if (!isDeepStrictEqual(a, b)) return `${what} differ`;
   const files = jobFilesToAdd(waiter, run, workspace);
   return typeof files === "string" ? files : null;

@@ -118,7 +118,8 @@ export class WarmSandbox {
       if (!warm) throw new NotPoolableError(`runner ${shape.runner.name} has no waiter`);
       const plan = planWaiter(shape, warm, workspace, identity);
       if (!plan.statusFd || plan.treeKill !== "pid-namespace") throw new NotPoolableError(`provider ${shape.provider.name} does not hold its command in a pid namespace`);
-      if (plan.steps?.length) throw new NotPoolableError(`provider ${shape.provider.name} has setup steps of its own`);
+      const stateful = plan.steps?.find((s) => !s.specOnly);
+      if (stateful) throw new NotPoolableError(`provider ${shape.provider.name}'s setup step ${stateful.name} holds state of its own run`);
       const steps = setupSteps(plan, workspace, { host: shape.host, cgroupParent: shape.cgroupParent, maxResultBytes: 0 });
       setup = new SetupSequence(steps.steps);
       await setup.prepare();

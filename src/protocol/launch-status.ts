@@ -5,16 +5,20 @@
  * script owns and can make say anything ("bwrap: Can't mount proc …").
  */
 import { readFileSync } from "node:fs";
-import { z } from "zod";
 
 /**
  * bwrap --json-status-fd: one JSON document a line. `{"child-pid": N, …}` once its child
  * exists; `{"exit-code": N}` at the end ONLY when the command was exec'd (bwrap tracks
  * the exec with a close-on-exec pipe), so its absence means setup failed before the
- * command ran.
+ * command ran. Checked by hand, not with a schema: the supervisor reads this file at every
+ * poll while it waits for the child (every 2 ms), and a CLI run should not build a schema for it.
  */
-const ChildPidLine = z.object({ "child-pid": z.number().int().positive() });
-const ExitCodeLine = z.object({ "exit-code": z.number().int() });
+const isObject = (doc: unknown): doc is Record<string, unknown> => typeof doc === "object" && doc !== null && !Array.isArray(doc);
+const childPidOf = (doc: unknown): number | null => {
+  const pid = isObject(doc) ? doc["child-pid"] : undefined;
+  return typeof pid === "number" && Number.isInteger(pid) && pid > 0 ? pid : null;
+};
+const isExitCodeLine = (doc: unknown): boolean => isObject(doc) && Number.isInteger(doc["exit-code"]);
 
 export interface LaunchStatus {
   /** The launcher reported its child (the pid namespace's init). */
@@ -47,9 +51,8 @@ export function parseLaunchStatus(kind: StatusChannel, text: string): LaunchStat
     } catch {
       continue; // a torn or foreign line proves nothing
     }
-    const child = ChildPidLine.safeParse(doc);
-    if (child.success && childPid === null) childPid = child.data["child-pid"];
-    if (ExitCodeLine.safeParse(doc).success) commandStarted = true;
+    childPid ??= childPidOf(doc);
+    if (isExitCodeLine(doc)) commandStarted = true;
   }
   return { childPid, commandStarted, launcherErrors: [] };
 }

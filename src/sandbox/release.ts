@@ -5,6 +5,7 @@
  * launcher, so a launcher spawned early (a warm pool) is released on demand.
  */
 import { writeSync } from "node:fs";
+import { parentOf } from "../process.ts";
 import type { SetupSequence } from "./setup.ts";
 import type { SpawnedLauncher } from "./spawn.ts";
 
@@ -34,6 +35,17 @@ async function waitForChildPid(launcher: SpawnedLauncher, timeoutMs = CHILD_PID_
 }
 
 /**
+ * The reported pid is the launcher's own child (the sandbox's init, which holds the
+ * command): a pid that died and was reused by an unrelated process has another parent.
+ * Checked before the steps act on it and again after: the launcher forks that child once,
+ * so the same parent afterwards means the steps acted on the init all along.
+ */
+function checkLauncherChild(launcher: SpawnedLauncher, childPid: number, when: string): void {
+  const parent = parentOf(childPid);
+  if (parent !== launcher.proc.pid) throw new Error(`the launcher's reported child ${childPid} is ${parent === null ? "gone" : `not its child (parent ${parent})`} ${when} the setup steps`);
+}
+
+/**
  * Release a held launcher once every setup step's beforeRelease succeeded. On a failure
  * the tree is killed BEFORE the block fd closes (bwrap treats EOF as a release too). A
  * launcher that does not hold its command (no block fd) has nothing to release.
@@ -46,14 +58,28 @@ export async function release(launcher: SpawnedLauncher, setup: SetupSequence | 
     launcher.killTree();
     return { setupError: "a setup step must act before the command starts, but the launcher holds no release fd", heldBack: false };
   }
+  let childPid: number | null = null;
   try {
-    const childPid = await waitForChildPid(launcher);
+    childPid = await waitForChildPid(launcher);
+    checkLauncherChild(launcher, childPid, "before");
     await setup?.beforeRelease(childPid);
+    checkLauncherChild(launcher, childPid, "after");
     writeSync(blockFd, "1"); // the command starts only now, with everything in place
     return { setupError: null, heldBack: false };
   } catch (e) {
+    // The launcher ended on its own before the release (bwrap's setup failed, e.g. a bind
+    // source is missing): the byte was never written, so its command never ran, and what
+    // went wrong is the launcher's to say on its status fd and stderr (classify's rule 2).
+    // Not a setup step's failure, and nothing to kill: its init is gone.
+    if (endedUnreleased(launcher, childPid)) return { setupError: null, heldBack: false };
     const heldBack = launcher.commandHeldBack();
     launcher.killTree();
     return { setupError: e instanceof Error ? e.message : String(e), heldBack };
   }
+}
+
+/** The launcher exited, or the child it reported (the namespace's init) is gone, before the release. */
+function endedUnreleased(launcher: SpawnedLauncher, childPid: number | null): boolean {
+  if (launcher.proc.exitCode !== null || launcher.proc.signalCode !== null) return true;
+  return childPid !== null && parentOf(childPid) !== launcher.proc.pid;
 }

@@ -19,6 +19,12 @@
 export interface SetupStep {
   /** Names the step in error messages and tests. */
   readonly name: string;
+  /**
+   * What the step does is decided by the sandbox spec alone (bwrap's rlimits), with no state
+   * of its own run (a resolved address, a helper): a warm sandbox whose spec equals a run's
+   * has had exactly that run's step (src/pool/match.ts).
+   */
+  readonly specOnly?: boolean;
   prepare?(): Promise<void>;
   /** The pid the launcher reported (the sandbox's init: its namespaces are the run's). */
   beforeRelease?(childPid: number): Promise<void>;

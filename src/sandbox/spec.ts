@@ -70,6 +70,8 @@ export interface Capabilities {
     treeKill: string | null;
     /** Per-process rlimits applied inside the sandbox (cpu, fsize, nofile, core, as). */
     rlimits: boolean;
+    /** How the launcher or the supervisor sets them, said in the report after each limit. */
+    rlimitsSetBy?: string;
     /**
      * The launcher takes byte-sized rlimits (as, fsize, core) in this unit (nsjail: MiB): the
      * layer rounds the policy's bytes down to it, so the report states what is applied. 1 when absent.

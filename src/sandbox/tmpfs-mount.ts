@@ -10,8 +10,8 @@
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { closeSync, constants, lstatSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import { constants as osConstants } from "node:os";
 import { CordonError } from "../errors.ts";
+import { errnoName } from "../errno-name.ts";
 
 // Generic Linux values (the same on x86_64 and arm64).
 const MS_NOSUID = 2;
@@ -37,15 +37,11 @@ function lib(): Libc {
   return libc;
 }
 
-/** errno → name; the first name wins where two share a number. */
-const ERRNO_NAMES = new Map<number, string>();
-for (const [name, n] of Object.entries(osConstants.errno)) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name);
-
 /** The errno name of the libc call that just returned -1 (read at once: nothing runs in between). */
 function lastErrno(): string {
   const at = lib().__errno_location();
   const errno = at ? read.i32(at, 0) : 0;
-  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+  return errnoName(errno);
 }
 
 const cString = (s: string): Uint8Array => {

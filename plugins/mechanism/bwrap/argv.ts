@@ -1,4 +1,4 @@
-import type { Mount, RlimitName, SandboxSpec } from "../../../src/api/plugin.ts";
+import type { Mount, SandboxSpec } from "../../../src/api/plugin.ts";
 
 /** bwrap options for one mount, in the order given (later mounts sit on top of earlier ones). */
 export function mountArgs(m: Mount): string[] {
@@ -56,14 +56,4 @@ export function namespaceArgs(spec: SandboxSpec, features: BwrapFeatures): strin
 
 export function envArgs(vars: Record<string, string>): string[] {
   return ["--clearenv", ...Object.entries(vars).flatMap(([k, v]) => ["--setenv", k, v])];
-}
-
-/**
- * prlimit inside the sandbox: RLIMIT_NPROC then counts the sandbox's own user namespace,
- * not every process of the uid on the host. CPU gets soft N / hard N+1 so SIGXCPU comes first.
- */
-export function rlimitArgs(prlimit: string, rlimits: Partial<Record<RlimitName, number>>): string[] {
-  const entries = Object.entries(rlimits) as [RlimitName, number][];
-  if (entries.length === 0) return [];
-  return [prlimit, ...entries.map(([name, v]) => (name === "cpu" ? `--cpu=${v}:${v + 1}` : `--${name}=${v}`)), "--"];
 }

@@ -2,45 +2,19 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, findExecutable, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type SandboxSpec } from "../../../src/api/plugin.ts";
-import { statSync } from "node:fs";
+import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type Rendering, type SandboxSpec } from "../../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../capabilities.ts";
 import { bpfFilterSupport, cachedBpf } from "../seccomp/libseccomp.ts";
-import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, rlimitArgs, type BwrapFeatures } from "./argv.ts";
-
-/** Locate bwrap, read its version and features, resolve setpriv and prlimit once. */
-export function probeBwrap(binaryOption?: string): ProviderProbe {
-  const binary = findExecutable(binaryOption ?? "bwrap");
-  const none = (reason: string): ProviderProbe => ({ available: false, binary, version: null, features: {}, reason });
-  if (!binary) return none(`bwrap not found${binaryOption ? ` at ${binaryOption}` : " on PATH"} (Debian: apt-get install bubblewrap)`);
-  const version = Bun.spawnSync([binary, "--version"], { env: {} });
-  const help = Bun.spawnSync([binary, "--help"], { env: {} });
-  if (!version.success) return none(`${binary} --version failed: ${version.stderr.toString().trim()}`);
-  const helpText = help.stdout.toString();
-  // prlimit runs inside the sandbox, so only one under the bound /usr will do.
-  const prlimit = findExecutable("prlimit", "/usr/bin");
-  const setpriv = findExecutable("setpriv", "/usr/bin:/bin");
-  return {
-    available: true,
-    binary,
-    version: version.stdout.toString().trim().replace(/^bubblewrap\s*/, ""),
-    features: {
-      disableUserns: helpText.includes("--disable-userns"),
-      tmpfsSize: helpText.includes("--size"),
-      blockFd: helpText.includes("--block-fd"),
-      seccomp: helpText.includes("--seccomp"),
-      // A setuid bwrap started without no_new_privs would run privileged: such a host keeps setpriv --no-new-privs.
-      setuid: (statSync(binary).mode & 0o4000) !== 0,
-    },
-    tools: { ...(prlimit ? { prlimit } : {}), ...(setpriv ? { setpriv } : {}) },
-  };
-}
+import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, type BwrapFeatures } from "./argv.ts";
+export { probeBwrap } from "./probe.ts";
+import { rlimitArgs, rlimitsAppendix, rlimitStep, SET_AT_RELEASE, SET_BY_HELPER } from "./rlimits.ts";
 
 /** What bwrap enforces on this host; `network` is the provider's own (bwrap alone cannot filter egress). */
 export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network: Capabilities["network"]): Capabilities {
   return namespaceCapabilities(host, network, {
     treeKill: "SIGKILL to the pid namespace's init (the kernel kills every process in it)",
-    rlimits: probe.tools?.prlimit !== undefined,
+    rlimits: probe.features.blockFd === true || probe.tools?.prlimit !== undefined,
+    rlimitsSetBy: probe.features.blockFd === true ? SET_AT_RELEASE : SET_BY_HELPER,
     tmpfsSize: probe.features.tmpfsSize === true,
     hostUidDrop: host.isRoot && probe.tools?.setpriv !== undefined,
     syscallFilter: probe.features.seccomp ? bpfFilterSupport(SYSCALL_RULES, `bwrap --seccomp ${SECCOMP_FD}`) : { problem: `${probe.binary} has no --seccomp option` },
@@ -50,9 +24,11 @@ export function bwrapCapabilities(probe: ProviderProbe, host: HostFacts, network
 /**
  * ONE bwrap command line. Everything but the command goes through `--args LAUNCHER_ARGS_FD`: mounts
  * and env values stay out of `ps` on the host and out of /proc/1/cmdline inside.
- * With `block`, bwrap holds the command until the supervisor writes to BLOCK_FD.
+ * With `block`, bwrap holds the command until the supervisor writes to BLOCK_FD; a run with
+ * rlimits is held too (when this bwrap can), so they are set with prlimit(2) in that window
+ * (./rlimits.ts) instead of by a `prlimit` process in front of the command.
  */
-export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { block?: boolean } = {}): Launch {
+export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { block?: boolean } = {}): Rendering {
   if (!probe.available || !probe.binary) throw new Error(`bwrap is unavailable: ${probe.reason}`);
   const features: BwrapFeatures = { disableUserns: probe.features.disableUserns === true, tmpfsSize: probe.features.tmpfsSize === true };
   const filter = spec.privilege.syscallFilter;
@@ -61,13 +37,16 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
   // before exec whatever it is given; a setuid bwrap still gets setpriv's --no-new-privs.
   const hostDrop = spec.privilege.hostDrop;
   const dropAtSpawn = hostDrop !== null && spec.resources.cgroup === null && probe.features.setuid === false;
-  return {
+  const rlimits = spec.resources.rlimits;
+  const rlimitsAtRelease = Object.keys(rlimits).length > 0 && probe.features.blockFd === true;
+  const block = options.block === true || rlimitsAtRelease;
+  const launch: Launch = {
     argv: [
       ...(dropAtSpawn ? [] : privilegeDropArgs(spec.privilege, probe.tools?.setpriv ?? "setpriv")),
       probe.binary,
       "--args", String(LAUNCHER_ARGS_FD),
       "--",
-      ...rlimitArgs(probe.tools?.prlimit ?? "prlimit", spec.resources.rlimits),
+      ...(rlimitsAtRelease ? [] : rlimitArgs(probe.tools?.prlimit ?? "prlimit", rlimits)),
       ...spec.command,
     ],
     launcherArgs: [
@@ -79,7 +58,7 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
       ...envArgs(spec.env.vars),
       // Not --info-fd: the json status also says whether the command was exec'd.
       "--json-status-fd", String(LAUNCHER_STATUS_FD),
-      ...(options.block ? ["--block-fd", String(BLOCK_FD)] : []),
+      ...(block ? ["--block-fd", String(BLOCK_FD)] : []),
     ],
     ...(dropAtSpawn ? { spawnAs: { uid: hostDrop.uid, gid: hostDrop.gid } } : {}),
     env: {}, // bwrap's own pid 1 must carry nothing of the host (readable via /proc/1/environ)
@@ -88,6 +67,8 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
     exitEncoding: "shell-128",
     statusFd: "bwrap-json-status",
     ...(filter ? { seccompBpf: cachedBpf(filter) } : {}),
-    ...(options.block ? { blockFd: true } : {}),
+    ...(block ? { blockFd: true } : {}),
+    ...(rlimitsAtRelease ? { steps: [rlimitStep(rlimits, hostDrop)] } : {}),
   };
+  return { launch, ...(rlimitsAtRelease ? { reportAppendix: [rlimitsAppendix(rlimits)] } : {}) };
 }

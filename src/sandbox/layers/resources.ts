@@ -36,9 +36,10 @@ export function resourcesLayer(ctx: LayerContext): LayerResult<ResourcesSpec> {
     rlimits.fsize = fsize.bytes;
     rlimits.nofile = r.maxOpenFiles;
     rlimits.core = 0;
-    controls.cpu = enforced(`RLIMIT_CPU ${r.cpuSeconds} s (per process)`);
-    controls.fsize = enforced(`RLIMIT_FSIZE ${fsize.amount} (per file)${fsize.rounding}`);
-    controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)`);
+    const how = rc.rlimitsSetBy ? `; ${rc.rlimitsSetBy}` : "";
+    controls.cpu = enforced(`RLIMIT_CPU ${r.cpuSeconds} s (per process)${how}`);
+    controls.fsize = enforced(`RLIMIT_FSIZE ${fsize.amount} (per file)${fsize.rounding}${how}`);
+    controls.nofile = enforced(`RLIMIT_NOFILE ${r.maxOpenFiles} (per process)${how}`);
   } else {
     for (const name of ["cpu", "fsize", "nofile"]) controls[name] = NO_RLIMITS;
   }
