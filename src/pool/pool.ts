@@ -34,6 +34,8 @@ export interface PoolStats {
 
 interface ShapeState {
   shape: WarmShape;
+  /** A run took (or tried to take) one since the shape last expired: keep it filled. */
+  wanted: boolean;
   idle: WarmSandbox[];
   starting: number;
   timers: Map<WarmSandbox, ReturnType<typeof setTimeout>>;
@@ -60,6 +62,7 @@ export class WarmPool {
   take(shape: WarmShape): WarmSandbox | null {
     if (this.closed || this.config.size === 0 || this.notPoolable.has(shape.key)) return null;
     const state = this.stateOf(shape);
+    state.wanted = true;
     let sandbox: WarmSandbox | null = null;
     while (state.idle.length && !sandbox) {
       const candidate = state.idle.shift()!;
@@ -112,7 +115,7 @@ export class WarmPool {
   private stateOf(shape: WarmShape): ShapeState {
     let state = this.shapes.get(shape.key);
     if (!state) {
-      state = { shape, idle: [], starting: 0, timers: new Map() };
+      state = { shape, wanted: true, idle: [], starting: 0, timers: new Map() };
       this.shapes.set(shape.key, state);
     }
     return state;
@@ -173,12 +176,16 @@ export class WarmPool {
     this.measured(sandbox);
     state.idle.push(sandbox);
     this.watchIdle(state, sandbox);
-    this.refill(state); // a start held back until this one was measured may go now
+    // Starts held back until one was measured (or by the budget) may go now, for any shape.
+    for (const other of this.shapes.values()) if (other.wanted) this.refill(other);
   }
 
   /** Destroy the sandbox when it dies idle (and replace it), or when it has been idle too long (and not). */
   private watchIdle(state: ShapeState, sandbox: WarmSandbox): void {
-    const timer = setTimeout(() => this.retire(state, sandbox, false), this.config.idleMs);
+    const timer = setTimeout(() => {
+      state.wanted = false; // unused for idleMs: not kept warm until a run takes one again
+      this.retire(state, sandbox, false);
+    }, this.config.idleMs);
     timer.unref?.();
     state.timers.set(sandbox, timer);
     void sandbox.launcher.proc.exited.then(() => {
