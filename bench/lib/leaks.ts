@@ -35,14 +35,19 @@ function read(path: string): string {
   }
 }
 
-/** Processes whose real uid is in the cordon's identity range, as "pid comm uid". */
+/**
+ * Live processes whose real uid is in the cordon's identity range, as "pid comm uid".
+ * Zombies are not leftovers: bwrap's outer process exits once the sandbox's init reported,
+ * so that init is reaped by the host's pid 1, seconds later on some hosts (the identity
+ * pool skips zombies for the same reason: src/identity/in-use.ts).
+ */
 function identityProcesses(cordon: Cordon): string[] {
   const range = cordon.config.identity;
   const found: string[] = [];
   for (const pid of list("/proc").filter((n) => /^\d+$/.test(n))) {
     const status = read(`/proc/${pid}/status`);
     const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-    if (inRange(range, uid)) found.push(`${pid} ${/^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?"} uid ${uid}`);
+    if (inRange(range, uid) && !/^State:\s+Z/m.test(status)) found.push(`${pid} ${/^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?"} uid ${uid}`);
   }
   return found;
 }
