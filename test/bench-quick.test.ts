@@ -11,7 +11,7 @@ test("bun bench/all.ts in quick mode prints every measurement's table, with corr
   const p = Bun.spawn([process.execPath, "bench/all.ts"], { cwd: ROOT, env: { ...process.env, BENCH_QUICK: "1" }, stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: expect.any(String) });
-  for (const title of ["Latency per run", "Output flood ended by the output cap", "Supervisor memory", "Throughput"]) expect(out).toContain(`\n${title}`);
+  for (const title of ["Latency per run", "Where a run's time goes", "Output flood ended by the output cap", "Supervisor memory", "Throughput"]) expect(out).toContain(`\n${title}`);
   // Each table row names its variant; every run was checked correct, the floods were capped.
   expect(out).toContain("| /bin/true | raw-rendered");
   expect(out).not.toContain("WRONG RESULTS");

@@ -23,7 +23,7 @@ import { workspaceSteps } from "../../src/sandbox/workspace.ts";
 
 type Prepare = (request: RunRequest, secrets: readonly string[]) => Promise<{ planned: PlannedRun; lease: IdentityLease | null }>;
 
-function prepareOf(cordon: Cordon): Prepare {
+export function prepareOf(cordon: Cordon): Prepare {
   const prepare = (cordon as unknown as { prepare?: Prepare }).prepare;
   if (typeof prepare !== "function") throw new Error("bench: Cordon has no prepare step any more; bench/lib/rendered.ts needs the planned run a run spawns");
   return prepare.bind(cordon);
