@@ -7,6 +7,7 @@
  */
 import type { Cordon } from "../src/api/index.ts";
 import { PYTHON_CASE, runChecked, SHELL_ECHO_CASE, type BenchCase } from "./lib/cases.ts";
+import { startCpuMeter } from "./lib/cpu.ts";
 import { hostState, leaksAfter } from "./lib/leaks.ts";
 import { QUICK, size } from "./lib/options.ts";
 import { percentile } from "./lib/stats.ts";
@@ -26,11 +27,14 @@ export interface Drive {
   /** Runs that came back wrong or threw, with the first reason. */
   wrong: number;
   firstWrong: string | null;
+  /** CPU ms during the drive: this process's, and the whole host's. */
+  cpu: { supervisorMs: number; hostMs: number };
 }
 
 /** `concurrency` workers, each starting its next run as soon as the last returned, until the time is up. */
 export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, seconds: number): Promise<Drive> {
-  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null };
+  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 } };
+  const cpu = startCpuMeter();
   const start = performance.now();
   const deadline = start + seconds * 1000;
   const worker = async () => {
@@ -48,6 +52,7 @@ export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, s
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   out.seconds = (performance.now() - start) / 1000;
+  out.cpu = cpu.read();
   return out;
 }
 
@@ -78,13 +83,13 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
       const d = await drive(v.cordon, c, concurrency, seconds);
       const leaks = await leaksAfter(v.cordon, before);
       const r = rate(d);
-      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
+      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
       if (d.firstWrong) problems.push(`${c.label}, ${v.label}: ${d.wrong} wrong, first: ${d.firstWrong}`);
     }
   }
   const how = candidates.length > 1 ? `concurrency: best of ${candidates.join(", ")} in ${probeSeconds} s probes` : `concurrency ${candidates[0]}`;
   return [
-    table(`Throughput, ${seconds} s per row (${how}); latency ms; leaks = run dirs, cgroups, mounts, identity processes, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "wrong", "leaks"], rows),
+    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "host CPU ms/run", "wrong", "leaks"], rows),
     ...problems.map((p) => `\nWRONG RESULTS: ${p}`),
   ].join("\n");
 }
