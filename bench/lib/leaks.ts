@@ -2,11 +2,12 @@
  * What a batch of runs may leave behind on the host, counted before and after: run
  * directories, run cgroups and scratch mounts of THIS process (names carry its pid, so other
  * supervisors on the host do not count), processes of the bench's identity range (its own:
- * lib/variants.ts), and this process's open fds.
+ * lib/variants.ts), identity leases this process still holds, and this process's open fds.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import type { Cordon } from "../../src/api/index.ts";
 import { listRunCgroups } from "../../src/cgroup/run-cgroup.ts";
+import { heldIdentities } from "../../src/identity/pool.ts";
 import { inRange } from "../../src/identity/range.ts";
 
 export interface HostState {
@@ -14,6 +15,8 @@ export interface HostState {
   cgroups: string[];
   mounts: string[];
   processes: string[];
+  /** Identity-pool ids this process holds (every lease must be given back after its run). */
+  leases: string[];
   fds: number;
 }
 
@@ -60,6 +63,7 @@ export function hostState(cordon: Cordon): HostState {
     cgroups: facts.problem === null ? listRunCgroups(facts, cordon.config.cgroupParent).map((c) => c.name).filter(mine) : [],
     mounts: read("/proc/self/mountinfo").split("\n").filter((l) => l.split(" ")[4]?.startsWith(runPrefix)),
     processes: identityProcesses(cordon),
+    leases: heldIdentities().map(String),
     fds: list("/proc/self/fd").length,
   };
 }
@@ -73,6 +77,7 @@ export function leaked(before: HostState, after: HostState): string[] {
   add("cgroups", extra(before.cgroups, after.cgroups));
   add("mounts", extra(before.mounts, after.mounts));
   add("identity processes", extra(before.processes, after.processes));
+  add("identity leases", extra(before.leases, after.leases));
   if (after.fds > before.fds) out.push(`${after.fds - before.fds} fds (${before.fds} -> ${after.fds})`);
   return out;
 }
