@@ -12,13 +12,18 @@ import { measureLatency } from "./latency.ts";
 import { measureMemory } from "./memory.ts";
 import { measurePhases } from "./phases.ts";
 import { QUICK } from "./lib/options.ts";
-import { defaultVariants } from "./lib/variants.ts";
+import { runMain, type Variant } from "./lib/variants.ts";
 import { measureThroughput } from "./throughput.ts";
 
-const variants = defaultVariants();
-const started = performance.now();
-console.log(`cordon bench${QUICK ? " (quick: sizes too small to mean anything)" : ""}: ${variants.map((v) => v.label).join(", ")}; ${navigator.hardwareConcurrency} cores, load average ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`);
-console.log("Absolute numbers move with host load; compare the ratios, which are measured in the same run.");
-// Latency first (the fewest runs behind it), throughput last (the longest).
-for (const measure of [measureLatency, measurePhases, measureFlood, measureEndings, measureMemory, measureThroughput]) console.log(await measure(variants));
-console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+const loadAverage = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ");
+
+async function all(variants: readonly Variant[]): Promise<string> {
+  const started = performance.now();
+  console.log(`cordon bench${QUICK ? " (quick: sizes too small to mean anything)" : ""}: ${variants.map((v) => v.label).join(", ")}; ${navigator.hardwareConcurrency} cores, load average ${await loadAverage()}`);
+  console.log("Absolute numbers move with host load; compare the ratios, which are measured in the same run.");
+  // Latency first (the fewest runs behind it), throughput last (the longest).
+  for (const measure of [measureLatency, measurePhases, measureFlood, measureEndings, measureMemory, measureThroughput]) console.log(await measure(variants));
+  return `\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ${await loadAverage()} (above 2 on 2 cores: other work competed for the CPU)`;
+}
+
+await runMain(all);

@@ -8,7 +8,7 @@ import type { Cordon, RunRequest, RunResult } from "../src/api/index.ts";
 import { hostState, leaksAfter } from "./lib/leaks.ts";
 import { size } from "./lib/options.ts";
 import { table } from "./lib/table.ts";
-import { defaultVariants, type Variant } from "./lib/variants.ts";
+import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 interface Ending {
   label: string;
@@ -59,4 +59,4 @@ export async function measureEndings(variants: readonly Variant[] = defaultVaria
   return table(`Every ending, ${repeats} runs each, then what is left on the host (run dirs, cgroups, mounts, identity processes and leases, fds)`, ["ending", "variant", "outcomes", "leaks"], rows);
 }
 
-if (import.meta.main) console.log(await measureEndings());
+if (import.meta.main) await runMain(measureEndings);

@@ -8,7 +8,7 @@ import type { RunRequest } from "../src/api/index.ts";
 import { size } from "./lib/options.ts";
 import { peakRss, resetPeakRss, rss } from "./lib/rss.ts";
 import { goal, mib, ms, table } from "./lib/table.ts";
-import { defaultVariants, type Variant } from "./lib/variants.ts";
+import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 const PEAK_GOAL_BYTES = 100 * 2 ** 20;
 
@@ -38,4 +38,4 @@ export async function measureFlood(variants: readonly Variant[] = defaultVariant
   return table("Output flood ended by the output cap (default maxOutputBytes): supervisor RSS before the run and its peak during it (VmHWM)", ["flood", "variant", "outcome", "stdout kept", "wall ms", "RSS before", "peak RSS"], rows);
 }
 
-if (import.meta.main) console.log(await measureFlood());
+if (import.meta.main) await runMain(measureFlood);

@@ -11,7 +11,7 @@ import { size } from "./lib/options.ts";
 import { rawRendered } from "./lib/rendered.ts";
 import { median, percentile } from "./lib/stats.ts";
 import { ms, ratio, table } from "./lib/table.ts";
-import { defaultVariants, type Variant } from "./lib/variants.ts";
+import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 /** cordon's own cost over the command it spawns, for /bin/true. */
 const OWN_COST_GOAL = 1.2;
@@ -50,4 +50,4 @@ export async function measureLatency(variants: readonly Variant[] = defaultVaria
   return table(`Latency per run, ${rounds} interleaved rounds, wall ms (${bareNote}; noisy when other work shares the cores)`, ["run", "variant", "median", "p90", "vs bare", "vs raw-rendered"], rows);
 }
 
-if (import.meta.main) console.log(await measureLatency());
+if (import.meta.main) await runMain(measureLatency);

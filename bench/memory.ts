@@ -9,7 +9,7 @@ import { runChecked, SHELL_ECHO_CASE } from "./lib/cases.ts";
 import { size } from "./lib/options.ts";
 import { rss } from "./lib/rss.ts";
 import { goal, mib, table } from "./lib/table.ts";
-import { defaultVariants, type Variant } from "./lib/variants.ts";
+import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 const GROWTH_GOAL_BYTES = 10 * 2 ** 20;
 
@@ -45,4 +45,4 @@ export async function measureMemory(variants: readonly Variant[] = defaultVarian
   return out.join("\n");
 }
 
-if (import.meta.main) console.log(await measureMemory());
+if (import.meta.main) await runMain(measureMemory);

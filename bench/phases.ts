@@ -14,7 +14,7 @@ import { size } from "./lib/options.ts";
 import { prepareOf, rawRendered } from "./lib/rendered.ts";
 import { median, percentile } from "./lib/stats.ts";
 import { ms, table } from "./lib/table.ts";
-import { defaultVariants, type Variant } from "./lib/variants.ts";
+import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 const PHASES = ["prepare (validate, lease, plan)", "setup until spawn", "spawn to end of supervision", "result, output files, cleanup", "whole run"] as const;
 
@@ -63,4 +63,4 @@ export async function measurePhases(variants: readonly Variant[] = defaultVarian
   return table(`Where a run's time goes, ${variants[0]!.label}, ${c.label}, ${rounds} rounds interleaved with the raw-rendered command, wall ms`, ["phase", "median", "p90"], rows);
 }
 
-if (import.meta.main) console.log(await measurePhases());
+if (import.meta.main) await runMain(measurePhases);

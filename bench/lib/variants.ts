@@ -9,6 +9,8 @@ import { builtinProviders, builtinRunners } from "../../plugins/index.ts";
 export interface Variant {
   label: string;
   cordon: Cordon;
+  /** Give back what the variant holds between runs (a pool's idle launchers), once the bench is done with it. */
+  close?: () => Promise<void>;
 }
 
 export const plugins: Plugins = { providers: builtinProviders(), runners: builtinRunners() };
@@ -22,4 +24,17 @@ export const benchConfig: CordonConfigInput = { identity: { base: 2_000_100_000,
 
 export function defaultVariants(): Variant[] {
   return [{ label: "cordon cold", cordon: new Cordon(benchConfig, plugins) }];
+}
+
+/**
+ * A measurement as a script: build the variants, print its tables, close the variants (a
+ * variant holding processes would otherwise keep the bench alive).
+ */
+export async function runMain(measure: (variants: readonly Variant[]) => Promise<string>): Promise<void> {
+  const variants = defaultVariants();
+  try {
+    console.log(await measure(variants));
+  } finally {
+    for (const v of variants) await v.close?.();
+  }
 }
