@@ -110,6 +110,14 @@ export class Cordon {
     await this.pool?.close();
   }
 
+  /**
+   * Destroy the idle pooled sandboxes and keep no shape warm until a run uses it again (the
+   * pool stays open: memory pressure, a policy change); resolves once none is left.
+   */
+  async drainPool(): Promise<void> {
+    await this.pool?.drain();
+  }
+
   /** The warm pool's counters, or null without a pool. */
   poolStats(): PoolStats | null {
     return this.pool?.stats() ?? null;

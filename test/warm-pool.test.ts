@@ -276,8 +276,12 @@ describe("the pool's own life", () => {
 
   test("close() leaves no pooled sandbox, process, cgroup, mount or held identity", async () => {
     // A cgroup parent of its own: the other tests' pools are still open under PARENT.
-    const { cordon, runRoot, identities } = pooled({ cgroupParent: CLOSE_PARENT }, 3);
+    const { cordon, runRoot, identities } = pooled({ cgroupParent: CLOSE_PARENT, policy: { resources: { wallMs: 1000, maxOutputBytes: 4096 } } }, 3);
     for (const runner of ["shell", "python"]) await cordon.run({ runner, script: { source: "true" }, args: [] } as RunRequest);
+    await cordon.poolSettled();
+    // Warm runs that end every way: killed at the wall clock, at the output cap, leaving processes behind.
+    const endings = [await cordon.run(sh("sleep 30")), await cordon.run(sh("yes")), await cordon.run(sh("setsid sleep 60 & sleep 60 & true"))];
+    expect(endings.map((r) => [r.sandbox!.start?.warm, r.outcome])).toEqual([[true, "timeout"], [true, "limit"], [true, "ok"]]);
     await cordon.poolSettled();
     expect(cordon.poolStats()?.idle, JSON.stringify(cordon.poolStats())).toBe(6);
     expect(processesOf(identities).length).toBeGreaterThan(0);

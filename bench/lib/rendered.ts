@@ -14,6 +14,7 @@ import { basename, join } from "node:path";
 import type { Cordon, RunRequest } from "../../src/api/index.ts";
 import type { IdentityLease } from "../../src/identity/pool.ts";
 import { joinFreshSessionKeyring } from "../../src/keyring.ts";
+import { readLaunchStatus, type StatusChannel } from "../../src/protocol/launch-status.ts";
 import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, RESULT_FD, SECCOMP_FD } from "../../src/protocol/index.ts";
 import { joinCgroupArgv, runCgroupStep } from "../../src/sandbox/cgroup-run.ts";
 import { openExclusive, writeExclusive } from "../../src/sandbox/run-root.ts";
@@ -51,14 +52,22 @@ function stdio(fds: Partial<Record<number, Slot>>): Slot[] {
   return slots;
 }
 
+/** The held launcher's init, once its status file names it. */
+async function childPid(channel: StatusChannel, path: string): Promise<number> {
+  for (let i = 0; i < 5000; i++) {
+    const pid = readLaunchStatus(channel, path)?.childPid ?? null;
+    if (pid !== null) return pid;
+    await Bun.sleep(1);
+  }
+  throw new Error("bench: the raw-rendered launcher never reported its child");
+}
+
 /** Plan `request` on `cordon`, prepare its environment, spawn the rendered command by hand, clean up. */
 export async function rawRendered(cordon: Cordon, request: RunRequest): Promise<RawRun> {
   const { planned, lease } = await prepareOf(cordon)(request, []);
   const { plan, workspace, host } = planned;
   const cgroupStep = plan.cgroup ? runCgroupStep(host.cgroups, cordon.config.cgroupParent, basename(workspace.root), plan.cgroup) : null;
   const setup = new SetupSequence([...workspaceSteps(workspace, plan), ...(cgroupStep ? [cgroupStep] : []), ...(plan.steps ?? [])]);
-  // A step that acts between spawn and release (rootless egress) needs the handshake: not a raw command any more.
-  if (setup.needsRelease) throw new Error("bench: the raw-rendered baseline covers launchers without pre-release setup steps");
   const opened: number[] = [];
   try {
     await setup.prepare();
@@ -84,7 +93,12 @@ export async function rawRendered(cordon: Cordon, request: RunRequest): Promise<
       stdio: stdio(fds) as NonNullable<Parameters<typeof Bun.spawn>[1]>["stdio"],
     });
     const blockFd = proc.stdio[BLOCK_FD];
-    if (plan.blockFd && typeof blockFd === "number") writeSync(blockFd, "1"); // released at once: nothing to do in between
+    if (plan.blockFd && typeof blockFd === "number") {
+      // The rendered command's protocol: steps that act on the held sandbox (bwrap's rlimits
+      // by prlimit(2)) get its init's pid from the status file, then the release byte.
+      if (setup.needsRelease) await setup.beforeRelease(await childPid(plan.statusFd!, join(workspace.root, "launcher-status")));
+      writeSync(blockFd, "1");
+    }
     const channelFd = proc.stdio[RESULT_FD] as number;
     const [stdout, stderr, channel, exitCode] = await Promise.all([
       new Response(proc.stdout as ReadableStream).text(),

@@ -22,8 +22,15 @@ export const plugins: Plugins = { providers: builtinProviders(), runners: builti
  */
 export const benchConfig: CordonConfigInput = { identity: { base: 2_000_100_000, count: 64 } };
 
+/** Sandboxes a warm variant keeps ready per shape: enough for the concurrency throughput picks. */
+const WARM_POOL_SIZE = 8;
+
 export function defaultVariants(): Variant[] {
-  return [{ label: "cordon cold", cordon: new Cordon(benchConfig, plugins) }];
+  const warm = new Cordon({ ...benchConfig, pool: { size: WARM_POOL_SIZE, memoryBytes: 2 * 1024 ** 3 } }, plugins);
+  return [
+    { label: "cordon cold", cordon: new Cordon(benchConfig, plugins) },
+    { label: `cordon warm (pool ${WARM_POOL_SIZE})`, cordon: warm, close: () => warm.close() },
+  ];
 }
 
 /**

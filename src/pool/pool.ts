@@ -96,6 +96,19 @@ export class WarmPool {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
+  /**
+   * Destroy every idle sandbox and keep no shape warm until a run takes one again (the pool
+   * stays open); resolves once nothing of them is left.
+   */
+  async drain(): Promise<void> {
+    await this.settled();
+    for (const state of this.shapes.values()) {
+      state.wanted = false;
+      for (const sandbox of [...state.idle]) this.retire(state, sandbox, false);
+    }
+    await this.settled();
+  }
+
   /** Stop starting sandboxes and destroy every pooled one; resolves once nothing of them is left. */
   async close(): Promise<void> {
     this.closed = true;

@@ -5,7 +5,7 @@
  * (supervise → classify → result channel and output files), and the sandbox is destroyed
  * after the run: nothing of a run outlives it, no sandbox serves two runs.
  */
-import { closeSync, mkdirSync, writeSync } from "node:fs";
+import { mkdirSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { StagedInput } from "../files/input.ts";
 import type { OutputLimits } from "../files/collect.ts";
@@ -79,7 +79,7 @@ export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOve
     } catch (e) {
       throw new HandOverError(`the warm sandbox did not take its run: ${(e as Error).message}`);
     } finally {
-      closeSync(jobFd);
+      launcher.closeJobFd();
     }
     const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(job.stdin ? { stdin: job.stdin } : {}), secrets });
     // No stdin for this run: EOF at once, as a cold start's /dev/null gives.

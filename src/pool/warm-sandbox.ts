@@ -176,13 +176,17 @@ export class WarmSandbox {
    */
   dispose(): Promise<void> {
     this.disposed ??= (async () => {
-      this.launcher.killTree();
-      await this.launcher.proc.exited;
-      this.launcher.closeBlockFd();
       try {
-        await this.setup.cleanup();
+        this.launcher.killTree();
+        await this.launcher.proc.exited;
+        this.launcher.closeBlockFd();
+        this.launcher.closeJobFd();
       } finally {
-        this.lease?.release();
+        try {
+          await this.setup.cleanup();
+        } finally {
+          this.lease?.release();
+        }
       }
     })();
     return this.disposed;

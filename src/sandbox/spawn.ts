@@ -54,6 +54,8 @@ function launcherStdio(stdin: boolean, statusFd: number | null, argsFd: number |
 /** A spawned launcher: its process, its protocol fds, and the one way to end its whole tree. */
 export class SpawnedLauncher {
   private killed = false;
+  private blockFdClosed = false;
+  private jobFdClosed = false;
   /** performance.now() when the run's clock started: the spawn, or a warm sandbox's hand-over (restartClock). */
   startedMs: number;
 
@@ -128,10 +130,20 @@ export class SpawnedLauncher {
     killQuietly(launcherPid);
   }
 
+  /** Close the hand-over fd, once: after the hand-over (the waiter reads to EOF), or when the sandbox is destroyed unused. */
+  closeJobFd(): void {
+    const fd = this.jobFd;
+    if (fd === null || this.jobFdClosed) return;
+    this.jobFdClosed = true;
+    closeSync(fd);
+  }
+
   /** After the launcher is gone: close the release fd (on a live launcher its EOF would be a release). */
   closeBlockFd(): void {
     const fd = this.blockFd;
-    if (fd !== null) closeSync(fd);
+    if (fd === null || this.blockFdClosed) return; // once: a number closed twice may be another's fd by then
+    this.blockFdClosed = true;
+    closeSync(fd);
   }
 }
 
