@@ -6,6 +6,7 @@
  * pooled sandbox, process, cgroup, mount or held identity. Nothing here is timed.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import type { Cordon, CordonConfigInput, RunRequest, RunResult } from "../src/api/index.ts";
 import { sandboxMismatch } from "../src/pool/match.ts";
 import { composePlan } from "../src/sandbox/plan.ts";
@@ -241,6 +242,24 @@ describe("the pool's own life", () => {
     expect(processesOf(brief.identities)).toEqual([]);
     const after = await brief.cordon.run(sh("true"));
     expect(after.sandbox!.start?.warm).toBe(false);
+  });
+
+  test("sandboxes destroyed unused give back every fd they held (drainPool)", async () => {
+    const { cordon, runRoot } = pooled({}, 4);
+    const fds = () => readdirSync("/proc/self/fd").length;
+    await cordon.run(sh("true"));
+    await cordon.drainPool();
+    const before = fds();
+    for (let i = 0; i < 4; i++) {
+      await cordon.run(sh("true"));
+      await cordon.poolSettled();
+      expect((await cordon.run(sh("true"))).sandbox!.start?.warm).toBe(true);
+      await cordon.drainPool();
+    }
+    const deadline = Date.now() + 5_000;
+    while (fds() > before && Date.now() < deadline) await Bun.sleep(50);
+    expect(fds()).toBeLessThanOrEqual(before);
+    expectClean(runRoot);
   });
 
   test("a policy change never takes a sandbox built for another policy", async () => {

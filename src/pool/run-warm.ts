@@ -81,6 +81,7 @@ export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOve
     } finally {
       launcher.closeJobFd();
     }
+    sandbox.supervised = true;
     const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(job.stdin ? { stdin: job.stdin } : {}), secrets });
     // No stdin for this run: EOF at once, as a cold start's /dev/null gives.
     if (!job.stdin) void Promise.resolve((launcher.proc.stdin as unknown as FileSinkLike).end()).catch(() => {});

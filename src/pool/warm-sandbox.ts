@@ -5,7 +5,7 @@
  * waiter, already started (for Python and Bun: the interpreter has started) and blocked
  * reading JOB_FD. It serves exactly ONE run and is then destroyed with that run's cleanup.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import { SandboxUnavailableError } from "../errors.ts";
 import type { HostFacts } from "../host.ts";
 import type { IdentityLease } from "../identity/pool.ts";
@@ -83,12 +83,29 @@ function planWaiter(shape: WarmShape, warm: WarmStart, workspace: Workspace, ide
   }
 }
 
+/**
+ * The pipes of a sandbox that never ran (no supervisor read them): the result channel's fd
+ * (Bun does not close an extra stdio fd), stdin, and the output streams.
+ */
+function closeUnreadPipes(launcher: SpawnedLauncher): void {
+  try {
+    closeSync(launcher.channelFd);
+  } catch {
+    // not created
+  }
+  const { stdin, stdout, stderr } = launcher.proc;
+  void Promise.resolve((stdin as { end?: () => unknown } | null)?.end?.()).catch(() => {});
+  for (const stream of [stdout, stderr]) if (stream instanceof ReadableStream) void stream.cancel().catch(() => {});
+}
+
 export class WarmSandbox {
   /** performance.now() when the waiter was seen blocked on JOB_FD. */
   readyMs = 0;
   /** What the idle sandbox holds in memory: the cgroup's charge, else the waiter's resident set. */
   memoryBytes = 0;
   private taken = false;
+  /** The supervisor reads its pipes (a run was handed over): they are closed by supervise, else here. */
+  supervised = false;
   private disposed: Promise<void> | null = null;
 
   private constructor(
@@ -181,6 +198,7 @@ export class WarmSandbox {
         await this.launcher.proc.exited;
         this.launcher.closeBlockFd();
         this.launcher.closeJobFd();
+        if (!this.supervised) closeUnreadPipes(this.launcher);
       } finally {
         try {
           await this.setup.cleanup();
