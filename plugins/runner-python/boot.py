@@ -40,6 +40,17 @@ def _main():
         sys.exit(1)
 
 
+def _import_helper():
+    # What _main imports first, done while the waiter waits: cordon's helper, from the
+    # read-only job directory, exactly as _main would find it (it then comes from sys.modules).
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = sys.path[:]
+    sys.path[:] = [os.path.join(here, "lib")] + [p for p in saved if p and p != here]
+    import cordon  # noqa: F401
+
+    sys.path[:] = saved
+
+
 def _warm(fd):
     # A warm sandbox's waiter (cordon's src/pool/): block until the supervisor writes ONE
     # run's command and environment on fd (JSON, then EOF), then become that run: run the
@@ -47,6 +58,7 @@ def _warm(fd):
     import json
     import time
 
+    _import_helper()
     data = b""
     while True:
         chunk = os.read(fd, 65536)
