@@ -23,9 +23,8 @@ import { checkRunRequest } from "./run-request.ts";
 import { DEFAULT_CGROUP_PARENT } from "./protocol/index.ts";
 import { cleanStaleWorkspaces, defaultRunRoot } from "./sandbox/workspace.ts";
 import { WarmPool, type PoolStats } from "./pool/pool.ts";
-import type { WarmShape } from "./pool/warm-sandbox.ts";
-import { jobFilesToAdd, sandboxMismatch } from "./pool/match.ts";
-import { HandOverError, runWarm } from "./pool/run-warm.ts";
+import type { WarmSandbox, WarmShape } from "./pool/warm-sandbox.ts";
+import { runTaken } from "./pool/run-warm.ts";
 
 export interface RunRequest extends ScriptRequest {
   /**
@@ -285,11 +284,10 @@ export class Cordon {
     if (resolvesHostnames(policy, provider.capabilities(probe, host))) return { why: "an egress allowlist: its hostnames are looked up for each run" };
     const sandbox = this.pool.take(this.shapeOf(provider, probe, runner, policy));
     if (!sandbox) return { why: this.pool.whyNotPooled(this.shapeKey(provider, runner, policy)) ?? "no idle pooled sandbox of this shape (one is being started)" };
-    let handedOver = false;
-    try {
-      const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
-      const options = this.runnerOptions(policy, request.scriptFileAccess, sandbox.identity);
-      const planned = planRun({
+    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
+    const planFor = (taken: WarmSandbox) => {
+      const options = this.runnerOptions(policy, request.scriptFileAccess, taken.identity);
+      return planRun({
         provider,
         probe,
         policy,
@@ -298,33 +296,17 @@ export class Cordon {
         makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
         secrets,
         resolved: {},
-        workspace: sandbox.workspace,
-        ...(sandbox.identity ? { identity: sandbox.identity } : {}),
+        workspace: taken.workspace,
+        ...(taken.identity ? { identity: taken.identity } : {}),
       });
-      const mismatch = sandboxMismatch(sandbox.plan, planned.plan, sandbox.workspace);
-      if (mismatch) return { why: `the pooled sandbox is not this run's: ${mismatch}` };
-      const run = { command: planned.plan.spec.command, env: planned.plan.spec.env.vars };
-      const handOver = sandbox.warm.handOver(run, { command: sandbox.plan.spec.command, env: sandbox.plan.spec.env.vars });
-      if (!handOver) return { why: `runner ${runner.name}'s waiter cannot become this run exactly (a start-up variable differs)` };
-      const jobFiles = jobFilesToAdd(sandbox.plan, planned.plan, sandbox.workspace) as Exclude<ReturnType<typeof jobFilesToAdd>, string>;
-      const now = performance.now();
-      planned.plan.report.start = { warm: true, waitedMs: Math.round((now - requestedMs) * 10) / 10, idleMs: Math.round(now - sandbox.readyMs), waiter: sandbox.plan.spec.command.slice() };
-      handedOver = true;
-      const { outputFiles } = this.config;
-      return {
-        result: await runWarm(sandbox, planned, handOver, jobFiles, {
-          inputFiles,
-          outputFiles: outputFiles.collect ? outputFiles : null,
-          maxResultBytes: this.config.maxResultBytes,
-          disposeLater: (removal) => this.pool?.disposeLater(removal),
-        }),
-      };
-    } catch (e) {
-      if (e instanceof HandOverError) return { why: e.message };
-      throw e;
-    } finally {
-      if (!handedOver) await sandbox.dispose();
-    }
+    };
+    const { outputFiles } = this.config;
+    return runTaken(sandbox, planFor, requestedMs, {
+      inputFiles,
+      outputFiles: outputFiles.collect ? outputFiles : null,
+      maxResultBytes: this.config.maxResultBytes,
+      disposeLater: (removal) => this.pool?.disposeLater(removal),
+    });
   }
 
   private shapeKey(provider: Provider, runner: Runner, policy: Policy): string {

@@ -15,7 +15,8 @@ import { executedRun } from "../sandbox/execute.ts";
 import type { PlannedRun } from "../sandbox/run.ts";
 import { completeRun } from "../sandbox/run-planned.ts";
 import { writeExclusive } from "../sandbox/run-root.ts";
-import type { StagedFile } from "../sandbox/spec.ts";
+import type { SpawnPlan, StagedFile } from "../sandbox/spec.ts";
+import { jobFilesToAdd, sandboxMismatch } from "./match.ts";
 import { supervise } from "../sandbox/supervise.ts";
 import type { FileSinkLike } from "../sandbox/pumps.ts";
 import type { WarmSandbox } from "./warm-sandbox.ts";
@@ -59,10 +60,38 @@ function addJobFiles(root: string, files: readonly StagedFile[]): void {
 }
 
 /**
- * Run `planned` (planned for this sandbox's workspace and identity, matched by the pool) in
- * the sandbox, then destroy it. `handOver`: the bytes the runner's waiter takes on JOB_FD.
+ * A run in a sandbox taken from the pool, or why it starts cold instead. `plan` plans the
+ * run for the sandbox's workspace and identity; the plan must be the same sandbox as the
+ * waiter's (match.ts) and the runner's waiter must be able to become it exactly. A sandbox
+ * taken and not handed a run is destroyed, never given back.
  */
-export async function runWarm(sandbox: WarmSandbox, planned: PlannedRun, handOver: Uint8Array, jobFiles: readonly StagedFile[], options: WarmRunOptions): Promise<RunResult> {
+export async function runTaken(sandbox: WarmSandbox, plan: (sandbox: WarmSandbox) => PlannedRun, requestedMs: number, options: WarmRunOptions): Promise<{ result: RunResult } | { why: string }> {
+  let handedOver = false;
+  try {
+    const planned = plan(sandbox);
+    const mismatch = sandboxMismatch(sandbox.plan, planned.plan, sandbox.workspace);
+    if (mismatch) return { why: `the pooled sandbox is not this run's: ${mismatch}` };
+    const commandOf = (p: SpawnPlan) => ({ command: p.spec.command, env: p.spec.env.vars });
+    const handOver = sandbox.warm.handOver(commandOf(planned.plan), commandOf(sandbox.plan));
+    if (!handOver) return { why: `runner ${planned.job.runner}'s waiter cannot become this run exactly (a start-up variable differs)` };
+    const jobFiles = jobFilesToAdd(sandbox.plan, planned.plan, sandbox.workspace) as StagedFile[];
+    const now = performance.now();
+    planned.plan.report.start = { warm: true, waitedMs: Math.round((now - requestedMs) * 10) / 10, idleMs: Math.round(now - sandbox.readyMs), waiter: sandbox.plan.spec.command.slice() };
+    handedOver = true;
+    return { result: await runHandedOver(sandbox, planned, handOver, jobFiles, options) };
+  } catch (e) {
+    if (e instanceof HandOverError) return { why: e.message };
+    throw e;
+  } finally {
+    if (!handedOver) await sandbox.dispose();
+  }
+}
+
+/**
+ * Run `planned` (matched to this sandbox) in the sandbox, then destroy it. `handOver`: the
+ * bytes the runner's waiter takes on JOB_FD.
+ */
+async function runHandedOver(sandbox: WarmSandbox, planned: PlannedRun, handOver: Uint8Array, jobFiles: readonly StagedFile[], options: WarmRunOptions): Promise<RunResult> {
   const { launcher, workspace } = sandbox;
   const { plan, job, secrets } = planned;
   const jobFd = launcher.jobFd;
