@@ -102,7 +102,7 @@ export const CordonConfigSchema = z.strictObject({
   /** The warm pool (src/pool/): sandboxes started ahead, one run each. */
   pool: z
     .strictObject({
-      size: z.number().int().min(0).max(64).default(0).meta(doc("sandboxes kept started ahead per shape (provider, runner, policy), each for exactly one run; `0`: no pool, every run starts cold")),
+      size: z.number().int().min(0).max(64).default(0).meta(doc("sandboxes kept started ahead per shape (provider, runner, policy), each for exactly one run; `0`: no pool, every run starts cold. The CLI runs one run per process and always starts it cold")),
       idleMs: z.number().int().min(100).max(3_600_000).default(60_000).meta(doc("an idle pooled sandbox is destroyed after this long, and its shape is no longer kept warm until a run uses it again")),
       memoryBytes: z
         .number()

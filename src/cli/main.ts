@@ -53,7 +53,10 @@ function readJsonFile(path: string, what: string, invalidCode: "invalid-policy" 
 
 function makeCordon(cmd: { configFile?: string; provider?: string }, plugins: Plugins): Cordon {
   const config = cmd.configFile !== undefined ? (readJsonFile(cmd.configFile, "config file", "invalid-config") as Record<string, unknown>) : {};
-  return new Cordon(cmd.provider !== undefined ? { ...config, provider: cmd.provider } : config, plugins);
+  // One run per process: a warm pool would only start sandboxes to destroy them (and keep the
+  // process alive until they idle out), so the CLI's run always starts cold.
+  const oneShot = { ...config, pool: { size: 0 } };
+  return new Cordon(cmd.provider !== undefined ? { ...oneShot, provider: cmd.provider } : oneShot, plugins);
 }
 
 function readPolicyFile(path: string | undefined): PolicyOverride | undefined {
