@@ -41,6 +41,20 @@ function* stringsIn(value: unknown, path: string): Generator<{ where: string; va
   }
 }
 
+/**
+ * Does any string or key in the value fail `bad`? The same walk as stringsIn without naming
+ * paths: nearly every plan is clean, and naming each of its few thousand strings' paths was
+ * most of what planning a run cost. A hit is then located (and named) by stringsIn.
+ */
+function anyString(value: unknown, bad: (s: string) => boolean): boolean {
+  if (typeof value === "string") return bad(value);
+  if (Array.isArray(value)) return value.some((v) => anyString(v, bad));
+  if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
+    for (const k in value) if (bad(k) || anyString((value as Record<string, unknown>)[k], bad)) return true;
+  }
+  return false;
+}
+
 /** A short, printable description of the offending character (never the value: it may be a secret). */
 function describe(value: string, controlFree: boolean): string | null {
   if (value.includes("\0")) return "contains a NUL byte";
@@ -64,6 +78,12 @@ export interface LauncherInputRules {
 export function checkLauncherInput(spec: SandboxSpec, launch: Launch, rules: LauncherInputRules): void {
   const { stage: _fileContents, ...filesystem } = spec.filesystem;
   const specParts = { ...spec, filesystem };
+  const { command, ...configText } = specParts;
+  const hasNul = (v: string) => v.includes("\0");
+  const clean =
+    !anyString(configText, (v) => describe(v, rules.textConfig) !== null) &&
+    !anyString([command, launch.argv, launch.launcherArgs ?? [], launch.env, launch.cwd], hasNul);
+  if (clean) return;
   const sources = [
     stringsIn(specParts, "spec"),
     stringsIn(launch.argv, "launcher argv"),
