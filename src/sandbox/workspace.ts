@@ -1,5 +1,5 @@
 import { randomHex } from "../random.ts";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CordonError } from "../errors.ts";
 import { firstUnreachableAncestor } from "../host.ts";
@@ -80,9 +80,11 @@ function createRunDirectory(ws: Workspace, plan: Pick<SpawnPlan, "stage" | "scra
 /** Remove a run directory whatever state it is in (mounted scratch, files the script made read-only). */
 export async function disposeWorkspace(ws: Pick<Workspace, "root" | "scratchDir">): Promise<void> {
   unmountScratch(ws.scratchDir);
-  if (existsSync(ws.root)) {
-    rmSync(ws.root, { recursive: true, force: true });
-  }
+  // Off the event loop: on a disk-backed run root (a /run that is not tmpfs) removing a run
+  // directory takes milliseconds of file system work, which blocked every other run's timers
+  // and pumps while it went.
+  // (node:fs/promises loads on first use: the CLI's start does not pay for it.)
+  if (existsSync(ws.root)) await (await import("node:fs/promises")).rm(ws.root, { recursive: true, force: true });
 }
 
 /**
