@@ -56,7 +56,7 @@ export async function measureEndings(variants: readonly Variant[] = defaultVaria
       rows.push([e.label, v.label, right ? outcomes : `UNEXPECTED: ${outcomes} (expected ${e.expected})`, leaks.length ? leaks.join("; ") : "none"]);
     }
   }
-  return table(`Every ending, ${repeats} runs each, then what is left on the host (run dirs, cgroups, mounts, identity processes and leases, fds)`, ["ending", "variant", "outcomes", "leaks"], rows);
+  return table(`Every ending, ${repeats} runs each, then what is left on the host (run dirs, cgroups, mounts, identity processes, leases and claim files, fds)`, ["ending", "variant", "outcomes", "leaks"], rows);
 }
 
 if (import.meta.main) await runMain(measureEndings);

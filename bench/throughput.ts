@@ -89,7 +89,7 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
   }
   const how = candidates.length > 1 ? `concurrency: best of ${candidates.join(", ")} in ${probeSeconds} s probes` : `concurrency ${candidates[0]}`;
   return [
-    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "host CPU ms/run", "wrong", "leaks"], rows),
+    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "host CPU ms/run", "wrong", "leaks"], rows),
     ...problems.map((p) => `\nWRONG RESULTS: ${p}`),
   ].join("\n");
 }
