@@ -71,8 +71,9 @@ async function bestConcurrency(cordon: Cordon, c: BenchCase, candidates: readonl
 export async function measureThroughput(variants: readonly Variant[] = defaultVariants()): Promise<string> {
   const seconds = size("duration", 60, 1);
   const probeSeconds = size("probe", 5, 0.5);
-  const fixed = process.argv.find((a) => a.startsWith("--concurrency="));
-  const candidates = fixed ? [Number(fixed.slice(14))] : QUICK ? [2] : [2, 4, 8];
+  // A concurrency given (--concurrency=N, BENCH_CONCURRENCY) skips the probe.
+  const given = process.argv.some((a) => a.startsWith("--concurrency=")) || Boolean(process.env.BENCH_CONCURRENCY);
+  const candidates = given ? [size("concurrency", 2, 2)] : QUICK ? [2] : [2, 4, 8];
   const rows: string[][] = [];
   const problems: string[] = [];
   for (const v of variants) {
