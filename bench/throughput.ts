@@ -29,11 +29,13 @@ export interface Drive {
   firstWrong: string | null;
   /** CPU ms during the drive: this process's, and the whole host's. */
   cpu: { supervisorMs: number; hostMs: number };
+  /** CPU ms the runs' own cgroups counted (the sandboxed processes), summed; null without cgroups. */
+  sandboxCpuMs: number | null;
 }
 
 /** `concurrency` workers, each starting its next run as soon as the last returned, until the time is up. */
 export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, seconds: number): Promise<Drive> {
-  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 } };
+  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 }, sandboxCpuMs: null };
   const cpu = startCpuMeter();
   const start = performance.now();
   const deadline = start + seconds * 1000;
@@ -41,8 +43,9 @@ export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, s
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        await runChecked(cordon, c);
+        const r = await runChecked(cordon, c);
         out.latencies.push(performance.now() - t);
+        if (r.stats?.cpuUserMs != null) out.sandboxCpuMs = (out.sandboxCpuMs ?? 0) + r.stats.cpuUserMs + (r.stats.cpuSystemMs ?? 0);
       } catch (e) {
         out.wrong++;
         out.firstWrong ??= e instanceof Error ? e.message : String(e);
@@ -84,13 +87,13 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
       const d = await drive(v.cordon, c, concurrency, seconds);
       const leaks = await leaksAfter(v.cordon, before);
       const r = rate(d);
-      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
+      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), d.sandboxCpuMs === null ? "-" : ms(d.sandboxCpuMs / (d.runs - d.wrong)), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
       if (d.firstWrong) problems.push(`${c.label}, ${v.label}: ${d.wrong} wrong, first: ${d.firstWrong}`);
     }
   }
   const how = candidates.length > 1 ? `concurrency: best of ${candidates.join(", ")} in ${probeSeconds} s probes` : `concurrency ${candidates[0]}`;
   return [
-    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "host CPU ms/run", "wrong", "leaks"], rows),
+    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "sandbox CPU ms/run (its cgroup)", "host CPU ms/run", "wrong", "leaks"], rows),
     ...problems.map((p) => `\nWRONG RESULTS: ${p}`),
   ].join("\n");
 }
