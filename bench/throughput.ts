@@ -87,13 +87,16 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
       const d = await drive(v.cordon, c, concurrency, seconds);
       const leaks = await leaksAfter(v.cordon, before);
       const r = rate(d);
-      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), d.sandboxCpuMs === null ? "-" : ms(d.sandboxCpuMs / (d.runs - d.wrong)), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
+      // What the cores allow at this CPU cost per run, whatever the concurrency: cores × 1000 / (supervisor + sandbox CPU ms).
+      const perRun = d.cpu.supervisorMs / d.runs + (d.sandboxCpuMs ?? 0) / Math.max(1, d.runs - d.wrong);
+      const ceiling = (navigator.hardwareConcurrency * 1000) / perRun;
+      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), d.sandboxCpuMs === null ? "-" : ms(d.sandboxCpuMs / (d.runs - d.wrong)), ceiling.toFixed(0), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
       if (d.firstWrong) problems.push(`${c.label}, ${v.label}: ${d.wrong} wrong, first: ${d.firstWrong}`);
     }
   }
   const how = candidates.length > 1 ? `concurrency: best of ${candidates.join(", ")} in ${probeSeconds} s probes` : `concurrency ${candidates[0]}`;
   return [
-    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "sandbox CPU ms/run (its cgroup)", "host CPU ms/run", "wrong", "leaks"], rows),
+    table(`Throughput, ${seconds} s per row (${how}); latency ms; CPU ceiling = cores × 1000 / (supervisor + sandbox CPU ms per run), the most runs/s this CPU cost allows; host CPU counts every process on the host (other work too); leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "sandbox CPU ms/run (its cgroup)", "CPU ceiling runs/s", "host CPU ms/run", "wrong", "leaks"], rows),
     ...problems.map((p) => `\nWRONG RESULTS: ${p}`),
   ].join("\n");
 }
