@@ -18,29 +18,43 @@ import { defaultVariants, runMain, type Variant } from "./lib/variants.ts";
 
 const PHASES = ["prepare (validate, lease, plan)", "setup until spawn", "spawn to end of supervision", "result, output files, cleanup", "whole run"] as const;
 
-/** One run of `c` the way Cordon.run makes it, with the time of each phase (ms). */
-async function phasedRun(cordon: Cordon, c: BenchCase): Promise<number[]> {
-  const t0 = performance.now();
+/** A point in a run: wall clock and this process's CPU time (user + system), ms. */
+interface Mark {
+  wall: number;
+  cpu: number;
+}
+
+function mark(): Mark {
+  const u = process.cpuUsage();
+  return { wall: performance.now(), cpu: (u.user + u.system) / 1000 };
+}
+
+/** One run of `c` the way Cordon.run makes it: the wall and supervisor CPU time of each phase (ms). */
+async function phasedRun(cordon: Cordon, c: BenchCase): Promise<{ wall: number[]; cpu: number[] }> {
+  const m0 = mark();
   const { planned, lease } = await prepareOf(cordon)(c.request, []);
-  const t1 = performance.now();
-  let spawned = Number.NaN;
-  let supervised = Number.NaN;
+  const m1 = mark();
+  let spawned: Mark | null = null;
+  let supervised: Mark | null = null;
   try {
     const { outputFiles, maxResultBytes, cgroupParent } = cordon.config;
     const r = await runInSandbox(planned, {
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes,
       cgroupParent,
-      beforeSpawn: () => void (spawned = performance.now()),
-      inspect: () => void (supervised = performance.now()),
+      beforeSpawn: () => void (spawned = mark()),
+      inspect: () => void (supervised = mark()),
     });
     const why = c.wrong(r);
     if (why) throw new Error(`${c.label}, phased run: ${why}`);
   } finally {
     lease?.release();
   }
-  const t4 = performance.now();
-  return [t1 - t0, spawned - t1, supervised - spawned, t4 - supervised, t4 - t0];
+  const m4 = mark();
+  if (!spawned || !supervised) throw new Error("bench: runInSandbox no longer calls beforeSpawn and inspect");
+  const marks: Mark[] = [m0, m1, spawned, supervised, m4];
+  const phase = (key: keyof Mark) => [...marks.slice(1).map((m, i) => m[key] - marks[i]![key]), m4[key] - m0[key]];
+  return { wall: phase("wall"), cpu: phase("cpu") };
 }
 
 export async function measurePhases(variants: readonly Variant[] = defaultVariants(), rounds = size("rounds", 20, 2)): Promise<string> {
@@ -49,18 +63,33 @@ export async function measurePhases(variants: readonly Variant[] = defaultVarian
   await cordon.run(c.request); // warm-up, and the once-per-Cordon stale cleanup
   await phasedRun(cordon, c);
   await rawRendered(cordon, c.request);
-  const phases: number[][] = PHASES.map(() => []);
+  const wall: number[][] = PHASES.map(() => []);
+  const cpu: number[][] = PHASES.map(() => []);
   const raw: number[] = [];
+  const rawCpu: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? ["lib", "raw"] : ["raw", "lib"];
     for (const which of order) {
-      if (which === "raw") raw.push((await rawRendered(cordon, c.request)).ms);
-      else (await phasedRun(cordon, c)).forEach((x, i) => phases[i]!.push(x));
+      if (which === "raw") {
+        const r = await rawRendered(cordon, c.request);
+        raw.push(r.ms);
+        rawCpu.push(r.cpuMs);
+      }
+      else {
+        const p = await phasedRun(cordon, c);
+        p.wall.forEach((x, i) => wall[i]!.push(x));
+        p.cpu.forEach((x, i) => cpu[i]!.push(x));
+      }
     }
   }
-  const rows = PHASES.map((label, i) => [label, ms(median(phases[i]!)), ms(percentile(phases[i]!, 90))]);
-  rows.push(["raw-rendered command, spawn to exit", ms(median(raw)), ms(percentile(raw, 90))]);
-  return table(`Where a run's time goes, ${variants[0]!.label}, ${c.label}, ${rounds} rounds interleaved with the raw-rendered command, wall ms`, ["phase", "median", "p90"], rows);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rows = PHASES.map((label, i) => [label, ms(median(wall[i]!)), ms(percentile(wall[i]!, 90)), ms(mean(cpu[i]!))]);
+  rows.push(["raw-rendered command, spawn to exit", ms(median(raw)), ms(percentile(raw, 90)), ms(mean(rawCpu))]);
+  return table(
+    `Where a run's time goes, ${variants[0]!.label}, ${c.label}, ${rounds} rounds interleaved with the raw-rendered command; wall ms, and the supervisor's own CPU ms (what bounds runs/s on 2 cores)`,
+    ["phase", "wall median", "wall p90", "supervisor CPU, mean"],
+    rows,
+  );
 }
 
 if (import.meta.main) await runMain(measurePhases);

@@ -29,11 +29,13 @@ export interface Drive {
   firstWrong: string | null;
   /** CPU ms during the drive: this process's, and the whole host's. */
   cpu: { supervisorMs: number; hostMs: number };
+  /** CPU ms the runs' own cgroups counted (the sandboxed processes), summed; null without cgroups. */
+  sandboxCpuMs: number | null;
 }
 
 /** `concurrency` workers, each starting its next run as soon as the last returned, until the time is up. */
 export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, seconds: number): Promise<Drive> {
-  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 } };
+  const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 }, sandboxCpuMs: null };
   const cpu = startCpuMeter();
   const start = performance.now();
   const deadline = start + seconds * 1000;
@@ -41,8 +43,9 @@ export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, s
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        await runChecked(cordon, c);
+        const r = await runChecked(cordon, c);
         out.latencies.push(performance.now() - t);
+        if (r.stats?.cpuUserMs != null) out.sandboxCpuMs = (out.sandboxCpuMs ?? 0) + r.stats.cpuUserMs + (r.stats.cpuSystemMs ?? 0);
       } catch (e) {
         out.wrong++;
         out.firstWrong ??= e instanceof Error ? e.message : String(e);
@@ -71,8 +74,9 @@ async function bestConcurrency(cordon: Cordon, c: BenchCase, candidates: readonl
 export async function measureThroughput(variants: readonly Variant[] = defaultVariants()): Promise<string> {
   const seconds = size("duration", 60, 1);
   const probeSeconds = size("probe", 5, 0.5);
-  const fixed = process.argv.find((a) => a.startsWith("--concurrency="));
-  const candidates = fixed ? [Number(fixed.slice(14))] : QUICK ? [2] : [2, 4, 8];
+  // A concurrency given (--concurrency=N, BENCH_CONCURRENCY) skips the probe.
+  const given = process.argv.some((a) => a.startsWith("--concurrency=")) || Boolean(process.env.BENCH_CONCURRENCY);
+  const candidates = given ? [size("concurrency", 2, 2)] : QUICK ? [2] : [2, 4, 8];
   const rows: string[][] = [];
   const problems: string[] = [];
   for (const v of variants) {
@@ -83,13 +87,16 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
       const d = await drive(v.cordon, c, concurrency, seconds);
       const leaks = await leaksAfter(v.cordon, before);
       const r = rate(d);
-      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
+      // What the cores allow at this CPU cost per run, whatever the concurrency: cores × 1000 / (supervisor + sandbox CPU ms).
+      const perRun = d.cpu.supervisorMs / d.runs + (d.sandboxCpuMs ?? 0) / Math.max(1, d.runs - d.wrong);
+      const ceiling = (navigator.hardwareConcurrency * 1000) / perRun;
+      rows.push([c.label, v.label, String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), d.sandboxCpuMs === null ? "-" : ms(d.sandboxCpuMs / (d.runs - d.wrong)), ceiling.toFixed(0), ms(d.cpu.hostMs / d.runs), String(d.wrong), leaks.length ? leaks.join("; ") : "none"]);
       if (d.firstWrong) problems.push(`${c.label}, ${v.label}: ${d.wrong} wrong, first: ${d.firstWrong}`);
     }
   }
   const how = candidates.length > 1 ? `concurrency: best of ${candidates.join(", ")} in ${probeSeconds} s probes` : `concurrency ${candidates[0]}`;
   return [
-    table(`Throughput, ${seconds} s per row (${how}); latency ms; host CPU counts every process on the host (other work too), and 2 cores cap runs/s at 2000 / host CPU ms per run; leaks = run dirs, cgroups, mounts, identity processes, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "host CPU ms/run", "wrong", "leaks"], rows),
+    table(`Throughput, ${seconds} s per row (${how}); latency ms; CPU ceiling = cores × 1000 / (supervisor + sandbox CPU ms per run), the most runs/s this CPU cost allows; host CPU counts every process on the host (other work too); leaks = run dirs, cgroups, mounts, identity processes, leases and claim files, fds left after the runs`, ["run", "variant", "concurrency", "runs", "runs/s", "goal runs/s", "p50", "p99", "supervisor CPU ms/run", "sandbox CPU ms/run (its cgroup)", "CPU ceiling runs/s", "host CPU ms/run", "wrong", "leaks"], rows),
     ...problems.map((p) => `\nWRONG RESULTS: ${p}`),
   ].join("\n");
 }

@@ -1,7 +1,7 @@
 /**
  * Removing a run cgroup after the run: an empty one is removed without the v1 freeze (a
- * freeze and thaw cost ~8 ms of CPU even on an empty cgroup), and one that still holds a
- * task still has it killed before the directories go. Not timed: only what is left.
+ * freeze and thaw cost ~8 ms of CPU even on an empty cgroup), and one that still holds a live
+ * task or thread still has it killed before the directories go. Not timed: only what is left.
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmdirSync } from "node:fs";
@@ -38,5 +38,18 @@ test.skipIf(!usable)("a run cgroup that still holds a task has it killed, then i
   await cg.remove();
   expect(await proc.exited).not.toBe(0);
   expect(proc.signalCode).toBe("SIGKILL");
+  expect(cg.directories.filter((d) => existsSync(d))).toEqual([]);
+});
+
+test.skipIf(!usable)("a process whose main thread exited while another thread runs is killed, then the cgroup is removed", async () => {
+  const cg = await createRunCgroup(facts, PARENT, "run-3-threads", LIMITS);
+  // The main thread leaves with pthread_exit: cgroup.procs lists a zombie leader, the sleeping thread lives on.
+  const script = "import threading, time, ctypes; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(0.1); ctypes.CDLL(None).pthread_exit(None)";
+  const proc = Bun.spawn(joinCgroupArgv(cg.procsFiles, ["python3", "-c", script]), { stdio: ["ignore", "ignore", "ignore"] });
+  const leaderState = () => /^State:\s+(\S)/m.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1];
+  for (let i = 0; i < 300 && leaderState() !== "Z"; i++) await Bun.sleep(10);
+  expect(leaderState()).toBe("Z");
+  await cg.remove();
+  expect(await proc.exited).not.toBe(0);
   expect(cg.directories.filter((d) => existsSync(d))).toEqual([]);
 });

@@ -2,7 +2,8 @@
  * What a batch of runs may leave behind on the host, counted before and after: run
  * directories, run cgroups and scratch mounts of THIS process (names carry its pid, so other
  * supervisors on the host do not count), processes of the bench's identity range (its own:
- * lib/variants.ts), identity leases this process still holds, and this process's open fds.
+ * lib/variants.ts), identity leases this process still holds and their host-wide claim files,
+ * and this process's open fds.
  * A warm pool is drained first (its idle sandboxes hold all of these on purpose); the state
  * before a batch is taken with the pool as it was, so its sandboxes then count as leaks only
  * if they outlive the drain.
@@ -10,7 +11,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import type { Cordon } from "../../src/api/index.ts";
 import { listRunCgroups } from "../../src/cgroup/run-cgroup.ts";
-import { heldIdentities } from "../../src/identity/pool.ts";
+import { heldIdentities, IDENTITY_CLAIM_DIR } from "../../src/identity/pool.ts";
 import { inRange } from "../../src/identity/range.ts";
 
 export interface HostState {
@@ -20,6 +21,8 @@ export interface HostState {
   processes: string[];
   /** Identity-pool ids this process holds (every lease must be given back after its run). */
   leases: string[];
+  /** Claim files of the range that name this process (identity/lock.ts: unlinked on release). */
+  claims: string[];
   fds: number;
 }
 
@@ -67,6 +70,7 @@ export function hostState(cordon: Cordon): HostState {
     mounts: read("/proc/self/mountinfo").split("\n").filter((l) => l.split(" ")[4]?.startsWith(runPrefix)),
     processes: identityProcesses(cordon),
     leases: heldIdentities().map(String),
+    claims: list(IDENTITY_CLAIM_DIR).filter((id) => inRange(cordon.config.identity, Number(id)) && read(`${IDENTITY_CLAIM_DIR}/${id}`) === `pid ${process.pid}\n`),
     fds: list("/proc/self/fd").length,
   };
 }
@@ -81,6 +85,7 @@ export function leaked(before: HostState, after: HostState): string[] {
   add("mounts", extra(before.mounts, after.mounts));
   add("identity processes", extra(before.processes, after.processes));
   add("identity leases", extra(before.leases, after.leases));
+  add("identity claim files", extra(before.claims, after.claims));
   if (after.fds > before.fds) out.push(`${after.fds - before.fds} fds (${before.fds} -> ${after.fds})`);
   return out;
 }

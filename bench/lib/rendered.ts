@@ -33,6 +33,8 @@ export function prepareOf(cordon: Cordon): Prepare {
 export interface RawRun {
   /** Spawn to exit, pipes drained. */
   ms: number;
+  /** This process's CPU time (user + system) from spawn to exit, ms. */
+  cpuMs: number;
   exitCode: number | null;
   stdout: string;
   stderr: string;
@@ -85,6 +87,7 @@ export async function rawRendered(cordon: Cordon, request: RunRequest): Promise<
     const cgroup = cgroupStep?.cgroup ?? null;
     const argv = cgroup ? joinCgroupArgv(cgroup.procsFiles, plan.argv) : plan.argv;
 
+    const cpu = process.cpuUsage();
     const started = performance.now();
     const proc = Bun.spawn(argv, {
       ...(plan.spawnAs && !cgroup ? { uid: plan.spawnAs.uid, gid: plan.spawnAs.gid } : {}),
@@ -107,9 +110,10 @@ export async function rawRendered(cordon: Cordon, request: RunRequest): Promise<
       proc.exited,
     ]);
     const ms = performance.now() - started;
+    const used = process.cpuUsage(cpu);
     closeSync(channelFd);
     if (typeof blockFd === "number") closeSync(blockFd);
-    return { ms, exitCode, stdout, stderr, channel };
+    return { ms, cpuMs: (used.user + used.system) / 1000, exitCode, stdout, stderr, channel };
   } finally {
     for (const fd of opened) closeSync(fd);
     await setup.cleanup();

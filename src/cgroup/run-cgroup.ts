@@ -65,12 +65,17 @@ function killListed(dir: string): void {
   for (const pid of pidsIn(dir)) killQuietly(pid);
 }
 
+/** Every thread in a v1 cgroup (its `tasks` file): a process whose main thread exited lists as a zombie in cgroup.procs while its other threads run. */
+function threadsIn(dir: string): number[] {
+  return (read(join(dir, "tasks")) ?? "").split("\n").filter(Boolean).map(Number);
+}
+
 /** PF_EXITING in /proc/PID/stat's flags: the task is inside exit(), it runs no more user code and forks nothing. */
 const PF_EXITING = 0x4;
 
-/** The task is gone, a zombie, or exiting: nothing to stop (read from the kernel's process table). */
-function exitingOrGone(pid: number): boolean {
-  const stat = read(`/proc/${pid}/stat`);
+/** The thread is gone, a zombie, or exiting: nothing to stop (read from the kernel's process table). */
+function exitingOrGone(tid: number): boolean {
+  const stat = read(`/proc/${tid}/stat`);
   if (stat === null) return true;
   const [state, , , , , , flags] = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields 3..9
   return state === "Z" || state === "X" || (Number(flags) & PF_EXITING) !== 0;
@@ -201,13 +206,13 @@ class V1RunCgroup implements RunCgroup {
    * After the run the launcher is gone and, with a pid namespace, every task of the run is
    * dead or still exiting (the sandbox's init tears down its namespaces for a few ms). A
    * freeze and thaw costs ~8 ms of CPU on v1 even then (measured on these hosts: most of a
-   * finished run's cleanup), and stops nothing that could still act: an exiting task forks
+   * finished run's cleanup), and stops nothing that could still act: an exiting thread forks
    * nothing, and an empty cgroup gains no task (only a task inside forks into it). So freeze
-   * and kill only when a listed task is alive and not exiting; removeDir kills anything
-   * listed before each retry anyway.
+   * and kill only when a listed thread is alive and not exiting (every thread, not only each
+   * process's main one); removeDir kills anything listed before each retry anyway.
    */
   async remove(): Promise<void> {
-    if (this.directories.some((dir) => pidsIn(dir).some((pid) => !exitingOrGone(pid)))) this.killAll();
+    if (this.directories.some((dir) => threadsIn(dir).some((tid) => !exitingOrGone(tid)))) this.killAll();
     for (const dir of this.directories) await removeDir(dir);
   }
 }
