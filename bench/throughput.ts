@@ -33,8 +33,38 @@ export interface Drive {
   sandboxCpuMs: number | null;
 }
 
+/** One run; resolves with the CPU ms its own cgroup counted (null: not measured), throws when it came back wrong. */
+type Once = () => Promise<number | null>;
+
+function viaCordon(cordon: Cordon, c: BenchCase): Once {
+  return async () => {
+    const r = await runChecked(cordon, c);
+    return r.stats?.cpuUserMs != null ? r.stats.cpuUserMs + (r.stats.cpuSystemMs ?? 0) : null;
+  };
+}
+
+/**
+ * The floor no supervisor can go under: the case's bare command in a hand-written bwrap of
+ * the same shape as cordon's (root dropped, every namespace new, read-only /usr, fresh /proc,
+ * /dev and /tmp, no environment), a fresh one per run, no cordon at all.
+ */
+function rawBwrap(c: BenchCase): Once {
+  const argv = [
+    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    "env", "-i", "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session", "--hostname", "cordon",
+    "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+    "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp", ...c.bare,
+  ];
+  return async () => {
+    const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    if (code !== 0 || stdout !== c.bareStdout) throw new Error(`${c.label}, raw bwrap: exit ${code}, stdout ${JSON.stringify(stdout.slice(0, 100))}, stderr ${stderr.slice(0, 200)}`);
+    return null;
+  };
+}
+
 /** `concurrency` workers, each starting its next run as soon as the last returned, until the time is up. */
-export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, seconds: number): Promise<Drive> {
+export async function drive(once: Once, concurrency: number, seconds: number): Promise<Drive> {
   const out: Drive = { runs: 0, seconds: 0, latencies: [], wrong: 0, firstWrong: null, cpu: { supervisorMs: 0, hostMs: 0 }, sandboxCpuMs: null };
   const cpu = startCpuMeter();
   const start = performance.now();
@@ -43,9 +73,9 @@ export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, s
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        const r = await runChecked(cordon, c);
+        const sandboxCpu = await once();
         out.latencies.push(performance.now() - t);
-        if (r.stats?.cpuUserMs != null) out.sandboxCpuMs = (out.sandboxCpuMs ?? 0) + r.stats.cpuUserMs + (r.stats.cpuSystemMs ?? 0);
+        if (sandboxCpu !== null) out.sandboxCpuMs = (out.sandboxCpuMs ?? 0) + sandboxCpu;
       } catch (e) {
         out.wrong++;
         out.firstWrong ??= e instanceof Error ? e.message : String(e);
@@ -62,10 +92,10 @@ export async function drive(cordon: Cordon, c: BenchCase, concurrency: number, s
 const rate = (d: Drive) => (d.runs - d.wrong) / d.seconds;
 
 /** The concurrency with the most correct runs per second in a short probe of each. */
-async function bestConcurrency(cordon: Cordon, c: BenchCase, candidates: readonly number[], probeSeconds: number): Promise<number> {
+async function bestConcurrency(once: Once, candidates: readonly number[], probeSeconds: number): Promise<number> {
   let best = { concurrency: candidates[0]!, rate: -1 };
   for (const concurrency of candidates) {
-    const r = rate(await drive(cordon, c, concurrency, probeSeconds));
+    const r = rate(await drive(once, concurrency, probeSeconds));
     if (r > best.rate) best = { concurrency, rate: r };
   }
   return best.concurrency;
@@ -79,12 +109,21 @@ export async function measureThroughput(variants: readonly Variant[] = defaultVa
   const candidates = given ? [size("concurrency", 2, 2)] : QUICK ? [2] : [2, 4, 8];
   const rows: string[][] = [];
   const problems: string[] = [];
+  for (const [c, goalRate] of GOALS) {
+    const once = rawBwrap(c);
+    const concurrency = candidates.length > 1 ? await bestConcurrency(once, candidates, probeSeconds) : candidates[0]!;
+    const d = await drive(once, concurrency, seconds);
+    const r = rate(d);
+    rows.push([c.label, "raw bwrap, no cordon (the floor)", String(concurrency), String(d.runs), r.toFixed(1), goal(r >= goalRate, `≥ ${goalRate}`), ms(percentile(d.latencies, 50)), ms(percentile(d.latencies, 99)), ms(d.cpu.supervisorMs / d.runs), "-", "-", ms(d.cpu.hostMs / d.runs), String(d.wrong), "-"]);
+    if (d.firstWrong) problems.push(`${c.label}, raw bwrap: ${d.wrong} wrong, first: ${d.firstWrong}`);
+  }
   for (const v of variants) {
     for (const [c, goalRate] of GOALS) {
       await runChecked(v.cordon, c); // warm-up: lazy imports, stale cleanup, probes
       const before = hostState(v.cordon);
-      const concurrency = candidates.length > 1 ? await bestConcurrency(v.cordon, c, candidates, probeSeconds) : candidates[0]!;
-      const d = await drive(v.cordon, c, concurrency, seconds);
+      const once = viaCordon(v.cordon, c);
+      const concurrency = candidates.length > 1 ? await bestConcurrency(once, candidates, probeSeconds) : candidates[0]!;
+      const d = await drive(once, concurrency, seconds);
       const leaks = await leaksAfter(v.cordon, before);
       const r = rate(d);
       // What the cores allow at this CPU cost per run, whatever the concurrency: cores × 1000 / (supervisor + sandbox CPU ms).

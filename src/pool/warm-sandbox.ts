@@ -42,6 +42,8 @@ export class NotPoolableError extends Error {}
 
 /** How long a waiter may take to start and block on JOB_FD. */
 const READY_TIMEOUT_MS = 15_000;
+/** How often a starting waiter is looked at: nothing waits on it (a run never waits for the pool). */
+const READY_POLL_MS = 5;
 /** read(2) on x86_64: the waiter's first field in /proc/PID/syscall while it waits. */
 const SYS_READ = 0;
 
@@ -171,7 +173,7 @@ export class WarmSandbox {
       }
       if (exited) throw new Error("the waiter exited before its run");
       if (performance.now() > deadline) throw new Error(`the waiter did not start within ${READY_TIMEOUT_MS} ms`);
-      await Bun.sleep(2);
+      await Bun.sleep(READY_POLL_MS);
     }
   }
 
