@@ -126,6 +126,15 @@ describe("a warm run is the run a cold start gives", () => {
     expect(warm.sandbox!.start?.warm && warm.sandbox!.start.waiter.join(" ")).toContain("--cordon-warm");
   });
 
+  test("shell: the whole environment is a cold run's, names the waiter uses included", async () => {
+    const { cordon } = pooled();
+    const env = { nl: "mine", job: "x'y", IFS: ":", PWD: "/elsewhere", ENV: "/tmp/rc", HOME: "/h", MULTI: "a\nb\n" };
+    const { cold, warm } = await coldThenWarm(cordon, sh("env | sort; echo \"[$nl][$job]\"", { env }));
+    expect(warm.stdout).toBe(cold.stdout);
+    expect(warm.stdout).toContain("nl=mine\n");
+    expect(warm.stdout).toContain("[mine][x'y]");
+  });
+
   test("the hand-over fd does not reach the script: its open fds are a cold run's", async () => {
     const { cordon } = pooled();
     const shell = await coldThenWarm(cordon, sh("ls /proc/self/fd | sort -n | tr '\\n' ' '"));

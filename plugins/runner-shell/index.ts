@@ -28,14 +28,15 @@ export class ShellRunner implements Runner {
 
   /**
    * The waiter: the same shell reads ONE line from JOB_FD, closes it, and evals it. The line
-   * is `exec env -i VAR=VALUE… COMMAND…`, every word single-quoted, so the shell becomes the
-   * run's command with exactly its environment, as bwrap would have exec'd it.
+   * unsets what the waiter exports, exports the run's variables and execs the run's command,
+   * every word single-quoted: the shell becomes the run's command with exactly its
+   * environment, as bwrap would have exec'd it.
    */
   warm(layout: Layout): WarmStart | null {
-    if (!existsSync(this.shell) || !existsSync(ENV_BINARY)) return null;
+    if (!existsSync(this.shell)) return null;
     return {
       waiter: { ...this.job(layout, {}), argv: [this.shell, "-c", SHELL_WAITER] },
-      handOver: (run) => shellHandOver(run),
+      handOver: shellHandOver,
     };
   }
 
@@ -54,27 +55,36 @@ export class ShellRunner implements Runner {
   }
 }
 
-/** Clears the environment before the run's command (coreutils, under the sandbox's read-only /usr). */
-const ENV_BINARY = "/usr/bin/env";
-
 /**
- * The shell waiter. `read -r` takes one line, so a newline inside a word travels as
- * '"$nl"' (nl holds one); nothing else in a single-quoted word is special. Neither nl nor
- * job is exported, and env -i starts the command with the run's variables only.
+ * The shell waiter. `read -r` takes one line, so a newline inside a word travels as '"$1"':
+ * the waiter's only positional parameter holds one, and no variable of the run can change a
+ * positional parameter (a variable named nl could, once exported). nl and job are not
+ * exported; the hand-over unsets what is.
  */
-const SHELL_WAITER = `nl='\n'; IFS= read -r job <&${JOB_FD} || exit 125; exec ${JOB_FD}<&-; eval "$job"`;
+const SHELL_WAITER = `nl='\n'; IFS= read -r job <&${JOB_FD} || exit 125; exec ${JOB_FD}<&-; set -- "$nl"; eval "$job"`;
 
-/** One word for the waiter's eval: single-quoted, a quote as '\'', a newline as '"$nl"'. */
+/** One word for the waiter's eval: single-quoted, a quote as '\'', a newline as '"$1"'. */
 function shellWord(word: string): string {
-  return `'${word.replaceAll("'", "'\\''").replaceAll("\n", `'"$nl"'`)}'`;
+  return `'${word.replaceAll("'", "'\\''").replaceAll("\n", `'"$1"'`)}'`;
 }
 
 const encoder = new TextEncoder();
 
-function shellHandOver(run: PlannedCommand): Uint8Array | null {
+/** What the waiting shell exports besides its own variables: dash sets and exports PWD (and OLDPWD after a cd). */
+const SHELL_EXPORTS = ["PWD", "OLDPWD"];
+
+/**
+ * `unset` every variable the waiter exports, `export` the run's (one command: its words are
+ * expanded before any is set), then `exec` the run's command: exactly the environment a cold
+ * start's exec gives. Builtins all: no value of the run appears on any process's command
+ * line (an env(1) in between put every variable, secrets too, in a host-readable argv).
+ */
+function shellHandOver(run: PlannedCommand, waiter: PlannedCommand): Uint8Array | null {
   const names = Object.keys(run.env);
-  // env(1) takes NAME=VALUE up to the first word without "=": a name must be plain, the command absolute.
-  if (names.some((n) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) || !run.command[0]?.startsWith("/") || run.command[0].includes("=")) return null;
-  const words = [ENV_BINARY, "-i", ...names.map((n) => `${n}=${run.env[n]}`), ...run.command];
-  return encoder.encode(`exec ${words.map(shellWord).join(" ")}\n`);
+  const plain = (n: string) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n);
+  if (!names.every(plain) || !Object.keys(waiter.env).every(plain)) return null;
+  const unset = [...new Set([...SHELL_EXPORTS, ...Object.keys(waiter.env)])];
+  const exports = names.length ? [`export ${names.map((n) => shellWord(`${n}=${run.env[n]}`)).join(" ")}`] : [];
+  const line = [`unset ${unset.join(" ")}`, ...exports, `exec ${run.command.map(shellWord).join(" ")}`].join("; ");
+  return encoder.encode(`${line}\n`);
 }
