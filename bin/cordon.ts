@@ -7,8 +7,8 @@ import { builtinProviders, builtinRunners } from "../plugins/builtin.ts"; // not
 
 // No top-level await: the bundle (scripts/build-cli.ts) is CommonJS, for Bun's bytecode cache.
 void main(process.argv.slice(2), { providers: builtinProviders(), runners: builtinRunners() }, {
-  stdout: fdWriter(Bun.stdout),
-  stderr: fdWriter(Bun.stderr),
+  stdout: fdWriter(1),
+  stderr: fdWriter(2),
   readStdin: processStdin,
 }).then((status) => {
   process.exitCode = status;

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { READINESS_CELLS } from "../src/readiness/types.ts";
-import { CLI_WIDTH, cordonLines, runCli, TERMINAL_CONTROLS, widestLine } from "./support.ts";
+import { CLI_WIDTH, CORDON_CLI, cordonLines, runCli, TERMINAL_CONTROLS, widestLine } from "./support.ts";
 
 const CLI = resolve(import.meta.dir, "../bin/cordon.ts");
 const dir = mkdtempSync(join(tmpdir(), "cordon-cli-test-"));
@@ -30,6 +30,27 @@ describe("cordon run", () => {
     expect(r.stderr).toContain("cordon: sandbox bwrap");
     expect(r.stderr).toContain("exit-nonzero");
     expect(r.code).toBe(3);
+  });
+
+  test("stdout and stderr redirected to one file (`>> f 2>&1`): appended in order, nothing of the file clobbered; a reader that goes away ends output quietly", async () => {
+    const s = script("both.sh", 'echo "to stdout"; echo "to stderr" >&2\n');
+    const dir = mkdtempSync(join(tmpdir(), "cordon-cli-append-"));
+    const out = join(dir, "out.txt");
+    writeFileSync(out, "before\n");
+    const sh = (cmd: string, env: Record<string, string> = {}) =>
+      Bun.spawn(["/bin/sh", "-c", cmd], { stdout: "pipe", stderr: "pipe", env: { ...process.env, CORDON: CORDON_CLI, BUN: process.execPath, S: s, CONFIG: config, OUT: out, ...env } });
+    expect(await sh('"$BUN" "$CORDON" run --config "$CONFIG" "$S" >> "$OUT" 2>&1').exited).toBe(0);
+    const lines = (await Bun.file(out).text()).split("\n");
+    expect(lines.slice(0, 3)).toEqual(["before", "to stdout", "to stderr"]);
+    expect(lines[3]).toStartWith("cordon: sandbox bwrap");
+    rmSync(dir, { recursive: true, force: true });
+    // 2 MB of output into `head -c 10`: the CLI neither hangs nor prints a stack trace.
+    const big = script("big.sh", 'head -c 2000000 /dev/zero | tr "\\0" a\n');
+    const policy = script("policy.json", JSON.stringify({ resources: { maxOutputBytes: 4_000_000 } }));
+    const piped = sh('"$BUN" "$CORDON" run --config "$CONFIG" --policy "$POLICY" "$BIG" | head -c 10', { POLICY: policy, BIG: big });
+    const [head, err] = await Promise.all([new Response(piped.stdout).text(), new Response(piped.stderr).text(), piped.exited]);
+    expect(head, err).toBe("aaaaaaaaaa");
+    expect(err).not.toContain("EPIPE");
   });
 
   test("a signal death comes back as 128+N and is named", async () => {

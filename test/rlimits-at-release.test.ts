@@ -90,7 +90,29 @@ describe("rlimits set with prlimit(2) while bwrap holds the command", () => {
     expect(supervisorIds()).toEqual(SUPERVISOR_IDS);
   });
 
-  test("fail closed: when prlimit(2) is refused the script never starts and the run is an error", async () => {
+  test("a bwrap without --block-fd keeps util-linux prlimit in front of the command: the same limits, reported as such", async () => {
+    const bwrap = new BwrapProvider();
+    const noBlockFd: Provider = {
+      name: "bwrap-no-block-fd",
+      description: "bwrap, probed as if it had no --block-fd",
+      isolating: true,
+      probe: () => {
+        const p = bwrap.probe();
+        return { ...p, features: { ...p.features, blockFd: false } };
+      },
+      capabilities: (probe, host) => bwrap.capabilities(probe, host),
+      render: (spec: SandboxSpec, ctx: RenderContext): Rendering => bwrap.render(spec, ctx),
+    };
+    const cordon = new Cordon({ runRoot: freshRunRoot() }, { providers: [...builtinProviders(), noBlockFd], runners: builtinRunners() });
+    const r = await hostileRun(cordon, "bwrap-no-block-fd");
+    expect(r.outcome, describeResult(r)).toBe("ok");
+    expect(parseKv(r.stdout)).toEqual(EXPECTED);
+    expect(r.sandbox?.argv.join(" ")).toContain("/usr/bin/prlimit --cpu=7:8");
+    expect(r.sandbox?.argv).not.toContain("--block-fd");
+    expect(r.sandbox?.layers.resources.controls.nofile?.mechanism).toContain("set by prlimit(1) inside the sandbox");
+  });
+
+  test("fail closed: when prlimit(2) is refused the script never starts: the run is refused (held back, killed before release)", async () => {
     // RLIMIT_NOFILE above fs.nr_open is refused by the kernel (EPERM), even for root.
     const bwrap = new BwrapProvider();
     const impossible: Provider = {

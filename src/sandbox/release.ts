@@ -5,12 +5,19 @@
  * launcher, so a launcher spawned early (a warm pool) is released on demand.
  */
 import { writeSync } from "node:fs";
-import { parentOf } from "../process.ts";
+import { hasChildren, parentOf } from "../process.ts";
 import type { SetupSequence } from "./setup.ts";
 import type { SpawnedLauncher } from "./spawn.ts";
 
 /** How long a held launcher may take to report its child. */
 const CHILD_PID_TIMEOUT_MS = 10_000;
+/**
+ * How long a launcher that already has a child may go without reporting it. bwrap writes
+ * the child's pid right after clone(), before the child does anything; a launcher whose
+ * child exists but says nothing has lost its status fd (a tampered command line): a
+ * failed start, found in this time rather than at the wall clock.
+ */
+const UNREPORTED_CHILD_GRACE_MS = 2_000;
 
 export interface Release {
   /** Why setup failed between spawn and release (the tree was killed), or null. */
@@ -25,11 +32,15 @@ async function waitForChildPid(launcher: SpawnedLauncher, timeoutMs = CHILD_PID_
   let gone = false;
   void launcher.proc.exited.then(() => (gone = true));
   const deadline = performance.now() + timeoutMs;
+  let childSeenAt: number | null = null;
   for (;;) {
     const pid = launcher.status()?.childPid ?? null;
     if (pid !== null) return pid;
     if (gone) throw new Error("the launcher exited before it started its child");
-    if (performance.now() > deadline) throw new Error(`the launcher did not report its child within ${timeoutMs} ms`);
+    const now = performance.now();
+    if (now > deadline) throw new Error(`the launcher did not report its child within ${timeoutMs} ms`);
+    childSeenAt ??= hasChildren(launcher.proc.pid, false) ? now : null;
+    if (childSeenAt !== null && now - childSeenAt > UNREPORTED_CHILD_GRACE_MS) throw new Error(`the launcher started a child but did not report it on its status fd within ${UNREPORTED_CHILD_GRACE_MS} ms`);
     await Bun.sleep(2);
   }
 }
