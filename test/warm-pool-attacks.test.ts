@@ -211,9 +211,9 @@ describe("hand-over injection: a warm run gets exactly the args and environment 
     ["python in-process", { runner: "python", script: { source: "import os; print(os.environ.get('PWD'))" }, args: [] }],
     ["python exec'd", { runner: "python", script: { source: "import os; print(os.environ.get('PWD'))" }, args: [], env: { LC_ALL: "C.UTF-8" } }],
     ["esm", { runner: "esm", script: { source: "export default () => { console.log(process.env.PWD ?? 'None') }", name: "pwd.mjs" }, args: [] }],
-  ] as const) {
+  ] as [string, RunRequest][]) {
     test.failing(`BUG ${name}: a warm run lacks the PWD a cold run has`, async () => {
-      const { cold, warm } = await coldThenWarm(pooled().cordon, () => request as RunRequest);
+      const { cold, warm } = await coldThenWarm(pooled().cordon, () => request);
       expect(cold.stdout).toBe("/scratch\n");
       expect(warm.stdout).toBe(cold.stdout);
     });
