@@ -23,6 +23,7 @@ import {
   removeCgroupParent,
   removeTempDirs,
   runCgroupsLeft,
+  spawnAs,
   uidOf,
 } from "./support.ts";
 
@@ -57,7 +58,7 @@ function pooled(config: Omit<CordonConfigInput, "runRoot"> = {}, size = 1, ident
 
 /** A Cordon without a pool on the unsafe provider: shows an attack can succeed where nothing isolates. */
 function unsafeCordon(): Cordon {
-  const cordon = makeCordon(freshRunRoot("pool-attack-unsafe"), { provider: "unsafe", cgroups: { enabled: false } } as Omit<CordonConfigInput, "runRoot">);
+  const cordon = makeCordon(freshRunRoot("pool-attack-unsafe"), { provider: "unsafe", cgroups: "off", policy: { onUnavailable: "degrade" } });
   opened.push(cordon);
   return cordon;
 }
@@ -338,3 +339,108 @@ describe("interpreter state a warm run inherits from its waiter", () => {
     expect(warm.stdout).toBe(cold.stdout);
   });
 });
+
+/** The host processes of a pool's identities, with their command lines. */
+function sandboxProcesses(range: IdentityRange): { pid: number; uid: number; cmdline: string }[] {
+  return processesOf(range).map((pid) => ({ pid, uid: uidOf(pid)!, cmdline: (readProc(pid, "cmdline") ?? "").replaceAll("\0", " ") }));
+}
+
+/** Idle shell waiters (blocked reading their hand-over): the shell started with the waiter script. */
+function shellWaiters(range: IdentityRange): { pid: number; uid: number; cmdline: string }[] {
+  return sandboxProcesses(range).filter((p) => p.cmdline.startsWith("/bin/sh -c nl=") && p.cmdline.includes("read -r job"));
+}
+
+describe("runs in pooled sandboxes never meet, even at the same time", () => {
+  test("eight concurrent runs on a pool of two: each sees only its own stdin, env, files, /tmp, /dev/shm, result", async () => {
+    const p = pooled({}, 2);
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const script = [
+      'echo "$TOKEN" > /tmp/mark-$TOKEN; echo "$TOKEN" > /dev/shm/mark-$TOKEN; echo "$TOKEN" > mark-$TOKEN',
+      "ls -A /tmp /dev/shm . | tr '\\n' ' '; echo",
+      "cat; cat in.txt",
+      "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '; echo",
+      "sleep 0.3; ls -A /tmp /dev/shm . | tr '\\n' ' '; echo",
+      'cordon-result ok "$TOKEN"',
+    ].join("\n");
+    const tokens = Array.from({ length: 8 }, (_, i) => `tok${i}x${Math.random().toString(36).slice(2, 8)}`);
+    const results = await Promise.all(tokens.map((t) => p.cordon.run(sh(script, { env: { TOKEN: t }, stdin: enc(`stdin-${t}\n`), files: [{ path: "in.txt", content: `file-${t}\n` }] }))));
+    results.forEach((r, i) => {
+      expectOk(r);
+      expect(r.result?.message).toBe(tokens[i]);
+      expect(r.stdout).toContain(`stdin-${tokens[i]}\nfile-${tokens[i]}\n`);
+      for (const other of tokens.filter((_, j) => j !== i)) expect(r.stdout + r.stderr, `run ${i} saw ${other}`).not.toContain(other);
+    });
+    expect(results.filter((r) => r.sandbox?.start?.warm).length).toBeGreaterThan(0);
+    await expectNothingLeft(p);
+  });
+
+  test("(the attack can succeed: without a sandbox, a run finds the mark the run before it left in /tmp)", async () => {
+    const cordon = unsafeCordon();
+    const mark = `cordon-pool-attack-mark-${process.pid}`;
+    try {
+      await cordon.run(sh(`echo x > /tmp/${mark}`));
+      const r = await cordon.run(sh("ls -A /tmp"));
+      expect(r.stdout).toContain(mark);
+    } finally {
+      require("node:fs").rmSync(`/tmp/${mark}`, { force: true });
+    }
+  });
+
+  test("a run cannot signal, ptrace or find an idle waiter, even sharing the host network namespace", async () => {
+    const p = pooled({ policy: { network: { mode: "unrestricted", blockMetadata: false } } as never }, 2);
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const idleBefore = shellWaiters(p.identities);
+    expect(idleBefore.length).toBeGreaterThanOrEqual(1);
+    const attack = [
+      "kill -9 -1 2>/dev/null; echo kill-all:$?",
+      ...idleBefore.map((w) => `kill -9 ${w.pid} 2>/dev/null && echo killed-host-pid-${w.pid}`),
+      "ls /proc | grep -cE '^[0-9]+$'",
+      // Unix sockets of the host namespace: the hand-over is an unnamed pair, nothing to connect to.
+      "grep -c cordon /proc/net/unix",
+      "ls /run /run/cordon 2>&1 | head -5",
+    ].join("; ");
+    const r = await p.cordon.run(sh(attack));
+    expect(r.sandbox?.start?.warm).toBe(true);
+    expect(r.stdout).not.toContain("killed-host-pid");
+    expect(r.stdout).not.toContain("run-");
+    // Every idle waiter but the one the attacking run was handed to is still there.
+    expect(idleBefore.filter((w) => readProc(w.pid, "cmdline") !== null).length).toBe(idleBefore.length - 1);
+    expect(p.cordon.poolStats()?.diedIdle).toBe(0);
+    const next = await p.cordon.run(sh("echo still-fine"));
+    expect([next.sandbox?.start?.warm, next.stdout]).toEqual([true, "still-fine\n"]);
+  });
+
+  test("another sandbox's host uid cannot signal an idle waiter, nor write into its run directory", async () => {
+    const p = pooled({}, 2);
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const waiters = shellWaiters(p.identities);
+    expect(waiters.length).toBe(2);
+    const [a, b] = waiters as [(typeof waiters)[0], (typeof waiters)[0]];
+    expect(a.uid).not.toBe(b.uid);
+    const runDirs = readdirSync(p.runRoot).filter((d) => d.startsWith("run-")).map((d) => `${p.runRoot}/${d}`);
+    // As A's host uid (what a script that escaped sandbox A would be), attack B's waiter and every run dir.
+    const script = [
+      `kill -9 ${b.pid} 2>/dev/null && echo signalled`,
+      `cat /proc/${b.pid}/environ >/dev/null 2>&1 && echo read-environ`,
+      `ls /proc/${b.pid}/fd >/dev/null 2>&1 && echo listed-fds`,
+      ...runDirs.flatMap((d) => [`touch ${d}/x 2>/dev/null && echo wrote-${d}`, `find ${d} -writable 2>/dev/null | grep -q . && echo writable-in-${d}`]),
+    ].join("; ");
+    const attacker = spawnAs(a.uid, ["/bin/sh", "-c", script]);
+    await attacker.exited;
+    const out = await attacker.output();
+    expect(out).not.toContain("signalled");
+    expect(out).not.toContain("read-environ");
+    expect(out).not.toContain("listed-fds");
+    // Whatever A's uid can write is in a run dir of A's own (its scratch), never in another's.
+    const wrote = out.split("\n").filter((l) => /^(wrote|writable-in)-/.test(l)).map((l) => l.replace(/^(wrote|writable-in)-/, ""));
+    for (const dir of wrote) expect(ownerOf(dir), `A (${a.uid}) can write in ${dir}`).toBe(a.uid);
+    expect(readProc(b.pid, "cmdline")).not.toBeNull();
+  });
+});
+
+function ownerOf(path: string): number {
+  return require("node:fs").statSync(path).uid as number;
+}
