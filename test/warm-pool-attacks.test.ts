@@ -11,6 +11,7 @@ import { readdirSync } from "node:fs";
 import type { Cordon, CordonConfigInput, RunRequest, RunResult } from "../src/api/index.ts";
 import { inRange, type IdentityRange } from "../src/identity/range.ts";
 import { IdentityPool } from "../src/identity/pool.ts";
+import { IdentityPoolExhaustedError } from "../src/errors.ts";
 import {
   describeResult,
   expectClean,
@@ -95,9 +96,21 @@ async function expectNothingLeft(p: Pooled): Promise<void> {
   expect(await until(() => processesOf(p.identities).length === 0)).toBe(true);
   expectClean(p.runRoot);
   expect(runCgroupsLeft(p.parent)).toEqual([]);
-  const leases = await new IdentityPool(p.identities).allocateAll(p.identities.count);
-  expect(leases.length).toBe(p.identities.count);
-  for (const l of leases) l.release();
+  // Every id is free again. (A zombie of a run's init, which the host's pid 1 reaps when it
+  // will, still counts as a process of its uid: retry until it is reaped.)
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const leases = await new IdentityPool(p.identities).allocateAll(p.identities.count);
+      expect(leases.length).toBe(p.identities.count);
+      for (const l of leases) l.release();
+      return;
+    } catch (e) {
+      // An id still leased by this process is a leak at once; one in use by a host process may be a zombie.
+      if (!(e instanceof IdentityPoolExhaustedError) || e.taken.thisProcess > 0 || Date.now() > deadline) throw e;
+      await Bun.sleep(50);
+    }
+  }
 }
 
 const sh = (source: string, extra: Partial<RunRequest> = {}): RunRequest => ({ runner: "shell", script: { source }, args: [], ...extra });
@@ -444,3 +457,189 @@ describe("runs in pooled sandboxes never meet, even at the same time", () => {
 function ownerOf(path: string): number {
   return require("node:fs").statSync(path).uid as number;
 }
+
+/** An idle pool of one shell sandbox: its waiter and the launcher (bwrap) processes above it. */
+async function idleShellPool(size = 1, config: Omit<CordonConfigInput, "runRoot"> = {}): Promise<Pooled & { waiter: { pid: number; uid: number } }> {
+  const p = pooled(config, size);
+  await p.cordon.run(sh("true"));
+  await p.cordon.poolSettled();
+  const waiters = shellWaiters(p.identities);
+  expect(waiters.length).toBe(size);
+  return { ...p, waiter: waiters[0]! };
+}
+
+function ppidOf(pid: number): number {
+  return Number(/^PPid:\s+(\d+)/m.exec(readProc(pid, "status") ?? "")?.[1] ?? 0);
+}
+
+describe("lifecycle races: a run never comes back wrong, nothing is left", () => {
+  test("the waiter alone killed while idle: the sandbox is replaced, the next run is warm and right", async () => {
+    const p = await idleShellPool();
+    process.kill(p.waiter.pid, "SIGKILL");
+    expect(await until(() => p.cordon.poolStats()!.diedIdle >= 1), JSON.stringify(p.cordon.poolStats())).toBe(true);
+    await p.cordon.poolSettled();
+    const r = await p.cordon.run(sh("echo alive"));
+    expect([r.sandbox?.start?.warm, r.outcome, r.stdout]).toEqual([true, "ok", "alive\n"]);
+    await expectNothingLeft(p);
+  });
+
+  test("the outermost launcher killed while idle: replaced, nothing of it left", async () => {
+    const p = await idleShellPool();
+    // Walk up from the waiter to the outermost process of the sandbox (bwrap's first).
+    let top = p.waiter.pid;
+    while (ppidOf(top) > 1 && (readProc(ppidOf(top), "cmdline") ?? "").includes("bwrap")) top = ppidOf(top);
+    expect(top).not.toBe(p.waiter.pid);
+    process.kill(top, "SIGKILL");
+    expect(await until(() => p.cordon.poolStats()!.diedIdle >= 1), JSON.stringify(p.cordon.poolStats())).toBe(true);
+    await p.cordon.poolSettled();
+    const r = await p.cordon.run(sh("echo alive"));
+    expect([r.outcome, r.stdout]).toEqual(["ok", "alive\n"]);
+    await expectNothingLeft(p);
+  });
+
+  // BUG: a waiter that dies after the hand-over was written but before it read it has not
+  // started the run ("nothing of the run happened"), yet the run comes back as the waiter's
+  // death: outcome "killed", signal SIGKILL, the script never ran, and nothing starts it
+  // cold. run-warm.ts treats only a failed WRITE as HandOverError; a stream socket takes
+  // the bytes whether or not the waiter is alive to read them. Deterministic here: the
+  // waiter is stopped (SIGSTOP), the run handed over (its bytes wait in the socket), then
+  // the waiter is killed. Any death of an idle waiter between claim() and its read (the OOM
+  // killer, a host admin's kill) does the same. Fix: the waiter acknowledges the take (one
+  // byte back on JOB_FD before it execs/runs) and the supervisor starts the run cold when
+  // the sandbox ends without the ack; or the result says the sandbox died before the run.
+  test.failing("BUG the waiter dies after the hand-over was written, before reading it: the run is reported killed instead of run", async () => {
+    const p = await idleShellPool(1, { policy: { resources: { wallMs: 30_000 } } });
+    const inode = /socket:\[(\d+)\]/.exec(require("node:fs").readlinkSync(`/proc/${p.waiter.pid}/fd/8`))?.[1];
+    expect(inode).toBeDefined();
+    /** Bytes waiting unread in the waiter's end of the hand-over socket. */
+    const queued = () => {
+      const line = Bun.spawnSync(["ss", "-xaH"]).stdout.toString().split("\n").find((l) => l.trim().split(/\s+/)[5] === inode);
+      return Number(line?.trim().split(/\s+/)[2] ?? 0);
+    };
+    process.kill(p.waiter.pid, "SIGSTOP");
+    const running = p.cordon.run(sh("echo alive; cordon-result ok fine"));
+    expect(await until(() => queued() > 0)).toBe(true);
+    process.kill(p.waiter.pid, "SIGKILL");
+    const r = await running;
+    expect([r.outcome, r.stdout, r.result?.message], `${JSON.stringify(r.sandbox?.start)} ${describeResult(r)}`).toEqual(["ok", "alive\n", "fine"]);
+    await expectNothingLeft(p);
+  });
+
+  test("(a waiter stopped and continued after the hand-over still runs its run right)", async () => {
+    const p = await idleShellPool(1, { policy: { resources: { wallMs: 30_000 } } });
+    process.kill(p.waiter.pid, "SIGSTOP");
+    const running = p.cordon.run(sh("echo alive"));
+    expect(await until(() => !(readProc(p.waiter.pid, "cmdline") ?? "").includes("read -r job") || Bun.spawnSync(["ss", "-xaH"]).stdout.toString().length > 0)).toBe(true);
+    process.kill(p.waiter.pid, "SIGCONT");
+    const r = await running;
+    expect([r.outcome, r.stdout]).toEqual(["ok", "alive\n"]);
+    await expectNothingLeft(p);
+  });
+
+  test("the waiter killed the moment it is handed its run (a crash is reported as a crash, never as the run's success)", async () => {
+    const p = await idleShellPool(1, { policy: { resources: { wallMs: 20_000 } } });
+    const running = p.cordon.run(sh("echo started; read line; echo got-$line", { stdin: new ReadableStream<Uint8Array>({ start() {} }) }));
+    // The waiter execs the run's shell: wait until it runs the script, then kill it from the host.
+    expect(await until(() => (readProc(p.waiter.pid, "cmdline") ?? "").includes("/cordon/job/"))).toBe(true);
+    process.kill(p.waiter.pid, "SIGKILL");
+    const r = await running;
+    expect(r.outcome, describeResult(r)).not.toBe("ok");
+    expect(r.stdout).not.toContain("got-");
+    await expectNothingLeft(p);
+  });
+
+  test("drainPool() and close() while warm runs are in flight: the runs finish right, then nothing is left", async () => {
+    const p = pooled({ policy: { resources: { wallMs: 30_000 } } }, 3);
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const gates: ((v?: unknown) => void)[] = [];
+    const stdin = (i: number) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          gates[i] = () => {
+            controller.enqueue(enc(`go-${i}\n`));
+            controller.close();
+          };
+        },
+      });
+    const runs = [0, 1, 2].map((i) => p.cordon.run(sh('read line; echo "$line-$TOKEN"', { env: { TOKEN: `t${i}` }, stdin: stdin(i) })));
+    // All three hold their sandboxes (their shells run the script).
+    expect(await until(() => sandboxProcesses(p.identities).filter((x) => x.cmdline.includes("/cordon/job/")).length >= 3)).toBe(true);
+    const drained = p.cordon.drainPool();
+    const closed = p.cordon.close();
+    await Promise.all([drained, closed]);
+    // close() resolved while the runs still hold their sandboxes: they must still finish right.
+    for (const g of gates) g();
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => {
+      expect([r.outcome, r.stdout], describeResult(r)).toEqual(["ok", `go-${i}-t${i}\n`]);
+    });
+    expect(results.filter((r) => r.sandbox?.start?.warm).length).toBe(3);
+    // After the runs, a second close() waits for their removal too.
+    await expectNothingLeft(p);
+  });
+
+  // BUG: the pool keeps "at most half the identity pool" counting only idle and starting
+  // sandboxes, not the ones taken by runs in flight; every take starts a replacement. So with
+  // K warm runs in flight the pool still holds up to N/2 more identities, and a cold run
+  // (another shape, or no idle one) is refused with IdentityPoolExhaustedError although
+  // fewer runs are in flight than there are identities: the same runs without a pool all
+  // run. README: "hold at most half the identity pool, so cold runs always find host
+  // identities". Fix: count taken sandboxes in WarmPool.held() (or cap idle+starting+taken at
+  // N/2), or let a cold run that finds no identity destroy an idle pooled sandbox and use its.
+  test.failing("BUG identities: with two warm runs in flight, the pool's replacements starve a third run that a pool-less cordon runs", async () => {
+    const count = 4;
+    const scenario = async (size: number) => {
+      const p = pooled({ policy: { resources: { wallMs: 30_000 } } }, size, count);
+      await p.cordon.run(sh("true"));
+      await p.cordon.poolSettled();
+      const gates: (() => void)[] = [];
+      const gated = (i: number) =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            gates[i] = () => {
+              controller.enqueue(enc("go\n"));
+              controller.close();
+            };
+          },
+        });
+      const inFlight = [0, 1].map((i) => p.cordon.run(sh("read line; echo $line", { stdin: gated(i) })));
+      expect(await until(() => sandboxProcesses(p.identities).filter((x) => x.cmdline.includes("/cordon/job/")).length >= 2)).toBe(true);
+      await p.cordon.poolSettled();
+      // Two runs in flight of four identities: a third run (another policy: no idle one of its shape).
+      const third = await p.cordon.run(sh("echo third", { policy: { resources: { wallMs: 29_000 } } })).catch((e: Error) => e);
+      for (const g of gates) g();
+      const done = await Promise.all(inFlight);
+      expect(done.map((r) => r.outcome)).toEqual(["ok", "ok"]);
+      await expectNothingLeft(p);
+      return third instanceof Error ? `${third.name}: ${third.message}` : third.outcome;
+    };
+    // Without a pool the third run runs (3 of 4 identities in use).
+    expect(await scenario(0)).toBe("ok");
+    expect(await scenario(2)).toBe("ok");
+  });
+
+  test("twenty concurrent runs of three runners on a pool of one: every result is its own; fds, dirs, cgroups, uids all given back", async () => {
+    // Identities for 20 runs in flight plus what the pool may hold besides (see the identity BUG above).
+    const p = pooled({}, 1, 64);
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const request = (i: number): RunRequest =>
+      [
+        sh(`echo "sh-$N"; cordon-result ok "sh-$N"`, { env: { N: String(i) } }),
+        { runner: "python", script: { source: "import os, cordon\nprint('py-' + os.environ['N'])\ncordon.result('ok', 'py-' + os.environ['N'])" }, args: [], env: { N: String(i) } },
+        { runner: "esm", script: { source: "export default () => { console.log('esm-' + process.env.N); return 'esm-' + process.env.N }", name: "n.mjs" }, args: [], env: { N: String(i) } },
+      ][i % 3] as RunRequest;
+    for (let i = 0; i < 3; i++) await p.cordon.run(request(i));
+    await p.cordon.poolSettled();
+    const before = fds();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => p.cordon.run(request(i))));
+    results.forEach((r, i) => {
+      const name = ["sh", "py", "esm"][i % 3];
+      expect([r.outcome, r.stdout], describeResult(r)).toEqual(["ok", `${name}-${i}\n`]);
+      expect(r.result?.message ?? r.result?.value).toBe(`${name}-${i}`);
+    });
+    await p.cordon.drainPool();
+    expect(await until(() => fds() <= before)).toBe(true);
+    await expectNothingLeft(p);
+  });
+});
