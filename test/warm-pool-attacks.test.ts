@@ -761,3 +761,54 @@ describe("lifecycle races: a run never comes back wrong, nothing is left", () =>
     await expectNothingLeft(p);
   });
 });
+
+describe("what a run brings into a warm sandbox", () => {
+  test("input files larger than scratch: a warm run ends as the cold one does, and leaves nothing", async () => {
+    const p = pooled({ policy: { resources: { scratchBytes: 256 * 1024 } } });
+    const files = () => [{ path: "big.bin", content: "z".repeat(400 * 1024) }];
+    const outcome = async () => {
+      try {
+        const r = await p.cordon.run(sh("wc -c < big.bin", { files: files() }));
+        return { warm: r.sandbox?.start?.warm, what: [r.outcome, r.error?.code ?? null, r.stdout] };
+      } catch (e) {
+        return { warm: null, what: [(e as Error).name, (e as { code?: string }).code ?? null] };
+      }
+    };
+    const cold = await outcome();
+    await p.cordon.poolSettled();
+    const warm = await outcome();
+    expect(warm.what, JSON.stringify([cold, warm])).toEqual(cold.what);
+    expect(warm.warm, JSON.stringify(warm)).not.toBe(false);
+    await p.cordon.drainPool();
+    await expectNothingLeft(p);
+  });
+
+  test("input files that collide with the waiter's job or scratch content are the run's own", async () => {
+    const { cordon } = pooled();
+    // Names a waiter or runner might hold: the shell's helper, the Python bootstrap, dot files.
+    const files = [
+      { path: "boot.py", content: "print('input boot')\n" },
+      { path: "cordon.py", content: "raise SystemExit('shadowed')\n" },
+      { path: ".profile", content: "echo profile-ran\n" },
+      { path: "bin/cordon-result", content: "#!/bin/sh\necho fake-helper\n" },
+    ];
+    const shell = await coldThenWarm(cordon, () => sh('ls -A; cat boot.py; cordon-result ok "$(cat .profile)"', { files }));
+    expect(shell.warm.stdout).toBe(shell.cold.stdout);
+    expect(shell.warm.result).toEqual(shell.cold.result);
+    const py = await coldThenWarm(pooled().cordon, () => ({ runner: "python", script: { source: "import cordon, json, time\ncordon.result('ok', 'helper is ' + cordon.__file__)" }, args: [], files }));
+    expect(py.warm.result).toEqual(py.cold.result);
+    expect(py.warm.result?.message).toContain("/cordon/job/lib/cordon.py");
+  });
+
+  test("close() while replacements are still starting leaves nothing", async () => {
+    const p = pooled({}, 3);
+    await p.cordon.run(sh("true"));
+    // No poolSettled: close while the three starts are under way.
+    await p.cordon.close();
+    await expectNothingLeft(p);
+    // A run after close starts cold and is not pooled.
+    const r = await p.cordon.run(sh("echo after"));
+    expect([r.sandbox?.start?.warm, r.stdout]).toEqual([false, "after\n"]);
+    await expectNothingLeft(p);
+  });
+});
