@@ -216,6 +216,15 @@ describe("hand-over injection: a warm run gets exactly the args and environment 
     expect(warm.result).toEqual(cold.result);
   });
 
+  test("python and esm: hand-overs larger than a socket buffer (1.4 MB of args) arrive whole", async () => {
+    const args = Array(12).fill("q".repeat(120 * 1024));
+    const py = await coldThenWarm(pooled().cordon, () => ({ runner: "python", script: { source: "import sys; print([len(a) for a in sys.argv[1:]])" }, args }));
+    expect(py.warm.stdout).toBe(py.cold.stdout);
+    const esm = await coldThenWarm(pooled().cordon, () => ({ runner: "esm", script: { source: "export default (ctx) => ctx.args.map((a) => a.length)", name: "big.mjs" }, args }));
+    expect(esm.warm.result).toEqual(esm.cold.result);
+    expect(esm.warm.result?.value).toEqual(Array(12).fill(120 * 1024));
+  });
+
   // BUG: bwrap sets PWD for the command it starts (its cwd, /scratch), so a cold Python or
   // Bun run has PWD in its environment. The warm hand-over carries the PLANNED environment,
   // which has no PWD: Python (in-process: os.environ is replaced; exec'd: execve with that
@@ -541,6 +550,37 @@ describe("runs in pooled sandboxes never meet, even at the same time", () => {
     expect(p.cordon.poolStats()?.diedIdle).toBe(0);
     const next = await p.cordon.run(sh("echo still-fine"));
     expect([next.sandbox?.start?.warm, next.stdout]).toEqual([true, "still-fine\n"]);
+  });
+
+  test("no pipe or socket of one sandbox (its hand-over, stdin, result channel) is open in another's processes", async () => {
+    // Sandboxes started while others wait: an fd the supervisor holds for sandbox A (A's
+    // hand-over socket) inherited by B's launcher would let a run in B hand A's waiter a command.
+    const p = pooled({}, 3);
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const holders = new Map<string, Set<number>>();
+    for (const proc of sandboxProcesses(p.identities)) {
+      let fds: string[] = [];
+      try {
+        fds = readdirSync(`/proc/${proc.pid}/fd`).map((fd) => require("node:fs").readlinkSync(`/proc/${proc.pid}/fd/${fd}`) as string);
+      } catch {
+        continue;
+      }
+      for (const target of fds.filter((t) => /^(socket|pipe):/.test(t))) {
+        if (!holders.has(target)) holders.set(target, new Set());
+        holders.get(target)!.add(proc.uid);
+      }
+    }
+    expect(holders.size).toBeGreaterThan(0);
+    const shared = [...holders].filter(([, uids]) => uids.size > 1).map(([t, uids]) => `${t} held by ${[...uids].join(", ")}`);
+    expect(shared).toEqual([]);
+    // And a warm run's open fds are a cold run's, with other sandboxes idle around it.
+    // (fd 0 aside: a warm run without stdin reads a pipe at EOF, a cold one /dev/null, as documented.)
+    const listing = "for f in /proc/self/fd/*; do [ $f = /proc/self/fd/0 ] || echo \"$f $(readlink $f | sed -E 's/[0-9]+/N/g')\"; done";
+    const cold = await pooled({}, 0).cordon.run(sh(listing));
+    const warm = await p.cordon.run(sh(listing));
+    expect(warm.sandbox?.start?.warm).toBe(true);
+    expect(warm.stdout.replace(/pipe:\[N\]|socket:\[N\]/g, "X")).toBe(cold.stdout.replace(/pipe:\[N\]|socket:\[N\]/g, "X"));
   });
 
   test("another sandbox's host uid cannot signal an idle waiter, nor write into its run directory", async () => {
