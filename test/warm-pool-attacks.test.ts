@@ -852,3 +852,35 @@ describe("what a run brings into a warm sandbox", () => {
     await expectNothingLeft(p);
   });
 });
+
+describe("where the pool does not apply", () => {
+  test("the unsafe provider is never pooled (no pid namespace): its runs start cold and say why", async () => {
+    const runRoot = freshRunRoot("pool-attack-unsafe-pool");
+    const cordon = makeCordon(runRoot, { provider: "unsafe", cgroups: "off", policy: { onUnavailable: "degrade" }, pool: { size: 2 } });
+    opened.push(cordon);
+    const first = await cordon.run(sh("echo one"));
+    await cordon.poolSettled();
+    const second = await cordon.run(sh("echo two"));
+    expect([first.stdout, second.stdout]).toEqual(["one\n", "two\n"]);
+    expect(second.sandbox?.start).toMatchObject({ warm: false });
+    expect(JSON.stringify(second.sandbox?.start)).toMatch(/pid namespace|unsafe/);
+    expect(cordon.poolStats()?.idle).toBe(0);
+    await cordon.close();
+    expectClean(runRoot);
+  });
+
+  test("cgroups off: a warm run is right and its limits are a cold run's; nothing left", async () => {
+    const p = pooled({ cgroups: "off", policy: { resources: { maxOpenFiles: 88 } } });
+    const { cold, warm } = await coldThenWarm(p.cordon, () => sh("ulimit -n; cat /proc/self/limits | grep -E 'open files|processes|address'"));
+    expect(warm.stdout).toBe(cold.stdout);
+    expect(warm.stdout).toStartWith("88\n");
+    await expectNothingLeft(p);
+  });
+
+  test("esm: Bun.env and import.meta.env are the run's", async () => {
+    const source = "export default () => ({ bun: Bun.env.ONLY_RUN ?? null, meta: import.meta.env.ONLY_RUN ?? null, gone: Bun.env.CORDON_NOT_THERE ?? null })";
+    const { cold, warm } = await coldThenWarm(pooled().cordon, () => ({ runner: "esm", script: { source, name: "benv.mjs" }, args: [], env: { ONLY_RUN: "v" } }));
+    expectOk(cold);
+    expect(warm.result).toEqual(cold.result);
+  });
+});
