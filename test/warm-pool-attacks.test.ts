@@ -823,6 +823,17 @@ describe("what a run brings into a warm sandbox", () => {
     await expectNothingLeft(p);
   });
 
+  test("the job directory a warm run finds (owners, modes, files) is a cold run's", async () => {
+    const list = "ls -laR --time-style=+ /cordon /scratch 2>&1";
+    const shell = await coldThenWarm(pooled().cordon, () => sh(list, { files: [{ path: "d/in.txt", content: "x" }] }));
+    expect(shell.warm.stdout).toBe(shell.cold.stdout);
+    const source = "import { execFileSync } from 'node:child_process'; export default () => execFileSync('/bin/ls', ['-laR', '--time-style=+', '/cordon', '/scratch'], { encoding: 'utf8' })";
+    const esm = await coldThenWarm(pooled().cordon, () => ({ runner: "esm", script: { source, name: "ls.mjs" }, args: [], files: [{ path: "d/in.txt", content: "x" }] }));
+    expect(esm.warm.result).toEqual(esm.cold.result);
+    const py = await coldThenWarm(pooled().cordon, () => ({ runner: "python", script: { source: "import subprocess; print(subprocess.run(['/bin/ls', '-laR', '--time-style=+', '/cordon', '/scratch'], capture_output=True, text=True).stdout)" }, args: [], files: [{ path: "d/in.txt", content: "x" }] }));
+    expect(py.warm.stdout).toBe(py.cold.stdout);
+  });
+
   test("input files that collide with the waiter's job or scratch content are the run's own", async () => {
     const { cordon } = pooled();
     // Names a waiter or runner might hold: the shell's helper, the Python bootstrap, dot files.
