@@ -242,6 +242,16 @@ describe("hand-over injection: a warm run gets exactly the args and environment 
     });
   }
 
+  test("variables named like Object.prototype members (__proto__, constructor, toString) arrive as cold", async () => {
+    const env = JSON.parse('{"__proto__": "proto-value", "constructor": "ctor", "toString": "ts", "hasOwnProperty": "h"}') as Record<string, string>;
+    const shell = await coldThenWarm(pooled().cordon, () => sh("env | grep -E '^(__proto__|constructor|toString|hasOwnProperty)=' | sort", { env }));
+    expect(shell.warm.stdout).toBe(shell.cold.stdout);
+    const py = await coldThenWarm(pooled().cordon, () => ({ runner: "python", script: { source: "import os; print(sorted((k, v) for k, v in os.environ.items() if k in ('__proto__', 'constructor', 'toString', 'hasOwnProperty')))" }, args: [], env }));
+    expect(py.warm.stdout).toBe(py.cold.stdout);
+    const esm = await coldThenWarm(pooled().cordon, () => ({ runner: "esm", script: { source: "export default () => ['__proto__', 'constructor', 'toString', 'hasOwnProperty'].map((k) => [k, Object.prototype.hasOwnProperty.call(process.env, k) ? String(process.env[k]) : null])", name: "proto.mjs" }, args: [], env }));
+    expect(esm.warm.result).toEqual(esm.cold.result);
+  });
+
   test("secretEnv is masked in a warm run's stdout, stderr and result as in a cold one", async () => {
     const SECRET = "s3cr3t-'\"$nl\"'-value";
     for (const runner of ["shell", "python", "esm"] as const) {
@@ -598,6 +608,9 @@ describe("runs in pooled sandboxes never meet, even at the same time", () => {
       `cat /proc/${b.pid}/environ >/dev/null 2>&1 && echo read-environ`,
       `ls /proc/${b.pid}/fd >/dev/null 2>&1 && echo listed-fds`,
       ...runDirs.flatMap((d) => [`touch ${d}/x 2>/dev/null && echo wrote-${d}`, `find ${d} -writable 2>/dev/null | grep -q . && echo writable-in-${d}`]),
+      // Pre-create what a later sandbox will use: a run directory of a guessed name, a symlink.
+      `mkdir ${p.runRoot}/run-0-000000000000 2>/dev/null && echo precreated`,
+      `ln -s / ${p.runRoot}/run-0-111111111111 2>/dev/null && echo precreated-link`,
     ].join("; ");
     const attacker = spawnAs(a.uid, ["/bin/sh", "-c", script]);
     await attacker.exited;
@@ -605,6 +618,7 @@ describe("runs in pooled sandboxes never meet, even at the same time", () => {
     expect(out).not.toContain("signalled");
     expect(out).not.toContain("read-environ");
     expect(out).not.toContain("listed-fds");
+    expect(out).not.toContain("precreated");
     // Whatever A's uid can write is in a run dir of A's own (its scratch), never in another's.
     const wrote = out.split("\n").filter((l) => /^(wrote|writable-in)-/.test(l)).map((l) => l.replace(/^(wrote|writable-in)-/, ""));
     for (const dir of wrote) expect(ownerOf(dir), `A (${a.uid}) can write in ${dir}`).toBe(a.uid);
