@@ -848,6 +848,32 @@ describe("what a run brings into a warm sandbox", () => {
     expect(py.warm.stdout).toBe(py.cold.stdout);
   });
 
+  test("a script file only root may read is refused warm as cold (scriptFileAccess), and a refused run leaves nothing", async () => {
+    const p = pooled();
+    await p.cordon.run(sh("true"));
+    await p.cordon.poolSettled();
+    const attempt = async (request: RunRequest) => {
+      try {
+        const r = await p.cordon.run(request);
+        return `ran: ${r.outcome} ${r.stdout.slice(0, 40)}`;
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message.replace(/uid \d+/g, "uid N")}`;
+      }
+    };
+    for (const request of [
+      { runner: "shell", script: { file: "/etc/shadow" }, args: [] },
+      { runner: "shell", script: { file: "/nonexistent/script.sh" }, args: [] },
+      { runner: "shell", script: { file: "/root" }, args: [] },
+    ] as RunRequest[]) {
+      const cold = await attempt({ ...request, provider: "bwrap", verify: true });
+      await p.cordon.poolSettled();
+      const warm = await attempt(request);
+      expect(warm, JSON.stringify(request)).toBe(cold);
+      expect(warm).not.toStartWith("ran");
+    }
+    await expectNothingLeft(p);
+  });
+
   test("input files that collide with the waiter's job or scratch content are the run's own", async () => {
     const { cordon } = pooled();
     // Names a waiter or runner might hold: the shell's helper, the Python bootstrap, dot files.
