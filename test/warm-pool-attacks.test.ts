@@ -409,6 +409,32 @@ describe("the report is true for what ran: a warm run's process state is a cold 
     });
   }
 
+  test("the supervisor's caps hold warm as cold: stdin past maxStdinBytes, stderr past maxOutputBytes, an oversize result, scratch full, fork bomb", async () => {
+    const p = pooled({ policy: { resources: { maxStdinBytes: 1000, maxOutputBytes: 2000, scratchBytes: 128 * 1024, maxProcesses: 20, wallMs: 20_000 } } });
+    const cases: [string, () => RunRequest][] = [
+      ["stdin cap", () => sh("wc -c", { stdin: enc("s".repeat(5000)) })],
+      ["stderr cap", () => sh("yes err >&2")],
+      ["result size", () => sh(`cordon-result ok "$(head -c 300000 /dev/zero | tr '\\0' r)"`)],
+      ["scratch full", () => sh("head -c 1000000 /dev/zero > fill 2>/dev/null; echo rc=$?; wc -c < fill")],
+      ["fork bomb", () => sh("i=0; while [ $i -lt 60 ]; do sleep 5 & i=$((i+1)); done 2>/dev/null; echo spawned")],
+    ];
+    for (const [name, request] of cases) {
+      const cold = await p.cordon.run(request());
+      await p.cordon.poolSettled();
+      const warm = await p.cordon.run(request());
+      expect(warm.sandbox?.start?.warm, name).toBe(true);
+      expect([warm.outcome, warm.limitHit, warm.exitCode, warm.stdout, warm.result?.status ?? null, warm.error?.code ?? null], `${name}: ${describeResult(warm)} vs ${describeResult(cold)}`).toEqual([
+        cold.outcome,
+        cold.limitHit,
+        cold.exitCode,
+        cold.stdout,
+        cold.result?.status ?? null,
+        cold.error?.code ?? null,
+      ]);
+    }
+    await expectNothingLeft(p);
+  });
+
   test("python: signal dispositions, rlimits, credentials of the script's process as cold", async () => {
     const { cordon } = pooled({ policy: { resources: { maxOpenFiles: 77, cpuSeconds: 9 } } });
     const source = [
