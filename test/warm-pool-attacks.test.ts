@@ -695,6 +695,18 @@ describe("lifecycle races: a run never comes back wrong, nothing is left", () =>
     await expectNothingLeft(p);
   });
 
+  test("the sandbox's init (bwrap's pid 1 of the namespace) killed while idle: replaced, nothing left", async () => {
+    const p = await idleShellPool();
+    const init = ppidOf(p.waiter.pid);
+    expect(readProc(init, "cmdline") ?? "").toContain("bwrap");
+    process.kill(init, "SIGKILL");
+    expect(await until(() => p.cordon.poolStats()!.diedIdle >= 1), JSON.stringify(p.cordon.poolStats())).toBe(true);
+    await p.cordon.poolSettled();
+    const r = await p.cordon.run(sh("echo alive"));
+    expect([r.sandbox?.start?.warm, r.outcome, r.stdout]).toEqual([true, "ok", "alive\n"]);
+    await expectNothingLeft(p);
+  });
+
   // BUG: a waiter that dies after the hand-over was written but before it read it has not
   // started the run ("nothing of the run happened"), yet the run comes back as the waiter's
   // death: outcome "killed", signal SIGKILL, the script never ran, and nothing starts it
