@@ -667,6 +667,16 @@ async function idleShellPool(size = 1, config: Omit<CordonConfigInput, "runRoot"
   return { ...p, waiter: waiters[0]! };
 }
 
+/** Bytes written to the waiter's hand-over socket (its fd 8) and not yet read by it. */
+function handOverQueued(waiter: number): () => number {
+  const inode = /socket:\[(\d+)\]/.exec(require("node:fs").readlinkSync(`/proc/${waiter}/fd/8`))?.[1];
+  expect(inode).toBeDefined();
+  return () => {
+    const line = Bun.spawnSync(["ss", "-xaH"]).stdout.toString().split("\n").find((l) => l.trim().split(/\s+/)[5] === inode);
+    return Number(line?.trim().split(/\s+/)[2] ?? 0);
+  };
+}
+
 function ppidOf(pid: number): number {
   return Number(/^PPid:\s+(\d+)/m.exec(readProc(pid, "status") ?? "")?.[1] ?? 0);
 }
@@ -720,13 +730,7 @@ describe("lifecycle races: a run never comes back wrong, nothing is left", () =>
   // the sandbox ends without the ack; or the result says the sandbox died before the run.
   test.failing("BUG the waiter dies after the hand-over was written, before reading it: the run is reported killed instead of run", async () => {
     const p = await idleShellPool(1, { policy: { resources: { wallMs: 30_000 } } });
-    const inode = /socket:\[(\d+)\]/.exec(require("node:fs").readlinkSync(`/proc/${p.waiter.pid}/fd/8`))?.[1];
-    expect(inode).toBeDefined();
-    /** Bytes waiting unread in the waiter's end of the hand-over socket. */
-    const queued = () => {
-      const line = Bun.spawnSync(["ss", "-xaH"]).stdout.toString().split("\n").find((l) => l.trim().split(/\s+/)[5] === inode);
-      return Number(line?.trim().split(/\s+/)[2] ?? 0);
-    };
+    const queued = handOverQueued(p.waiter.pid);
     process.kill(p.waiter.pid, "SIGSTOP");
     const running = p.cordon.run(sh("echo alive; cordon-result ok fine"));
     expect(await until(() => queued() > 0)).toBe(true);
@@ -740,7 +744,8 @@ describe("lifecycle races: a run never comes back wrong, nothing is left", () =>
     const p = await idleShellPool(1, { policy: { resources: { wallMs: 30_000 } } });
     process.kill(p.waiter.pid, "SIGSTOP");
     const running = p.cordon.run(sh("echo alive"));
-    expect(await until(() => !(readProc(p.waiter.pid, "cmdline") ?? "").includes("read -r job") || Bun.spawnSync(["ss", "-xaH"]).stdout.toString().length > 0)).toBe(true);
+    const queued = handOverQueued(p.waiter.pid);
+    expect(await until(() => queued() > 0)).toBe(true);
     process.kill(p.waiter.pid, "SIGCONT");
     const r = await running;
     expect([r.outcome, r.stdout]).toEqual(["ok", "alive\n"]);
