@@ -252,6 +252,16 @@ describe("hand-over injection: a warm run gets exactly the args and environment 
     expect(esm.warm.result).toEqual(esm.cold.result);
   });
 
+  test("a run that overrides the runner's own variables (CORDON_RESULT_FD, PATH, MALLOC_ARENA_MAX) gets what it would cold", async () => {
+    const env = { CORDON_RESULT_FD: "1", PATH: "/usr/bin:/bin", MALLOC_ARENA_MAX: "8" };
+    const shell = await coldThenWarm(pooled().cordon, () => sh("cordon-result warn moved 2>&1; echo; echo $PATH", { env }));
+    expect([shell.warm.stdout, shell.warm.result]).toEqual([shell.cold.stdout, shell.cold.result]);
+    const py = await coldThenWarm(pooled().cordon, () => ({ runner: "python", script: { source: "import os, cordon\ncordon.result('warn', 'moved')\nprint(os.environ['MALLOC_ARENA_MAX'])" }, args: [], env }));
+    expect([py.warm.stdout, py.warm.result]).toEqual([py.cold.stdout, py.cold.result]);
+    const esm = await coldThenWarm(pooled().cordon, () => ({ runner: "esm", script: { source: "export default () => 'moved'", name: "fd.mjs" }, args: [], env: { CORDON_RESULT_FD: "1" } }));
+    expect([esm.warm.stdout, esm.warm.result]).toEqual([esm.cold.stdout, esm.cold.result]);
+  });
+
   test("secretEnv is masked in a warm run's stdout, stderr and result as in a cold one", async () => {
     const SECRET = "s3cr3t-'\"$nl\"'-value";
     for (const runner of ["shell", "python", "esm"] as const) {
