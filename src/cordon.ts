@@ -306,6 +306,7 @@ export class Cordon {
       outputFiles: outputFiles.collect ? outputFiles : null,
       maxResultBytes: this.config.maxResultBytes,
       disposeLater: (removal) => this.pool?.disposeLater(removal),
+      counted: (hit) => this.pool?.counted(hit),
     });
   }
 

@@ -5,23 +5,35 @@ import { closeSync, readSync, writeSync } from "node:fs";
 
 /**
  * A warm sandbox's waiter (cordon's src/pool/): block until the supervisor writes ONE run's
- * command and environment on fd (JSON, then EOF), then become that run in this process. The
- * supervisor hands over only a run whose Bun, flags and start-up variables are this one's.
+ * command and environment on fd (one JSON line), acknowledge it with one byte (the supervisor
+ * starts the run cold if the waiter dies before that), then become that run in this process.
+ * The supervisor hands over only a run whose Bun, flags and start-up variables are this
+ * one's. PWD stays what the launcher set for this process, as it would for the command.
  */
 function becomeRun(fd) {
   const chunks = [];
   const buf = new Uint8Array(65536);
   for (;;) {
     const n = readSync(fd, buf);
-    if (n === 0) break;
+    if (n === 0) process.exit(125); // the sandbox was discarded unused
     chunks.push(buf.slice(0, n));
+    if (buf[n - 1] === 0x0a) break;
   }
+  writeSync(fd, ".");
   closeSync(fd);
-  if (chunks.length === 0) process.exit(125); // the sandbox was discarded unused
   const job = JSON.parse(Buffer.concat(chunks).toString("utf8"));
   if (job.inProcess !== true) process.exit(125);
+  const pwd = process.env.PWD;
   for (const name of Object.keys(process.env)) delete process.env[name];
-  Object.assign(process.env, job.env);
+  Object.assign(process.env, job.env, pwd === undefined ? {} : { PWD: pwd });
+  // Bun.spawn and Bun.spawnSync (and node:child_process, built on them) default to the
+  // environment this process STARTED with, Bun's shell to its own copy: give children the run's.
+  for (const name of ["spawn", "spawnSync"]) {
+    const original = Bun[name];
+    Bun[name] = (first, options) =>
+      Array.isArray(first) ? original(first, { env: { ...process.env }, ...options }) : original({ env: { ...process.env }, ...first }, options);
+  }
+  Bun.$.env({ ...process.env });
   // As a cold start sees it: [bun, harness, module, args...] (Bun's own flags are not in process.argv).
   const harnessAt = job.argv.indexOf(process.argv[1]);
   if (harnessAt < 0) process.exit(125);

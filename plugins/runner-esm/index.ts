@@ -128,7 +128,8 @@ export class EsmRunner implements Runner {
 
 /**
  * Variables Bun or the C library read only while starting (Bun's and Node's own, locale,
- * allocator, loader, time zone, proxies): a run that sets any of them differently from the
- * waiter is not handed over to it.
+ * allocator, loader, time zone, proxies; PATH for Bun.which and command lookup, HOME for
+ * os.homedir, the terminal and colour ones for console output): a run that sets any of them
+ * differently from the waiter is not handed over to it.
  */
-const START_UP_VARIABLES = /^(BUN_.*|NODE_.*|LANG|LANGUAGE|LC_.*|TZ|MALLOC_.*|GLIBC_TUNABLES|LD_.*|.*_PROXY|.*_proxy|DO_NOT_TRACK)$/;
+const START_UP_VARIABLES = /^(BUN_.*|NODE_.*|LANG|LANGUAGE|LC_.*|TZ|MALLOC_.*|GLIBC_TUNABLES|LD_.*|.*_PROXY|.*_proxy|DO_NOT_TRACK|PATH|HOME|TMPDIR|USER|LOGNAME|SHELL|TERM|COLORTERM|FORCE_COLOR|NO_COLOR|CI)$/;

@@ -53,23 +53,26 @@ def _import_helper():
 
 def _warm(fd):
     # A warm sandbox's waiter (cordon's src/pool/): block until the supervisor writes ONE
-    # run's command and environment on fd (JSON, then EOF), then become that run: run the
-    # script here when the supervisor found this interpreter's start identical, else exec.
+    # run's command and environment on fd (one JSON line), acknowledge it with one byte (the
+    # supervisor starts the run cold if the waiter dies before that), then become that run:
+    # run the script here when the supervisor found this interpreter's start identical, else
+    # exec. PWD stays what the launcher set for this process, as it would for the command.
     import json
     import time
 
     _import_helper()
     data = b""
-    while True:
+    while not data.endswith(b"\n"):
         chunk = os.read(fd, 65536)
         if not chunk:
-            break
+            os._exit(125)  # the sandbox was discarded unused
         data += chunk
+    os.write(fd, b".")
     os.close(fd)
-    if not data:
-        os._exit(125)  # the sandbox was discarded unused
     job = json.loads(data)
-    argv, env = job["argv"], job["env"]
+    argv, env = job["argv"], dict(job["env"])
+    if "PWD" in os.environ:
+        env["PWD"] = os.environ["PWD"]
     if not job["inProcess"]:
         os.execve(argv[0], argv, env)
     os.environ.clear()

@@ -56,12 +56,19 @@ export class ShellRunner implements Runner {
 }
 
 /**
- * The shell waiter. `read -r` takes one line, so a newline inside a word travels as '"$1"':
+ * The shell waiter. It acknowledges the line with one byte (the supervisor starts the run
+ * cold if the waiter dies before that). `read -r` takes one line, so a newline inside a word travels as '"$1"':
  * the waiter's only positional parameter holds one, and no variable of the run can change a
  * positional parameter (a variable named nl could, once exported). nl and job are not
  * exported; the hand-over unsets what is.
  */
-const SHELL_WAITER = `nl='\n'; IFS= read -r job <&${JOB_FD} || exit 125; exec ${JOB_FD}<&-; set -- "$nl"; eval "$job"`;
+const SHELL_WAITER = `nl='\n'; IFS= read -r job <&${JOB_FD} || exit 125; printf . >&${JOB_FD}; exec ${JOB_FD}<&-; set -- "$nl"; eval "$job"`;
+
+/**
+ * The most a shell hand-over may be: dash's read(1) takes one byte per read(2), inside the
+ * sandbox and on the run's CPU budget. A larger run starts cold (a run never waits for the pool).
+ */
+const MAX_SHELL_HAND_OVER_BYTES = 64 * 1024;
 
 /** One word for the waiter's eval: single-quoted, a quote as '\'', a newline as '"$1"'. */
 function shellWord(word: string): string {
@@ -86,5 +93,6 @@ function shellHandOver(run: PlannedCommand, waiter: PlannedCommand): Uint8Array 
   const unset = [...new Set([...SHELL_EXPORTS, ...Object.keys(waiter.env)])];
   const exports = names.length ? [`export ${names.map((n) => shellWord(`${n}=${run.env[n]}`)).join(" ")}`] : [];
   const line = [`unset ${unset.join(" ")}`, ...exports, `exec ${run.command.map(shellWord).join(" ")}`].join("; ");
-  return encoder.encode(`${line}\n`);
+  const bytes = encoder.encode(`${line}\n`);
+  return bytes.length <= MAX_SHELL_HAND_OVER_BYTES ? bytes : null;
 }

@@ -1,6 +1,7 @@
 /**
  * The hand-over message an interpreter's waiter reads on JOB_FD (src/protocol/index.ts):
- * one JSON object, `{ argv, env, inProcess }`, then EOF. JSON carries any string exactly;
+ * one JSON object, `{ argv, env, inProcess }`, on one line; the waiter acknowledges it
+ * with one byte before it becomes the run. JSON carries any string exactly;
  * a string that is not well-formed UTF-16 (a lone surrogate) would not arrive as a cold
  * start gets it (the launcher args are UTF-8), so such a run is not handed over.
  *
@@ -25,7 +26,8 @@ function wellFormed(run: PlannedCommand): boolean {
 
 function interpreterHandOver(run: PlannedCommand, inProcess: boolean): Uint8Array | null {
   if (!wellFormed(run)) return null;
-  return encoder.encode(JSON.stringify({ argv: run.command, env: run.env, inProcess }));
+  // One line (JSON escapes every newline): the waiter reads to the newline, then acknowledges.
+  return encoder.encode(`${JSON.stringify({ argv: run.command, env: run.env, inProcess })}\n`);
 }
 
 /**

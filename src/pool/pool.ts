@@ -4,8 +4,8 @@
  * cold at once (the pool never makes a run wait); every take starts a replacement in the
  * background. A shape is kept warm only while it is used: an idle sandbox older than
  * `idleMs` is destroyed and not replaced. A sandbox that dies while idle is removed and
- * replaced. Idle sandboxes together stay under `memoryBytes`, and hold at most half the
- * identity pool, so cold runs always find host identities.
+ * replaced. Idle sandboxes together stay under `memoryBytes`, and with the ones runs have
+ * taken hold at most half the identity pool, so cold runs always find host identities.
  */
 import { NotPoolableError, WarmSandbox, type WarmShape } from "./warm-sandbox.ts";
 
@@ -47,6 +47,8 @@ export class WarmPool {
   private readonly pending = new Set<Promise<void>>();
   private closed = false;
   private counters = { hits: 0, misses: 0, diedIdle: 0 };
+  /** Sandboxes taken by runs and not yet destroyed: they hold identities too. */
+  private readonly inFlight = new Set<WarmSandbox>();
   private lastStartError: string | null = null;
 
   constructor(
@@ -70,10 +72,20 @@ export class WarmPool {
       if (candidate.claim()) sandbox = candidate;
       else this.track(candidate.dispose());
     }
-    if (sandbox) this.counters.hits++;
-    else this.counters.misses++;
+    if (sandbox) {
+      this.inFlight.add(sandbox);
+      void sandbox.ended.then(() => this.inFlight.delete(sandbox)); // close() waits for these too
+    } else {
+      this.counters.misses++;
+    }
     this.refill(state);
     return sandbox;
+  }
+
+  /** A taken sandbox was handed its run (a hit), or was not and the run started cold (a miss). */
+  counted(handedOver: boolean): void {
+    if (handedOver) this.counters.hits++;
+    else this.counters.misses++;
   }
 
   /** Why runs of this key start cold, if the pool found it cannot hold them. */
@@ -91,7 +103,7 @@ export class WarmPool {
     return { idle, starting, ...this.counters, notPoolable: Object.fromEntries(this.notPoolable), lastStartError: this.lastStartError };
   }
 
-  /** Wait until every start under way has ended (tests, benchmarks). */
+  /** Wait until every start and removal under way has ended (tests, benchmarks); runs in flight are not waited for. */
   async settled(): Promise<void> {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
@@ -122,6 +134,8 @@ export class WarmPool {
       state.idle = [];
     }
     await Promise.allSettled(all);
+    // Runs in flight finish; their sandboxes are destroyed after them, and only then is the pool closed.
+    await Promise.allSettled([...this.inFlight].map((sandbox) => sandbox.ended));
     await this.settled();
   }
 
@@ -141,7 +155,7 @@ export class WarmPool {
   }
 
   private held(): { sandboxes: number; memory: number } {
-    let sandboxes = 0;
+    let sandboxes = this.inFlight.size;
     let memory = 0;
     for (const s of this.shapes.values()) {
       sandboxes += s.idle.length + s.starting;
@@ -164,7 +178,7 @@ export class WarmPool {
       if (held.sandboxes >= this.maxIdentities) return;
       // Before the first sandbox is measured, one start at a time; then each start under way
       // counts as a typical one against the budget.
-      const starting = held.sandboxes - this.idleCount();
+      const starting = held.sandboxes - this.idleCount() - this.inFlight.size;
       if (this.typicalMemory === null ? starting > 0 : held.memory + this.typicalMemory * (starting + 1) > this.config.memoryBytes) return;
       state.starting++;
       this.track(this.startOne(state));

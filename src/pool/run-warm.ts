@@ -5,7 +5,7 @@
  * (supervise → classify → result channel and output files), and the sandbox is destroyed
  * after the run: nothing of a run outlives it, no sandbox serves two runs.
  */
-import { mkdirSync, writeSync } from "node:fs";
+import { mkdirSync, readSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { StagedInput } from "../files/input.ts";
 import type { OutputLimits } from "../files/collect.ts";
@@ -35,6 +35,8 @@ export interface WarmRunOptions {
    * run directory, and the identity, released only after those.
    */
   disposeLater(removal: Promise<void>): void;
+  /** Told once whether the taken sandbox was handed the run (its waiter acknowledged) or the run goes cold. */
+  counted(handedOver: boolean): void;
 }
 
 /** Write the whole hand-over on the (non-blocking) JOB_FD socket, waiting while it is full. */
@@ -47,6 +49,26 @@ async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
       if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
       await Bun.sleep(1);
     }
+  }
+}
+
+/** How long a waiter may take to acknowledge its hand-over before the run goes cold. */
+const ACK_TIMEOUT_MS = 2_000;
+
+/** Wait for the waiter's one-byte acknowledgement on the (non-blocking) JOB_FD socket. */
+async function waiterAcknowledged(sandbox: WarmSandbox, fd: number, timeoutMs: number): Promise<void> {
+  const byte = new Uint8Array(1);
+  const deadline = performance.now() + timeoutMs;
+  for (let wait = 0; ; wait = Math.min(wait + 1, 5)) {
+    try {
+      if (readSync(fd, byte) === 1) return;
+      throw new Error("the waiter closed its end without acknowledging");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    }
+    if (!sandbox.alive) throw new Error("the sandbox ended before the waiter acknowledged");
+    if (performance.now() > deadline) throw new Error(`the waiter did not acknowledge within ${timeoutMs} ms`);
+    await Bun.sleep(wait);
   }
 }
 
@@ -67,22 +89,24 @@ function addJobFiles(root: string, files: readonly StagedFile[]): void {
  */
 export async function runTaken(sandbox: WarmSandbox, plan: (sandbox: WarmSandbox) => PlannedRun, requestedMs: number, options: WarmRunOptions): Promise<{ result: RunResult } | { why: string }> {
   let handedOver = false;
+  let acknowledged = false;
   try {
     const planned = plan(sandbox);
     const mismatch = sandboxMismatch(sandbox.plan, planned.plan, sandbox.workspace);
     if (mismatch) return { why: `the pooled sandbox is not this run's: ${mismatch}` };
     const commandOf = (p: SpawnPlan) => ({ command: p.spec.command, env: p.spec.env.vars });
     const handOver = sandbox.warm.handOver(commandOf(planned.plan), commandOf(sandbox.plan));
-    if (!handOver) return { why: `runner ${planned.job.runner}'s waiter cannot become this run exactly (a start-up variable differs)` };
+    if (!handOver) return { why: `runner ${planned.job.runner}'s waiter cannot become this run exactly (a start-up variable differs, or the hand-over is over its limit)` };
     const jobFiles = jobFilesToAdd(sandbox.plan, planned.plan, sandbox.workspace) as StagedFile[];
     const now = performance.now();
     planned.plan.report.start = { warm: true, waitedMs: Math.round((now - requestedMs) * 10) / 10, idleMs: Math.round(now - sandbox.readyMs), waiter: sandbox.plan.spec.command.slice() };
     handedOver = true;
-    return { result: await runHandedOver(sandbox, planned, handOver, jobFiles, options) };
+    return { result: await runHandedOver(sandbox, planned, handOver, jobFiles, { ...options, counted: (hit) => (acknowledged = hit) }) };
   } catch (e) {
     if (e instanceof HandOverError) return { why: e.message };
     throw e;
   } finally {
+    options.counted(acknowledged);
     if (!handedOver) await sandbox.dispose();
   }
 }
@@ -101,10 +125,13 @@ async function runHandedOver(sandbox: WarmSandbox, planned: PlannedRun, handOver
     addJobFiles(workspace.root, jobFiles);
     const staged = stageInputFiles(workspace.scratchDir, options.inputFiles ?? [], plan.scratch.owner);
     launcher.restartClock();
-    // The hand-over first: if the waiter is gone, nothing of the run (stdin) was consumed yet
-    // and the caller starts it cold. What the command writes before the pumps attach waits in its pipes.
+    // The hand-over first, and the waiter's acknowledgement: until that byte, nothing of the
+    // run has happened in the sandbox (stdin not consumed either), so a waiter that died or
+    // never reads sends the run cold instead of reporting a run that never ran.
     try {
       await writeAll(jobFd, handOver);
+      await waiterAcknowledged(sandbox, jobFd, Math.min(plan.wallMs, ACK_TIMEOUT_MS));
+      options.counted(true);
     } catch (e) {
       throw new HandOverError(`the warm sandbox did not take its run: ${(e as Error).message}`);
     } finally {

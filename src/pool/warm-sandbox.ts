@@ -106,6 +106,9 @@ export class WarmSandbox {
   /** What the idle sandbox holds in memory: the cgroup's charge, else the waiter's resident set. */
   memoryBytes = 0;
   private taken = false;
+  private markEnded!: () => void;
+  /** Resolves once the sandbox is destroyed and nothing of it is left (dispose finished). */
+  readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   /** The supervisor reads its pipes (a run was handed over): they are closed by supervise, else here. */
   supervised = false;
   private disposed: Promise<void> | null = null;
@@ -206,6 +209,7 @@ export class WarmSandbox {
           await this.setup.cleanup();
         } finally {
           this.lease?.release();
+          this.markEnded();
         }
       }
     })();

@@ -2,7 +2,7 @@
  * bubblewrap as a launcher, shared by the providers built on it (bwrap, rootless):
  * finding it and its helpers, what it can enforce on this host, and rendering a spec.
  */
-import { BLOCK_FD, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type Rendering, type SandboxSpec } from "../../../src/api/plugin.ts";
+import { BLOCK_FD, JobInputError, LAUNCHER_ARGS_FD, LAUNCHER_STATUS_FD, SECCOMP_FD, SYSCALL_RULES, type Capabilities, type HostFacts, type Launch, type ProviderProbe, type Rendering, type SandboxSpec } from "../../../src/api/plugin.ts";
 import { namespaceCapabilities } from "../capabilities.ts";
 import { bpfFilterSupport, cachedBpf } from "../seccomp/libseccomp.ts";
 import { envArgs, mountArgs, namespaceArgs, privilegeDropArgs, type BwrapFeatures } from "./argv.ts";
@@ -70,5 +70,19 @@ export function renderBwrap(spec: SandboxSpec, probe: ProviderProbe, options: { 
     ...(block ? { blockFd: true } : {}),
     ...(rlimitsAtRelease ? { steps: [rlimitStep(rlimits, hostDrop)] } : {}),
   };
+  refuseOverArgumentLimit(launch);
   return { launch, ...(rlimitsAtRelease ? { reportAppendix: [rlimitsAppendix(rlimits)] } : {}) };
+}
+
+/** bwrap's MAX_ARGS (bubblewrap.c): more options, its own or from --args, and it dies at start. */
+const BWRAP_MAX_ARGS = 9000;
+
+/**
+ * A command line bwrap would refuse (each variable takes three options, `--setenv NAME VALUE`)
+ * is refused here, before anything exists, with what to change: one answer however the run
+ * would start (a warm sandbox's waiter would otherwise have taken what a cold bwrap cannot).
+ */
+function refuseOverArgumentLimit(launch: Launch): void {
+  const options = (launch.launcherArgs?.length ?? 0) + launch.argv.indexOf("--");
+  if (options > BWRAP_MAX_ARGS) throw new JobInputError(`bwrap takes at most ${BWRAP_MAX_ARGS} options and this run needs ${options} (each environment variable takes 3): pass fewer variables`);
 }
