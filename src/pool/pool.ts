@@ -9,6 +9,9 @@
  */
 import { NotPoolableError, WarmSandbox, type WarmShape } from "./warm-sandbox.ts";
 
+/** How long after a take its replacement starts (see take). */
+const REFILL_DELAY_MS = 15;
+
 export interface PoolConfig {
   /** Sandboxes kept ready per shape; 0 turns the pool off. */
   size: number;
@@ -78,7 +81,10 @@ export class WarmPool {
     } else {
       this.counters.misses++;
     }
-    this.refill(state);
+    // The replacement starts a moment later: its synchronous steps (the run directory, the
+    // cgroup, the spawn) share this event loop with the run that was just handed a sandbox,
+    // and would otherwise sit in the middle of that run's hand-over.
+    this.track(Bun.sleep(REFILL_DELAY_MS).then(() => this.refill(state)));
     return sandbox;
   }
 

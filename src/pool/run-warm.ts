@@ -54,12 +54,14 @@ async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
 
 /** How long a waiter may take to acknowledge its hand-over before the run goes cold. */
 const ACK_TIMEOUT_MS = 2_000;
+/** Immediate re-reads of the acknowledgement before timed ones. */
+const ACK_SPIN_POLLS = 200;
 
 /** Wait for the waiter's one-byte acknowledgement on the (non-blocking) JOB_FD socket. */
 async function waiterAcknowledged(sandbox: WarmSandbox, fd: number, timeoutMs: number): Promise<void> {
   const byte = new Uint8Array(1);
   const deadline = performance.now() + timeoutMs;
-  for (let wait = 0; ; wait = Math.min(wait + 1, 5)) {
+  for (let polls = 0; ; polls++) {
     try {
       if (readSync(fd, byte) === 1) return;
       throw new Error("the waiter closed its end without acknowledging");
@@ -68,7 +70,10 @@ async function waiterAcknowledged(sandbox: WarmSandbox, fd: number, timeoutMs: n
     }
     if (!sandbox.alive) throw new Error("the sandbox ended before the waiter acknowledged");
     if (performance.now() > deadline) throw new Error(`the waiter did not acknowledge within ${timeoutMs} ms`);
-    await Bun.sleep(wait);
+    // The byte comes within a millisecond or so: look again at once a few times (a timer's
+    // granularity would be most of a warm run's latency), then back off.
+    if (polls < ACK_SPIN_POLLS) await new Promise((resolve) => setImmediate(resolve));
+    else await Bun.sleep(Math.min(polls - ACK_SPIN_POLLS + 1, 5));
   }
 }
 
