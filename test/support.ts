@@ -24,3 +24,4 @@ export * from "./support/hosts.ts";
 export * from "./support/bpf.ts";
 export * from "./support/identity.ts";
 export * from "./support/syscall-attacks.ts";
+export * from "./support/pool.ts";

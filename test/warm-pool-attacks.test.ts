@@ -9,53 +9,37 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import type { Cordon, CordonConfigInput, RunRequest, RunResult } from "../src/api/index.ts";
-import { inRange, type IdentityRange } from "../src/identity/range.ts";
+import type { IdentityRange } from "../src/identity/range.ts";
 import { IdentityPool } from "../src/identity/pool.ts";
 import { IdentityPoolExhaustedError } from "../src/errors.ts";
 import {
+  closePooledCordons,
+  coldThenWarm,
   describeResult,
   expectClean,
   expectOk,
-  freshIdentityRange,
   freshRunRoot,
-  hostPids,
+  liveProcessesOf,
   makeCordon,
+  pooledCordon,
   readProc,
-  removeCgroupParent,
   removeTempDirs,
   runCgroupsLeft,
   spawnAs,
   uidOf,
+  type PooledCordon,
 } from "./support.ts";
 
-const PARENT = `cordon-pool-attack-${process.pid}`;
 const opened: Cordon[] = [];
-const parents = new Set<string>([PARENT]);
 
 afterAll(async () => {
   await Promise.all(opened.map((c) => c.close()));
-  for (const p of parents) removeCgroupParent(p, "warm-pool-attacks.test");
+  await closePooledCordons("warm-pool-attacks.test");
   removeTempDirs();
 });
 
-interface Pooled {
-  cordon: Cordon;
-  runRoot: string;
-  identities: IdentityRange;
-  parent: string;
-}
-
-let pooledCount = 0;
-/** A Cordon with a pool, its own run root, cgroup parent and identity range (leftovers are attributable). */
-function pooled(config: Omit<CordonConfigInput, "runRoot"> = {}, size = 1, identityCount = 16): Pooled {
-  const runRoot = freshRunRoot("pool-attack");
-  const identities = freshIdentityRange(identityCount);
-  const parent = `${PARENT}-${++pooledCount}`;
-  parents.add(parent);
-  const cordon = makeCordon(runRoot, { cgroupParent: parent, identity: identities, ...config, pool: { size, memoryBytes: 8 * 1024 ** 3, ...(config.pool ?? {}) } });
-  opened.push(cordon);
-  return { cordon, runRoot, identities, parent };
-}
+const pooled = pooledCordon;
+type Pooled = PooledCordon;
 
 /** A Cordon without a pool on the unsafe provider: shows an attack can succeed where nothing isolates. */
 function unsafeCordon(): Cordon {
@@ -64,22 +48,6 @@ function unsafeCordon(): Cordon {
   return cordon;
 }
 
-async function coldThenWarm(cordon: Cordon, request: () => RunRequest): Promise<{ cold: RunResult; warm: RunResult }> {
-  const cold = await cordon.run(request());
-  expect(cold.sandbox?.start?.warm, describeResult(cold)).toBe(false);
-  await cordon.poolSettled();
-  const warm = await cordon.run(request());
-  expect(warm.sandbox?.start?.warm, `${JSON.stringify(warm.sandbox?.start)} ${describeResult(warm)}`).toBe(true);
-  return { cold, warm };
-}
-
-/** Live (not zombie) processes running as one of the range's host uids. */
-function processesOf(range: IdentityRange): number[] {
-  return hostPids().filter((pid) => {
-    const uid = uidOf(pid);
-    return uid !== null && inRange(range, uid) && !/^State:\s*[ZX]/m.test(readProc(pid, "status") ?? "State: X");
-  });
-}
 
 async function until(cond: () => boolean, ms = 15_000): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -93,7 +61,7 @@ async function until(cond: () => boolean, ms = 15_000): Promise<boolean> {
 /** Nothing of a closed Cordon is left: processes of its uids, run dirs, mounts, cgroups, identity claims. */
 async function expectNothingLeft(p: Pooled): Promise<void> {
   await p.cordon.close();
-  expect(await until(() => processesOf(p.identities).length === 0)).toBe(true);
+  expect(await until(() => liveProcessesOf(p.identities).length === 0)).toBe(true);
   expectClean(p.runRoot);
   expect(runCgroupsLeft(p.parent)).toEqual([]);
   // Every id is free again. (A zombie of a run's init, which the host's pid 1 reaps when it
@@ -535,7 +503,7 @@ describe("interpreter state a warm run inherits from its waiter", () => {
 
 /** The host processes of a pool's identities, with their command lines. */
 function sandboxProcesses(range: IdentityRange): { pid: number; uid: number; cmdline: string }[] {
-  return processesOf(range).map((pid) => ({ pid, uid: uidOf(pid)!, cmdline: (readProc(pid, "cmdline") ?? "").replaceAll("\0", " ") }));
+  return liveProcessesOf(range).map((pid) => ({ pid, uid: uidOf(pid)!, cmdline: (readProc(pid, "cmdline") ?? "").replaceAll("\0", " ") }));
 }
 
 /** Idle shell waiters (blocked reading their hand-over): the shell started with the waiter script. */

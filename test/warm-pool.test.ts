@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import type { Cordon, CordonConfigInput, RunRequest, RunResult } from "../src/api/index.ts";
+import type { Cordon, RunRequest, RunResult } from "../src/api/index.ts";
 import { sandboxMismatch } from "../src/pool/match.ts";
 import { composePlan } from "../src/sandbox/plan.ts";
 import { DEFAULT_POLICY, mergePolicy } from "../src/policy/index.ts";
@@ -15,63 +15,19 @@ import { probeOf } from "../src/provider.ts";
 import { allocateWorkspace } from "../src/sandbox/workspace.ts";
 import { BwrapProvider, ShellRunner } from "../plugins/index.ts";
 import { hostFacts } from "../src/host.ts";
-import {
-  describeResult,
-  expectClean,
-  expectOk,
-  freshIdentityRange,
-  freshRunRoot,
-  hostPids,
-  readProc,
-  makeCordon,
-  PLAN_IDENTITY,
-  removeCgroupParent,
-  removeTempDirs,
-  runCgroupsLeft,
-  uidOf,
-} from "./support.ts";
-import { inRange, type IdentityRange } from "../src/identity/range.ts";
+import { closePooledCordons, coldThenWarm, describeResult, expectClean, expectOk, freshRunRoot, liveProcessesOf, PLAN_IDENTITY, pooledCordon, removeTempDirs, runCgroupsLeft } from "./support.ts";
 import { IdentityPool } from "../src/identity/pool.ts";
 
-const PARENT = `cordon-pool-test-${process.pid}`;
-const CLOSE_PARENT = `${PARENT}-close`;
-const opened: Cordon[] = [];
-
 afterAll(async () => {
-  await Promise.all(opened.map((c) => c.close()));
-  removeCgroupParent(PARENT, "warm-pool.test");
-  removeCgroupParent(CLOSE_PARENT, "warm-pool.test");
+  await closePooledCordons("warm-pool.test");
   removeTempDirs();
 });
 
-interface Pooled {
-  cordon: Cordon;
-  runRoot: string;
-  identities: IdentityRange;
-}
-
-/** A Cordon with a pool, its own run root, cgroup parent and identity range (so leftovers are attributable). */
-function pooled(config: Omit<CordonConfigInput, "runRoot"> = {}, size = 1): Pooled {
-  const runRoot = freshRunRoot("pool");
-  const identities = freshIdentityRange(16);
-  // A memory budget no test reaches unless it sets one (an idle sandbox's cgroup charge includes page cache).
-  const cordon = makeCordon(runRoot, { cgroupParent: PARENT, identity: identities, pool: { size, memoryBytes: 8 * 1024 ** 3 }, ...config });
-  opened.push(cordon);
-  return { cordon, runRoot, identities };
-}
+const pooled = pooledCordon;
 
 /** Run once cold (which starts the shape's pool), wait for the pool, then run warm. */
 async function warmRun(cordon: Cordon, request: RunRequest): Promise<RunResult> {
   return (await coldThenWarm(cordon, request)).warm;
-}
-
-async function coldThenWarm(cordon: Cordon, request: RunRequest): Promise<{ cold: RunResult; warm: RunResult }> {
-  const cold = await cordon.run(request);
-  expect(cold.sandbox!.start?.warm).toBe(false);
-  await cordon.poolSettled();
-  const warm = await cordon.run(request);
-  expect(warm.sandbox!.start?.warm, `${JSON.stringify(warm.sandbox!.start)} ${describeResult(warm)}`).toBe(true);
-  return { cold, warm };
 }
 
 /** Every control's status and mechanism, but the host uid each sandbox has of its own. */
@@ -79,17 +35,6 @@ function controlsBesidesIdentity(r: RunResult): unknown {
   const layers = structuredClone(r.sandbox!.layers);
   for (const name of ["uid", "identity"]) delete layers.privilege.controls[name];
   return layers;
-}
-
-/**
- * Live processes running as one of the range's host uids. (A zombie runs nothing: bwrap's
- * outer process exits without reaping its init, which the host's pid 1 reaps when it will.)
- */
-function processesOf(range: IdentityRange): number[] {
-  return hostPids().filter((pid) => {
-    const uid = uidOf(pid);
-    return uid !== null && inRange(range, uid) && !/^State:\s*[ZX]/m.test(readProc(pid, "status") ?? "State: X");
-  });
 }
 
 const sh = (source: string, extra: Partial<RunRequest> = {}): RunRequest => ({ runner: "shell", script: { source }, args: [], ...extra });
@@ -223,7 +168,7 @@ describe("the pool's own life", () => {
     await cordon.run(sh("true"));
     await cordon.poolSettled();
     expect(cordon.poolStats()?.idle).toBe(1);
-    for (const pid of processesOf(identities)) process.kill(pid, "SIGKILL");
+    for (const pid of liveProcessesOf(identities)) process.kill(pid, "SIGKILL");
     const deadline = Date.now() + 10_000;
     while (cordon.poolStats()!.diedIdle < 1 && Date.now() < deadline) await Bun.sleep(20);
     expect(cordon.poolStats()?.diedIdle, JSON.stringify(cordon.poolStats())).toBe(1);
@@ -248,7 +193,7 @@ describe("the pool's own life", () => {
     while (brief.cordon.poolStats()!.idle > 0 && Date.now() < deadline) await Bun.sleep(50);
     await brief.cordon.poolSettled();
     expect(brief.cordon.poolStats()?.idle).toBe(0);
-    expect(processesOf(brief.identities)).toEqual([]);
+    expect(liveProcessesOf(brief.identities)).toEqual([]);
     const after = await brief.cordon.run(sh("true"));
     expect(after.sandbox!.start?.warm).toBe(false);
   });
@@ -303,8 +248,7 @@ describe("the pool's own life", () => {
   });
 
   test("close() leaves no pooled sandbox, process, cgroup, mount or held identity", async () => {
-    // A cgroup parent of its own: the other tests' pools are still open under PARENT.
-    const { cordon, runRoot, identities } = pooled({ cgroupParent: CLOSE_PARENT, policy: { resources: { wallMs: 1000, maxOutputBytes: 4096 } } }, 3);
+    const { cordon, runRoot, identities, parent } = pooled({ policy: { resources: { wallMs: 1000, maxOutputBytes: 4096 } } }, 3);
     for (const runner of ["shell", "python"]) await cordon.run({ runner, script: { source: "true" }, args: [] } as RunRequest);
     await cordon.poolSettled();
     // Warm runs that end every way: killed at the wall clock, at the output cap, leaving processes behind.
@@ -312,11 +256,11 @@ describe("the pool's own life", () => {
     expect(endings.map((r) => [r.sandbox!.start?.warm, r.outcome])).toEqual([[true, "timeout"], [true, "limit"], [true, "ok"]]);
     await cordon.poolSettled();
     expect(cordon.poolStats()?.idle, JSON.stringify(cordon.poolStats())).toBe(6);
-    expect(processesOf(identities).length).toBeGreaterThan(0);
+    expect(liveProcessesOf(identities).length).toBeGreaterThan(0);
     await cordon.close();
-    expect(processesOf(identities)).toEqual([]);
+    expect(liveProcessesOf(identities)).toEqual([]);
     expectClean(runRoot);
-    expect(runCgroupsLeft(CLOSE_PARENT)).toEqual([]);
+    expect(runCgroupsLeft(parent)).toEqual([]);
     // Every id is free again: a fresh pool of the same range can take all of them.
     const leases = await new IdentityPool(identities).allocateAll(identities.count);
     expect(leases.length).toBe(identities.count);
