@@ -51,6 +51,16 @@ export interface RunRequest extends ScriptRequest {
   policy?: PolicyOverride;
 }
 
+/** A request validated: what both a pooled and a cold start of it are planned from. */
+interface CheckedRequest {
+  policy: Policy;
+  runner: Runner;
+  inputFiles: StagedInput[];
+  providerName: string;
+  /** The script request the runner prepares: the caller's variables with the secret ones. */
+  scriptRequest: ScriptRequest;
+}
+
 /** What a run is planned from besides the provider, the policy and the host. */
 type RunPlanParts = Pick<RunPlanInput, "makeJob" | "secrets" | "verify" | "identity">;
 
@@ -197,16 +207,23 @@ export class Cordon {
    * Validate the request, take the run's host identity and plan it once: the plan the run
    * then executes. The lease is the caller's to release; on a throw nothing is held.
    */
-  private async prepare(request: RunRequest, secrets: readonly string[]): Promise<Prepared> {
+  /** The request validated, once per run (a pooled and a cold attempt share it); throws, having created nothing. */
+  private checked(request: RunRequest): CheckedRequest {
     checkRunRequest(request);
-    const policy = mergePolicy(this.policy, request.policy);
-    const runner = this.runnerFor(request);
-    const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
-    const providerName = request.provider ?? this.config.provider;
+    return {
+      policy: mergePolicy(this.policy, request.policy),
+      runner: this.runnerFor(request),
+      inputFiles: validateInputFiles(request.files ?? [], this.config.inputFiles),
+      providerName: request.provider ?? this.config.provider,
+      // Secret variables reach the script like any other; only what comes back is masked.
+      scriptRequest: { ...request, env: { ...request.env, ...request.secretEnv } },
+    };
+  }
+
+  private async prepare(request: RunRequest, secrets: readonly string[], checked: CheckedRequest = this.checked(request)): Promise<Prepared> {
+    const { policy, runner, inputFiles, providerName, scriptRequest } = checked;
     const lease = await this.leaseIdentity(providerName);
     try {
-      // Secret variables reach the script like any other; only what comes back is masked.
-      const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
       const options = this.runnerOptions(policy, request.scriptFileAccess, lease?.identity ?? null);
       const planned = await this.choose(providerName, policy, {
         makeJob: (layout) => runner.prepare(scriptRequest, layout, options),
@@ -236,9 +253,10 @@ export class Cordon {
   private async runUnmasked(request: RunRequest, secrets: readonly string[]): Promise<RunResult> {
     const requestedMs = performance.now();
     await this.cleanStaleOnce();
-    const warm = await this.runWarm(request, secrets, requestedMs);
+    const checked = this.checked(request);
+    const warm = await this.runWarm(request, checked, secrets, requestedMs);
     if ("result" in warm) return warm.result;
-    const { planned, inputFiles, lease } = await this.prepare(request, secrets);
+    const { planned, inputFiles, lease } = await this.prepare(request, secrets, checked);
     try {
       if (this.pool) planned.plan.report.start = { warm: false, why: warm.why };
       const { outputFiles } = this.config;
@@ -268,15 +286,11 @@ export class Cordon {
    * that sandbox's workspace and identity and must be the same sandbox as its waiter's plan
    * (src/pool/match.ts); a sandbox taken and not used is destroyed, never returned to the pool.
    */
-  private async runWarm(request: RunRequest, secrets: readonly string[], requestedMs: number): Promise<{ result: RunResult } | { why: string }> {
+  private async runWarm(request: RunRequest, checked: CheckedRequest, secrets: readonly string[], requestedMs: number): Promise<{ result: RunResult } | { why: string }> {
     if (!this.pool) return { why: "no pool" };
     if (request.verify) return { why: "a run with a receipt starts cold" };
-    const providerName = request.provider ?? this.config.provider;
+    const { policy, runner, inputFiles, providerName, scriptRequest } = checked;
     if (providerName === "auto") return { why: "provider auto: the pool holds sandboxes of a named provider" };
-    checkRunRequest(request);
-    const policy = mergePolicy(this.policy, request.policy);
-    const runner = this.runnerFor(request);
-    const inputFiles = validateInputFiles(request.files ?? [], this.config.inputFiles);
     const provider = this.provider(providerName);
     const host = this.host();
     const probe = await probeOf(provider, host);
@@ -284,7 +298,6 @@ export class Cordon {
     if (resolvesHostnames(policy, provider.capabilities(probe, host))) return { why: "an egress allowlist: its hostnames are looked up for each run" };
     const sandbox = this.pool.take(this.shapeOf(provider, probe, runner, policy));
     if (!sandbox) return { why: this.pool.whyNotPooled(this.shapeKey(provider, runner, policy)) ?? "no idle pooled sandbox of this shape (one is being started)" };
-    const scriptRequest: ScriptRequest = { ...request, env: { ...request.env, ...request.secretEnv } };
     const planFor = (taken: WarmSandbox) => {
       const options = this.runnerOptions(policy, request.scriptFileAccess, taken.identity);
       return planRun({
