@@ -4,11 +4,13 @@
  * supervisor write the byte that lets the command start. A separate call on a spawned
  * launcher, so a launcher spawned early (a warm pool) is released on demand.
  */
-import { writeSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { hasChildren, parentOf } from "../process.ts";
 import type { SetupSequence } from "./setup.ts";
 import type { SpawnedLauncher } from "./spawn.ts";
 
+/** How long a failed release waits to see whether the launcher was ending on its own. */
+const ENDED_GRACE_MS = 100;
 /** How long a held launcher may take to report its child. */
 const CHILD_PID_TIMEOUT_MS = 10_000;
 /**
@@ -82,6 +84,9 @@ export async function release(launcher: SpawnedLauncher, setup: SetupSequence | 
     // source is missing): the byte was never written, so its command never ran, and what
     // went wrong is the launcher's to say on its status fd and stderr (classify's rule 2).
     // Not a setup step's failure, and nothing to kill: its init is gone.
+    // A launcher failing on its own takes a moment to exit after its init did: wait that
+    // moment before calling this a step's failure (only on this failure path).
+    if (!endedUnreleased(launcher, childPid)) await Promise.race([launcher.proc.exited, Bun.sleep(ENDED_GRACE_MS)]);
     if (endedUnreleased(launcher, childPid)) return { setupError: null, heldBack: false };
     const heldBack = launcher.commandHeldBack();
     launcher.killTree();
@@ -89,8 +94,21 @@ export async function release(launcher: SpawnedLauncher, setup: SetupSequence | 
   }
 }
 
-/** The launcher exited, or the child it reported (the namespace's init) is gone, before the release. */
+/**
+ * The launcher exited, or the child it reported (the namespace's init) is gone, before the
+ * release. Gone includes exited and not yet reaped: a zombie still has the launcher as its
+ * parent, and a step that acted on it in that moment (prlimit: ESRCH) is not what failed.
+ */
 function endedUnreleased(launcher: SpawnedLauncher, childPid: number | null): boolean {
   if (launcher.proc.exitCode !== null || launcher.proc.signalCode !== null) return true;
-  return childPid !== null && parentOf(childPid) !== launcher.proc.pid;
+  return childPid !== null && (parentOf(childPid) !== launcher.proc.pid || exited(childPid));
+}
+
+/** The process has exited (a zombie awaiting its parent's wait, or gone): read from /proc. */
+function exited(pid: number): boolean {
+  try {
+    return /^State:\s*[ZX]/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return true;
+  }
 }
