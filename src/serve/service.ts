@@ -141,8 +141,9 @@ export function startService(options: ServiceOptions): RunningService {
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
-    // A backstop: the body is also read under serve.caps.bodyBytes, with a 413 that says so.
-    maxRequestBodySize: serve.caps.bodyBytes + 1,
+    // The cap is readCappedBody's (a declared length is refused unread, a streamed body at the
+    // cap, with a 413 that names it); Bun's own limit would answer an empty 413 first.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Runs may take serve's longest wall clock; Bun's idle timeout would cut a quiet long run.
     idleTimeout: 0,
     async fetch(request) {
