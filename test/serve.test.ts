@@ -341,7 +341,7 @@ describe("starting and stopping", () => {
     // Filtered egress needs the rootless provider: bwrap under fail cannot run this policy.
     const serve = await startServe({ label: "serve-notready", config: { pool: { size: 0 }, policy: { network: { mode: "allowlist", allow: ["192.0.2.1:9"] } } } });
     let response = await fetch(`${serve.url}/v1/readiness`);
-    for (let i = 0; i < 100 && (await response.clone().json()).pending; i++) {
+    for (let i = 0; i < 100 && ((await response.clone().json()) as { pending?: string }).pending; i++) {
       await Bun.sleep(100);
       response = await fetch(`${serve.url}/v1/readiness`);
     }
