@@ -41,6 +41,15 @@ export interface RunningService {
 type LogFields = Record<string, string | number | boolean | null | undefined>;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Bun's idle timeout (s) for every connection: one that sends nothing for this long is closed.
+ * Turned off (0) it let anyone, no token needed, keep any number of keep-alive sockets open
+ * forever until the process ran out of file descriptors, and with them every run. A run's own
+ * request turns it off for itself once its body is in (see runRoute), and its answer then
+ * closes the connection, so that socket cannot idle forever afterwards either.
+ */
+const IDLE_TIMEOUT_SECONDS = 10;
 const ANONYMOUS: Caller = { id: "anonymous" };
 
 /** Errors the caller made (the request is wrong), as opposed to a run's own ending. */
@@ -76,6 +85,9 @@ export function startService(options: ServiceOptions): RunningService {
     })
     .catch((e) => log.error({ err: String(e) }, "readiness failed"));
 
+  /** Requests whose idle timeout a run turned off: their answer closes the connection. */
+  const untimed = new WeakSet<Request>();
+
   async function runRoute(request: Request, requestId: string, fields: LogFields): Promise<Response> {
     if (draining) throw new ServeError(503, "shutting-down", "the service is shutting down");
     const caller = options.tokens ? options.tokens.authenticate(request.headers.get("authorization")) : ANONYMOUS;
@@ -84,6 +96,10 @@ export function startService(options: ServiceOptions): RunningService {
     const body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes));
     const runRequest = toRunRequest(body, limits);
     fields.runner = body.runner;
+    // A queued or running request is quiet for as long as the run takes: no idle timeout for it
+    // (Bun keeps that for the socket's later requests too: the answer closes it, see fetch).
+    server.timeout(request, 0);
+    untimed.add(request);
     const queuedAt = performance.now();
     const release = await admission.enter(caller.id, request.signal);
     fields.queuedMs = Math.round(performance.now() - queuedAt);
@@ -144,8 +160,8 @@ export function startService(options: ServiceOptions): RunningService {
     // The cap is readCappedBody's (a declared length is refused unread, a streamed body at the
     // cap, with a 413 that names it); Bun's own limit would answer an empty 413 first.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    // Runs may take serve's longest wall clock; Bun's idle timeout would cut a quiet long run.
-    idleTimeout: 0,
+    // Runs may take serve's longest wall clock: runRoute turns the timeout off for a run's request alone.
+    idleTimeout: IDLE_TIMEOUT_SECONDS,
     async fetch(request) {
       const started = performance.now();
       const url = new URL(request.url);
@@ -163,6 +179,7 @@ export function startService(options: ServiceOptions): RunningService {
       const routeName = url.pathname in GET_ROUTES || url.pathname === "/v1/runs" ? url.pathname : "other";
       // Nobody reads the answer of a client that went away: logged and counted as nginx's 499.
       if (request.signal.aborted) response = new Response(null, { status: 499 });
+      if (untimed.has(request)) response.headers.set("connection", "close");
       metrics.request(routeName, response.status);
       log.info({ reqId: requestId, method: request.method, path: routeName, status: response.status, ms: Math.round(performance.now() - started), ...fields }, "request");
       return response;

@@ -1,0 +1,205 @@
+/**
+ * `cordon serve` attacked: by a client without a token, by a client with one that wants more
+ * than its share, and by the script it runs. Real serve children on 127.0.0.1
+ * (test/support/serve.ts), real bwrap runs behind them. Each hostile script also runs once
+ * under the `unsafe` provider, where the same probe must see what the sandbox hides: a probe
+ * that cannot tell the two apart proves nothing.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import { DEFAULT_POLICY, mergePolicy } from "../src/policy/index.ts";
+import { loosenedFields } from "../src/serve/ceiling.ts";
+import { parseRunBody, toRunRequest } from "../src/serve/request.ts";
+import { ServeSchema } from "../src/serve/config.ts";
+import { processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
+
+afterAll(async () => {
+  await stopServes("serve-attacks.test");
+  removeTempDirs();
+});
+
+const MiB = 1024 * 1024;
+const shell = (source: string, extra: Record<string, unknown> = {}) => ({ runner: "shell", script: { source }, ...extra });
+
+async function bodyOf(response: Response): Promise<Record<string, any>> {
+  return (await response.json()) as Record<string, any>;
+}
+
+/** The value of one sample in Prometheus text (0 when the series is absent). */
+function sample(metrics: string, series: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+function portOf(serve: ServeChild): number {
+  return Number(new URL(serve.url).port);
+}
+
+/** A raw TCP client: what it was sent back, and whether (and when) the server closed it. */
+interface RawClient {
+  socket: Socket;
+  received(): string;
+  /** ms after connecting that the server closed the connection, or null while open. */
+  closedAfter(): number | null;
+  /** The HTTP status of the first answer, or null before one came. */
+  status(): number | null;
+  write(data: string | Uint8Array): Promise<void>;
+}
+
+function rawClient(port: number): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let text = "";
+    let closed: number | null = null;
+    const socket = connect(port, "127.0.0.1");
+    socket.on("data", (d) => {
+      if (text.length < 65_536) text += d.toString("latin1");
+    });
+    socket.on("close", () => (closed = Date.now() - started));
+    socket.on("error", () => {});
+    const client: RawClient = {
+      socket,
+      received: () => text,
+      closedAfter: () => closed,
+      status: () => {
+        const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+        return m ? Number(m[1]) : null;
+      },
+      write: (data) => new Promise((done) => (socket.write(data) ? done() : socket.once("drain", () => done()))),
+    };
+    socket.once("connect", () => resolve(client));
+    socket.once("error", reject);
+  });
+}
+
+/** Send `bytes` in 1 MiB chunks, honouring backpressure. */
+async function pump(client: RawClient, bytes: number, fill = 0x20): Promise<void> {
+  const chunk = Buffer.alloc(MiB, fill);
+  for (let left = bytes; left > 0; left -= MiB) await client.write(left >= MiB ? chunk : chunk.subarray(0, left));
+}
+
+describe("a client without a token", () => {
+  let serve: ServeChild;
+  beforeAll(async () => {
+    serve = await startServe({ label: "attack-anon", tokens: [token("tok"), token("tok")], config: { pool: { size: 0 } } });
+  });
+  afterAll(async () => {
+    if (serve && !serve.exited()) expect(await serve.stop()).toBe(0);
+  });
+
+  test("every near miss of a token is a 401 and runs nothing; two Authorization headers are refused whichever comes first", async () => {
+    const mark = token("near");
+    const t = serve.token;
+    const port = portOf(serve);
+    const body = JSON.stringify(shell(`echo ${mark}`));
+    const variants: Record<string, string[]> = {
+      suffix: [`Bearer ${t}x`],
+      prefix: [`Bearer ${t.slice(0, -1)}`],
+      "two tokens joined": [`Bearer ${t},${serve.tokens[1]}`],
+      "token twice": [`Bearer ${t} ${t}`],
+      "tab for the space": [`Bearer\t${t}`],
+      "no scheme": [t],
+      "another scheme": [`Token ${t}`],
+      "scheme glued": [`Bearer${t}`],
+      "unicode lookalike": [`Bearer ${t.replace(/o/g, "\u03bf")}`],
+      "a huge header": [`Bearer ${t}${"a".repeat(60_000)}`],
+      "wrong then right": [`Bearer ${token("tok")}`, `Bearer ${t}`],
+      "right then wrong": [`Bearer ${t}`, `Bearer ${token("tok")}`],
+    };
+    for (const [name, headers] of Object.entries(variants)) {
+      // Raw bytes: fetch would normalise (or refuse) some of these before they left.
+      const client = await rawClient(port);
+      const head = headers.map((h) => `Authorization: ${h}\r\n`).join("");
+      await client.write(Buffer.from(`POST /v1/runs HTTP/1.1\r\nHost: x\r\n${head}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, "utf8"));
+      expect(await waitFor(() => client.status() !== null || client.closedAfter() !== null, 5000)).toBe(true);
+      // 401, or the parser's own refusal of a header it cannot take; never a run.
+      expect({ name, status: client.status() }).toEqual({ name, status: client.status() === 431 || client.status() === 400 ? client.status() : 401 });
+      expect({ name, ran: client.received().includes(mark) }).toEqual({ name, ran: false });
+      client.socket.destroy();
+    }
+    // The lower-case scheme is the same scheme (RFC 9110 §11.1): it authenticates.
+    const lower = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { authorization: `bearer ${t}` }, body });
+    expect(lower.status).toBe(200);
+    await Bun.sleep(50);
+    const runs = serve.logs().filter((l) => l.path === "/v1/runs" && l.outcome !== undefined);
+    expect(runs.length).toBe(1);
+  });
+
+  test("a huge body without a token is answered 401 and never held: memory stays flat", async () => {
+    const before = serve.rss();
+    for (const head of [`Content-Length: ${4096 * MiB}`, "Transfer-Encoding: chunked"]) {
+      const client = await rawClient(portOf(serve));
+      await client.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\n`);
+      if (head.startsWith("Transfer")) await client.write(`${(256 * MiB).toString(16)}\r\n`);
+      await pump(client, 256 * MiB, 0x7b).catch(() => {});
+      expect(await waitFor(() => client.status() !== null, 5000)).toBe(true);
+      expect(client.status()).toBe(401);
+      client.socket.destroy();
+    }
+    expect(serve.rss() - before).toBeLessThan(64 * MiB);
+  });
+
+  test("idle connections are closed: a client cannot hold sockets open forever (no token needed to try)", async () => {
+    const port = portOf(serve);
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 20; i++) {
+      const client = await rawClient(port);
+      // A complete request, then silence: a keep-alive connection nobody uses.
+      await client.write(i % 2 ? "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" : "POST /v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+      clients.push(client);
+    }
+    expect(await waitFor(() => clients.every((c) => c.status() !== null), 5000)).toBe(true);
+    // Bun's default idle timeout is 10 s; the service must not turn it off for everyone.
+    expect(await waitFor(() => clients.every((c) => c.closedAfter() !== null), 40_000, 250)).toBe(true);
+  }, 60_000);
+
+  test("an authenticated run's connection closes after its answer (a run turns the idle timeout off for itself only)", async () => {
+    const client = await rawClient(portOf(serve));
+    const body = JSON.stringify(shell("echo done"));
+    await client.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serve.token}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    expect(await waitFor(() => client.received().includes("done"), 15_000)).toBe(true);
+    expect(client.status()).toBe(200);
+    expect(await waitFor(() => client.closedAfter() !== null, 5000)).toBe(true);
+  }, 30_000);
+
+  test("random paths and methods do not grow the metrics: the route label is bounded", async () => {
+    for (let i = 0; i < 50; i++) {
+      await fetch(`${serve.url}/x${token("p")}?a=${i}`, { method: i % 2 ? "GET" : "DELETE" });
+      await fetch(`${serve.url}/metrics/${i}`, { method: "PATCH" });
+    }
+    const metrics = await (await fetch(`${serve.url}/metrics`)).text();
+    const routes = new Set([...metrics.matchAll(/cordon_http_requests_total\{route="([^"]*)"/g)].map((m) => m[1]));
+    expect([...routes].every((r) => ["/v1/runs", "/metrics", "/healthz", "/v1/readiness", "/v1/openapi.json", "other"].includes(r!))).toBe(true);
+    expect(metrics).not.toContain("/x");
+  });
+
+  test("a forged request id or method cannot inject a log line or a field", async () => {
+    const injections = ['a"}\n{"level":60,"msg":"pwned"', "a\\u000a", "x".repeat(65), "../../etc"];
+    for (const id of injections) {
+      const client = await rawClient(portOf(serve));
+      await client.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${id.replace(/\n/g, "")}\r\nConnection: close\r\n\r\n`);
+      expect(await waitFor(() => client.closedAfter() !== null, 5000)).toBe(true);
+      const m = /x-request-id: ([^\r]*)/i.exec(client.received());
+      if (m) expect(m[1]).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
+    }
+    const weird = await rawClient(portOf(serve));
+    await weird.write('PWNED"X /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await waitFor(() => weird.closedAfter() !== null, 5000);
+    await Bun.sleep(100);
+    // Every stdout line is one JSON object, and none says "pwned" at level 60.
+    for (const line of serve.lines()) expect(() => JSON.parse(line)).not.toThrow();
+    expect(serve.logs().some((l) => l.msg === "pwned" || l.level === 60)).toBe(false);
+  });
+
+  test("/metrics, /v1/readiness and the OpenAPI document carry no token, no token id and no token file", async () => {
+    await serve.run(shell("true"));
+    const texts = await Promise.all(["/metrics", "/v1/readiness", "/v1/openapi.json", "/healthz"].map(async (p) => (await fetch(`${serve.url}${p}`)).text()));
+    const ids = new Set(serve.logs().map((l) => l.token).filter((t): t is string => typeof t === "string"));
+    expect(ids.size).toBeGreaterThan(0);
+    for (const text of texts) {
+      for (const t of serve.tokens) expect(text).not.toContain(t);
+      for (const id of ids) expect(text).not.toContain(`"${id}"`);
+      expect(text).not.toContain(`${serve.dir}/tokens`);
+    }
+  });
+});
