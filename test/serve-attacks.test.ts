@@ -203,3 +203,132 @@ describe("a client without a token", () => {
     }
   });
 });
+
+describe("a client with a token that wants more than its share", () => {
+  let serve: ServeChild;
+  const [mine, theirs] = [token("tok"), token("tok")];
+  beforeAll(async () => {
+    serve = await startServe({
+      label: "attack-greedy",
+      tokens: [mine, theirs],
+      config: {
+        pool: { size: 0 },
+        policy: { resources: { wallMs: 20_000 } },
+        serve: { concurrency: { global: 1, perToken: 2 }, queue: { max: 1, maxWaitMs: 20_000 }, caps: { bodyBytes: 40 * MiB }, drainMs: 20_000 },
+      },
+    });
+  });
+  afterAll(async () => {
+    if (serve && !serve.exited()) expect(await serve.stop()).toBe(0);
+  });
+
+  /** A run request padded with whitespace to `bytes`, sent but for its last byte; `finish()` sends that. */
+  async function upload(bytes: number, t = mine): Promise<RawClient & { finish(): Promise<void> }> {
+    const json = JSON.stringify(shell("echo uploaded"));
+    const client = await rawClient(portOf(serve));
+    await client.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t}\r\nContent-Type: application/json\r\nContent-Length: ${bytes}\r\n\r\n${json}`);
+    const sending = pump(client, bytes - json.length - 1).catch(() => {});
+    return Object.assign(client, {
+      async finish() {
+        await sending;
+        await client.write(" ");
+      },
+      sent: sending,
+    });
+  }
+
+  test("bodies still uploading count against their token: past perToken the next is a 429 at once, and memory stays flat", async () => {
+    const before = serve.rss();
+    const held = [await upload(24 * MiB), await upload(24 * MiB)];
+    await Promise.all(held.map((c) => (c as unknown as { sent: Promise<void> }).sent));
+    const more: RawClient[] = [];
+    for (let i = 0; i < 8; i++) more.push(await upload(24 * MiB));
+    // Each extra one is refused before its body is read: no 24 MiB held for it.
+    expect(await waitFor(() => more.every((c) => c.status() !== null), 10_000)).toBe(true);
+    expect(more.map((c) => c.status())).toEqual(more.map(() => 429));
+    expect(serve.rss() - before).toBeLessThan(120 * MiB);
+    for (const c of more) c.socket.destroy();
+    // The two held ones run once their last byte comes (one at a time: global 1, queue 1).
+    await Promise.all(held.map((c) => c.finish()));
+    expect(await waitFor(() => held.every((c) => c.received().includes("uploaded")), 20_000)).toBe(true);
+    expect(held.map((c) => c.status())).toEqual([200, 200]);
+    for (const c of held) c.socket.destroy();
+  }, 60_000);
+
+  test("a client that goes away mid-upload gives its token's share back", async () => {
+    const gone = [await upload(8 * MiB), await upload(8 * MiB)];
+    await Bun.sleep(300);
+    for (const c of gone) c.socket.destroy();
+    await Bun.sleep(300);
+    const after = await Promise.all([serve.run(shell("echo a")), serve.run(shell("echo b"))]);
+    expect(after.map((r) => r.status)).toEqual([200, 200]);
+  }, 30_000);
+
+  test("a client that goes away while queued gives back its place and its token's share", async () => {
+    const marker = sleepMarker(3);
+    const running = serve.run(shell(`sleep ${marker}`));
+    expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
+    const client = new AbortController();
+    const queued = serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "queued-gone" }, body: JSON.stringify(shell("echo never")), signal: client.signal }).catch((e) => e);
+    expect(await waitFor(() => serve.logs().length > 0 && true, 100)).toBe(true);
+    await Bun.sleep(300);
+    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(1);
+    client.abort();
+    await queued;
+    expect(await serve.waitForLog((l) => l.reqId === "queued-gone")).toMatchObject({ status: 499 });
+    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(0);
+    // The token holds one run again: a second one may queue (perToken 2), and it runs.
+    const next = await serve.run(shell("echo next"));
+    expect(next.status).toBe(200);
+    expect((await bodyOf(next)).stdout).toBe("next\n");
+    expect((await running).status).toBe(200);
+  }, 30_000);
+
+  test("a quiet run longer than the idle timeout, and a request queued behind it that long, are not cut", async () => {
+    const marker = sleepMarker(12);
+    const long = serve.run(shell(`sleep ${marker}; echo slept`));
+    expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
+    const behind = serve.run(shell("echo behind"), theirs);
+    const [a, b] = await Promise.all([long, behind]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect((await bodyOf(a)).stdout).toBe("slept\n");
+    expect((await bodyOf(b)).stdout).toBe("behind\n");
+  }, 40_000);
+
+  test("a flood of 429s leaves memory flat", async () => {
+    const marker = sleepMarker(20);
+    const running = serve.run(shell(`sleep ${marker}`, { policy: { resources: { wallMs: 6000 } } }));
+    expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
+    const queued = serve.run(shell("true"), theirs);
+    await Bun.sleep(200);
+    const flood = async () => {
+      const statuses = await Promise.all(Array.from({ length: 100 }, () => serve.run(shell("true", { env: { PAD: "x".repeat(64 * 1024) } })).then((r) => r.status)));
+      expect(new Set(statuses)).toEqual(new Set([429]));
+    };
+    await flood(); // warm-up: what the first requests allocate is not growth
+    const before = serve.rss();
+    for (let i = 0; i < 10; i++) await flood();
+    expect(serve.rss() - before).toBeLessThan(48 * MiB);
+    const stop = await fetch(`${serve.url}/metrics`);
+    expect(sample(await stop.text(), "cordon_queue_depth")).toBe(1);
+    expect((await bodyOf(await running)).outcome).toBe("timeout");
+    expect((await queued).status).toBe(200);
+  }, 60_000);
+
+  test("SIGTERM with a request queued: the queued one is told 503 at once, the running one finishes, exit 0", async () => {
+    const marker = sleepMarker(2);
+    const running = serve.run(shell(`sleep ${marker}; echo finished`));
+    expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
+    const queued = serve.run(shell("echo queued"), theirs);
+    await Bun.sleep(300);
+    const stopped = serve.stop();
+    const q = await queued;
+    expect(q.status).toBe(503);
+    expect((await bodyOf(q)).error.code).toBe("shutting-down");
+    const r = await running;
+    expect(r.status).toBe(200);
+    expect((await bodyOf(r)).stdout).toBe("finished\n");
+    expect(await stopped).toBe(0);
+    expect(serve.leftovers()).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });
+  }, 60_000);
+});

@@ -2,6 +2,8 @@
  * Admission: at most `global` runs at once, at most `perToken` running or waiting per token,
  * and a bounded FIFO queue in front with a bounded wait. A request past any bound is a 429
  * with Retry-After at once; nothing queues without limit, so memory stays flat under a flood.
+ * A request whose body is still being read waits too (see `hold`): it counts against its
+ * token, and at most `global + queueMax` bodies are read at once.
  */
 import { ServeError } from "./http-error.ts";
 
@@ -25,6 +27,8 @@ const busy = (why: string) => new ServeError(429, "busy", why, { retryAfterSecon
 
 export class Admission {
   private running = 0;
+  /** Requests whose body is being read (each holds a share of its token, see `hold`). */
+  private reading = 0;
   private readonly queue: Waiter[] = [];
   private readonly perToken = new Map<string, number>();
 
@@ -79,6 +83,30 @@ export class Admission {
     // The slot was handed over by the run that gave it back (running was not decremented):
     // nobody arriving in between can take it.
     return this.admitted(token, true);
+  }
+
+  /**
+   * Count a request against its token, and against the bound of bodies read at once, while
+   * its body is read (before `enter`): a 429 past either. Why: a body is held whole (up to
+   * caps.bodyBytes) before admission sees it; uncounted, one token could have any number
+   * read at once (32 MiB each by default) and take the host's memory with 429s still to come.
+   * Resolves nothing: returns the function that gives the share back (idempotent); call it
+   * right before `enter`, with nothing awaited in between.
+   */
+  hold(token: string): () => void {
+    const held = this.perToken.get(token) ?? 0;
+    if (held >= this.limits.perToken) throw busy(`this token already has ${held} runs under way or waiting (serve.concurrency.perToken)`);
+    const most = this.limits.global + this.limits.queueMax;
+    if (this.reading >= most) throw busy(`${this.reading} request bodies are being read (at most serve.concurrency.global + serve.queue.max at once)`);
+    this.reading++;
+    this.perToken.set(token, held + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.reading--;
+      this.release(token);
+    };
   }
 
   /** Refuse everyone waiting (shutdown). */

@@ -5,7 +5,7 @@
  */
 import type { Server } from "bun";
 import type { Logger } from "pino";
-import type { Cordon, PolicyCheck } from "../cordon.ts";
+import type { Cordon, PolicyCheck, RunRequest } from "../cordon.ts";
 import { CordonError, IdentityPoolExhaustedError } from "../errors.ts";
 import type { ReadinessReport } from "../readiness/types.ts";
 import { resultFromError, type RunResult } from "../result.ts";
@@ -17,6 +17,7 @@ import { ServeError } from "./http-error.ts";
 import { ServeMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { parseRunBody, toRunRequest, type RequestLimits } from "./request.ts";
+import type { RunBody } from "./api.ts";
 import { runResultBody } from "./result-body.ts";
 
 export interface ServiceOptions {
@@ -93,8 +94,16 @@ export function startService(options: ServiceOptions): RunningService {
     const caller = options.tokens ? options.tokens.authenticate(request.headers.get("authorization")) : ANONYMOUS;
     if (!caller) throw new ServeError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)");
     fields.token = caller.id;
-    const body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes));
-    const runRequest = toRunRequest(body, limits);
+    // The body waits like a queued request: it counts against the token while it is read.
+    const unhold = admission.hold(caller.id);
+    let body: RunBody;
+    let runRequest: RunRequest;
+    try {
+      body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes));
+      runRequest = toRunRequest(body, limits);
+    } finally {
+      unhold(); // given back right before enter, nothing awaited in between: enter takes over the count
+    }
     fields.runner = body.runner;
     // A queued or running request is quiet for as long as the run takes: no idle timeout for it
     // (Bun keeps that for the socket's later requests too: the answer closes it, see fetch).
