@@ -332,3 +332,129 @@ describe("a client with a token that wants more than its share", () => {
     expect(serve.leftovers()).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });
   }, 60_000);
 });
+
+describe("a policy override that tries to loosen the operator's policy", () => {
+  let serve: ServeChild;
+  beforeAll(async () => {
+    serve = await startServe({ label: "attack-policy", config: { pool: { size: 0 }, policy: { resources: { maxStdinBytes: 1024 } } } });
+  });
+  afterAll(async () => {
+    if (serve && !serve.exited()) expect(await serve.stop()).toBe(0);
+  });
+
+  test("an override valid alone but invalid on top of the operator's policy is a 400 naming the field, not a 500", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ network: { allow: ["192.0.2.1:80"] } }, "policy.network.allow"],
+      [{ network: { mode: "deny", allow: ["192.0.2.1"] } }, "policy.network.allow"],
+    ];
+    for (const [policy, field] of cases) {
+      const response = await serve.run(shell("echo ran", { policy }));
+      const body = await bodyOf(response);
+      expect({ field, status: response.status }).toEqual({ field, status: 400 });
+      expect(body.error.fields.map((f: { path: string }) => f.path)).toContain(field);
+    }
+  });
+
+  test("an override of one resource keeps the operator's maxStdinBytes: it is neither refused nor reset to the schema's default", async () => {
+    const response = await serve.run(shell("wc -c", { stdin: "x".repeat(4096), policy: { resources: { wallMs: 5000 } } }));
+    const body = await bodyOf(response);
+    expect(response.status).toBe(200);
+    expect(body.stdout.trim()).toBe("1024");
+    expect(body.stdinTruncated).toBe(true);
+    // Asking for more than the operator's is still a loosening.
+    const more = await serve.run(shell("true", { policy: { resources: { maxStdinBytes: 2048 } } }));
+    expect(more.status).toBe(400);
+    expect((await bodyOf(more)).error.message).toContain("policy.resources.maxStdinBytes");
+  });
+
+  test("provider names a request may not use: case, spaces, auto, unsafe, others", async () => {
+    for (const provider of ["unsafe", "UNSAFE", "Bwrap", "bwrap ", " bwrap", "auto", "rootless", "nsjail", "bwrap\u0000", "__proto__", "constructor"]) {
+      const response = await serve.run(shell("echo ran", { provider }));
+      expect({ provider, status: response.status }).toEqual({ provider, status: 400 });
+    }
+    expect((await serve.run(shell("true", { provider: "bwrap" }))).status).toBe(200);
+  });
+
+  test("duplicate keys: the last one counts for the check and the run alike", async () => {
+    const send = (text: string) => serve.fetch("/v1/runs", { method: "POST", body: text });
+    const looser = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":300}},"policy":{"resources":{"wallMs":86400000}}}');
+    expect(looser.status).toBe(400);
+    const tighter = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":86400000}},"policy":{"resources":{"wallMs":300}}}');
+    expect((await bodyOf(tighter)).outcome).toBe("timeout");
+    const inner = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":300,"wallMs":86400000}}}');
+    expect(inner.status).toBe(400);
+  });
+
+  test("__proto__ and constructor keys pollute nothing: not the check, not the next request", async () => {
+    const send = (text: string) => serve.fetch("/v1/runs", { method: "POST", body: text });
+    // Top level and inside the policy: unknown keys of strict objects, refused.
+    for (const text of [
+      '{"runner":"shell","script":{"source":"true"},"__proto__":{"policy":{"onUnavailable":"degrade"}}}',
+      '{"runner":"shell","script":{"source":"true"},"policy":{"__proto__":{"onUnavailable":"degrade"}}}',
+      '{"runner":"shell","script":{"source":"true"},"policy":{"resources":{"__proto__":{"wallMs":86400000}}}}',
+      '{"runner":"shell","script":{"source":"true"},"policy":{"constructor":{"prototype":{"onUnavailable":"degrade"}}}}',
+    ]) {
+      expect({ text, status: (await send(text)).status }).toEqual({ text, status: 400 });
+    }
+    // Variable names: valid names, plain variables, nothing more.
+    const vars = '{"__proto__":"p","constructor":"c","toString":"t","hasOwnProperty":"h","valueOf":"v"}';
+    const response = await send(`{"runner":"shell","script":{"source":"echo \\"$constructor|$toString|$hasOwnProperty|$valueOf\\""},"env":${vars},"policy":{"env":{"set":${vars}}},"secretEnv":{"constructor":"s3cr3t-value"}}`);
+    const body = await bodyOf(response);
+    expect(response.status).toBe(200);
+    expect(body.stdout).toBe("****|t|h|v\n");
+    // After all that, the ceiling still holds and a plain run is plain.
+    expect((await serve.run(shell("true", { policy: { onUnavailable: "degrade" } }))).status).toBe(400);
+    expect((await serve.run(shell("true", { policy: { resources: { wallMs: 86_400_000 } } }))).status).toBe(400);
+    const plain = await bodyOf(await serve.run(shell("env | sort")));
+    expect(plain.stdout).not.toMatch(/constructor|toString|valueOf|hasOwnProperty/);
+  });
+});
+
+describe("the ceiling check on its own (odd encodings of the same policy)", () => {
+  const ceilingOf = (override: Record<string, unknown>) => mergePolicy(DEFAULT_POLICY, override);
+  const paths = (ceiling: ReturnType<typeof ceilingOf>, policy: Record<string, unknown>) =>
+    loosenedFields(ceiling, parseRunBody(new TextEncoder().encode(JSON.stringify({ script: { source: "" }, policy }))).policy!).map((f) => f.path);
+
+  test("readOnlyBinds: the string and object forms of the operator's bind are the same bind; any other source or target is refused", () => {
+    const ceiling = ceilingOf({ filesystem: { readOnlyBinds: ["/usr/share/zoneinfo"] } });
+    expect(paths(ceiling, { filesystem: { readOnlyBinds: ["/usr/share/zoneinfo"] } })).toEqual([]);
+    expect(paths(ceiling, { filesystem: { readOnlyBinds: [{ source: "/usr/share/zoneinfo" }] } })).toEqual([]);
+    expect(paths(ceiling, { filesystem: { readOnlyBinds: [{ source: "/usr/share/zoneinfo", target: "/usr/share/zoneinfo" }] } })).toEqual([]);
+    expect(paths(ceiling, { filesystem: { readOnlyBinds: [] } })).toEqual([]);
+    for (const bind of [{ source: "/etc", target: "/usr/share/zoneinfo" }, { source: "/usr/share/zoneinfo", target: "/opt/z" }, "/usr/share", "/usr/share/zoneinfo/UTC"]) {
+      expect(paths(ceiling, { filesystem: { readOnlyBinds: [bind] } })).toEqual(["filesystem.readOnlyBinds"]);
+    }
+  });
+
+  test("network: an allowlist under an allowlist ceiling is held to its entries; cpuPercent null is no quota", () => {
+    const ceiling = ceilingOf({ network: { mode: "allowlist", allow: ["192.0.2.1:443"] }, resources: { cpuPercent: 50 } });
+    expect(paths(ceiling, { network: { allow: ["192.0.2.1:443"] } })).toEqual([]);
+    expect(paths(ceiling, { network: { mode: "deny", allow: [] } })).toEqual([]);
+    for (const allow of [["192.0.2.1"], ["192.0.2.0/24:443"], ["192.0.2.1:1-65535"], ["example.com:443"]]) {
+      expect(paths(ceiling, { network: { allow } })).toEqual(["network.allow"]);
+    }
+    expect(paths(ceiling, { network: { mode: "unrestricted", allow: [] } })).toContain("network.mode");
+    expect(paths(ceiling, { resources: { cpuPercent: null } })).toEqual(["resources.cpuPercent"]);
+    expect(paths(ceiling, { resources: { cpuPercent: 51 } })).toEqual(["resources.cpuPercent"]);
+    expect(paths(ceiling, { resources: { cpuPercent: 10 } })).toEqual([]);
+    expect(paths(ceiling, { network: { blockMetadata: false } })).toEqual(["network.blockMetadata"]);
+  });
+
+  test("fields without an order stay exactly the operator's", () => {
+    const ceiling = DEFAULT_POLICY;
+    expect(paths(ceiling, { privilege: { uid: 1000 } })).toEqual(["privilege.uid"]);
+    expect(paths(ceiling, { privilege: { gid: 1000 } })).toEqual(["privilege.gid"]);
+    expect(paths(ceiling, { privilege: { noNewPrivs: false, dropCapabilities: false } }).sort()).toEqual(["privilege.dropCapabilities", "privilege.noNewPrivs"]);
+    expect(paths(ceiling, { env: { allow: ["PATH"] } })).toEqual(["env.allow"]);
+    // env.set is the request's own variables by another name (a request's env wins over it anyway).
+    expect(paths(ceiling, { env: { set: { LD_PRELOAD: "/x.so", PATH: "/x" } } })).toEqual([]);
+  });
+
+  test("toRunRequest hands the library the override it checked (maxStdinBytes completed from the operator's)", () => {
+    const ceiling = ceilingOf({ resources: { maxStdinBytes: 64 * MiB } });
+    const serve = ServeSchema.parse({});
+    const body = parseRunBody(new TextEncoder().encode(JSON.stringify({ script: { source: "" }, policy: { resources: { wallMs: 10 } } })));
+    const request = toRunRequest(body, { serve, ceiling, provider: "bwrap", config: { maxScriptBytes: MiB, inputFiles: { maxCount: 10, maxTotalBytes: MiB } } as never });
+    expect(mergePolicy(ceiling, request.policy).resources.maxStdinBytes).toBe(64 * MiB);
+  });
+});
