@@ -162,6 +162,22 @@ describe("a client without a token", () => {
     expect(await waitFor(() => client.closedAfter() !== null, 5000)).toBe(true);
   }, 30_000);
 
+  test("a request without a Host header (HTTP/1.0) or with an odd one gets a plain answer, never a page of the service's source", async () => {
+    for (const head of ["GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n", "POST /v1/runs HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", "GET http://evil.example/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
+      const client = await rawClient(portOf(serve));
+      await client.write(head);
+      expect(await waitFor(() => client.closedAfter() !== null, 5000)).toBe(true);
+      const text = client.received();
+      expect({ head, status: client.status() }).toEqual({ head, status: client.status() === null ? null : client.status()! < 500 ? client.status() : 0 });
+      expect(text).not.toContain("<html");
+      expect(text).not.toContain("service.ts");
+      expect(text).not.toContain(process.cwd());
+    }
+    // The service is still there, and it logged each as one JSON line.
+    expect((await fetch(`${serve.url}/healthz`)).status).toBe(200);
+    for (const line of serve.lines()) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
   test("random paths and methods do not grow the metrics: the route label is bounded", async () => {
     for (let i = 0; i < 50; i++) {
       await fetch(`${serve.url}/x${token("p")}?a=${i}`, { method: i % 2 ? "GET" : "DELETE" });
@@ -456,5 +472,114 @@ describe("the ceiling check on its own (odd encodings of the same policy)", () =
     const body = parseRunBody(new TextEncoder().encode(JSON.stringify({ script: { source: "" }, policy: { resources: { wallMs: 10 } } })));
     const request = toRunRequest(body, { serve, ceiling, provider: "bwrap", config: { maxScriptBytes: MiB, inputFiles: { maxCount: 10, maxTotalBytes: MiB } } as never });
     expect(mergePolicy(ceiling, request.policy).resources.maxStdinBytes).toBe(64 * MiB);
+  });
+});
+
+describe("a hostile script", () => {
+  let serve: ServeChild;
+  beforeAll(async () => {
+    // `unsafe` is allowed here only so each probe can be shown to see what the sandbox hides.
+    serve = await startServe({ label: "attack-script", config: { pool: { size: 0 }, policy: { onUnavailable: "degrade" }, serve: { providers: ["unsafe"] } } });
+  });
+  afterAll(async () => {
+    if (serve && !serve.exited()) expect(await serve.stop()).toBe(0);
+  });
+
+  /** The probe's result in the sandbox and, as the control, under `unsafe`. */
+  async function probe(source: string): Promise<{ sandboxed: Record<string, any>; unsafe: Record<string, any> }> {
+    const sandboxed = await bodyOf(await serve.run(shell(source)));
+    const unsafe = await bodyOf(await serve.run(shell(source, { provider: "unsafe" })));
+    expect(sandboxed.sandbox.provider.name).toBe("bwrap");
+    expect(unsafe.sandbox.provider.name).toBe("unsafe");
+    return { sandboxed, unsafe };
+  }
+
+  test("it cannot reach the service that runs it (a fresh network namespace), though unsandboxed it can", async () => {
+    const port = portOf(serve);
+    const { sandboxed, unsafe } = await probe(`/usr/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port} && printf "GET /healthz HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3' 2>&1; echo "rc=$?"`);
+    expect(unsafe.stdout).toContain("200 OK");
+    expect(sandboxed.stdout).not.toContain("200 OK");
+    expect(sandboxed.stdout).toMatch(/refused|rc=1/i);
+  });
+
+  test("it cannot see the token file, the service's directory or the service's command line", async () => {
+    const tokens = `${serve.dir}/tokens`;
+    const source = [
+      `test -e ${tokens} && echo "visible: token file"`,
+      `ls ${serve.dir} >/dev/null 2>&1 && echo "visible: service dir"`,
+      `cat ${tokens} 2>/dev/null`,
+      `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; cat $p/environ 2>/dev/null | tr '\\0' '\\n'; done`,
+    ].join("\n");
+    const { sandboxed, unsafe } = await probe(source);
+    // The control: unsandboxed, the same probe finds the file and the serve process.
+    expect(unsafe.stdout).toContain("visible: token file");
+    expect(unsafe.stdout).toContain("--token-file");
+    expect(sandboxed.stdout).not.toContain("visible");
+    expect(sandboxed.stdout).not.toContain("--token-file");
+    expect(sandboxed.stdout).not.toContain(serve.dir);
+    for (const t of serve.tokens) {
+      expect(sandboxed.stdout).not.toContain(t);
+      expect(JSON.stringify(sandboxed)).not.toContain(t);
+    }
+  });
+
+  test("output files that point out of scratch bring nothing of the host back; odd names come back intact or are omitted", async () => {
+    const tokens = `${serve.dir}/tokens`;
+    const source = [
+      `ln -s ${tokens} leak-token`,
+      "ln -s /etc/shadow leak-shadow",
+      "ln -s / leak-root",
+      "mkfifo fifo",
+      `printf 'nl' > "$(printf 'new\\nline')"`,
+      `printf 'q' > 'quo"te\\\\back'`,
+      `printf 'l' > "$(printf '%0250d' 0)"`,
+      "printf 'dash' > ./-rf",
+      "echo done",
+    ].join("\n");
+    const response = await serve.run(shell(source));
+    expect(response.status).toBe(200);
+    const body = await bodyOf(response);
+    expect(body.stdout).toBe("done\n");
+    const files = body.files as { path: string; contentBase64: string }[];
+    const contents = files.map((f) => Buffer.from(f.contentBase64, "base64").toString("latin1")).join("\n");
+    for (const t of serve.tokens) expect(contents).not.toContain(t);
+    expect(contents).not.toMatch(/root:[^:]*:\d+:/); // /etc/shadow's first line
+    const names = files.map((f) => f.path);
+    expect(names).toContain("new\nline");
+    expect(names).toContain("-rf");
+    expect(names).toContain('quo"te\\\\back');
+    expect(body.filesOmitted.map((f: { path: string }) => f.path).sort()).toEqual(["fifo", "leak-root", "leak-shadow", "leak-token"]);
+    expect(JSON.stringify(body)).not.toContain(`${serve.dir}/tokens`);
+  });
+
+  // A library bug, pinned here (src/files/collect.ts, not this service's): a name that is not
+  // UTF-8 is read from readdir as U+FFFD, opened by that re-encoded name (ENOENT, "gone
+  // meanwhile") and vanishes: neither in `files` nor in `filesOmitted`. test.failing until fixed.
+  test.failing("an output file whose name is not UTF-8 is returned or listed as omitted, never silently dropped", async () => {
+    const body = await bodyOf(await serve.run(shell(`printf 'hi' > "$(printf 'bad\\377byte')"; echo done`)));
+    expect(body.stdout).toBe("done\n");
+    expect(body.files.length + body.filesOmitted.length).toBe(1);
+  });
+
+  test("stdout flooded past its cap and bytes that are not UTF-8 come back as a well-formed answer; the service carries on", async () => {
+    const flood = await serve.run(shell("head -c 8000000 /dev/zero | tr '\\0' x; echo never"));
+    expect(flood.status).toBe(200);
+    const f = await bodyOf(flood);
+    expect(f.outcome).toBe("limit");
+    expect(f.limitHit).toBe("output");
+    expect(f.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+    const binary = await bodyOf(await serve.run(shell("printf 'a\\377\\376\\300\\000b'; printf '\\033[2J\\033]0;pwn\\007' >&2")));
+    expect(Buffer.from(binary.stdoutBase64, "base64")).toEqual(Buffer.from([0x61, 0xff, 0xfe, 0xc0, 0x00, 0x62]));
+    expect(binary.stderr).toContain("\u001b[2J");
+    expect((await serve.run(shell("echo alive"))).status).toBe(200);
+  });
+
+  test("a script name or runner name that would break the log line is refused, and every log line stays one JSON object", async () => {
+    for (const script of [{ source: "true", name: 'x"}\n{"level":60' }, { source: "true", name: "a/../../b.sh" }]) {
+      expect((await serve.run({ runner: "shell", script })).status).toBe(400);
+    }
+    expect((await serve.run({ runner: 'shell"\n', script: { source: "true" } })).status).toBe(400);
+    await Bun.sleep(50);
+    for (const line of serve.lines()) expect(() => JSON.parse(line)).not.toThrow();
   });
 });

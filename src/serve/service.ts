@@ -171,9 +171,18 @@ export function startService(options: ServiceOptions): RunningService {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Runs may take serve's longest wall clock: runRoute turns the timeout off for a run's request alone.
     idleTimeout: IDLE_TIMEOUT_SECONDS,
+    // Never Bun's development error page: it answers a thrown error with the service's source
+    // lines and working directory, to anyone, no token needed.
+    development: false,
+    error(e) {
+      log.error({ err: String(e) }, "unhandled error");
+      return json(500, { error: { code: "internal", message: "internal error" } });
+    },
     async fetch(request) {
       const started = performance.now();
-      const url = new URL(request.url);
+      // Without a Host header (HTTP/1.0) request.url is only the path, and new URL threw
+      // outside any catch: Bun's error page went out. Only the path is used here.
+      const url = URL.parse(request.url) ?? URL.parse(request.url, "http://host.invalid") ?? new URL("http://host.invalid/");
       const given = request.headers.get("x-request-id");
       const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
       const fields: LogFields = {};
