@@ -18,8 +18,9 @@ if [ -w /tmp ]; then chmod 1777 /tmp 2>/dev/null || true; fi
 #    mounted at /sys/fs/cgroup, but read-only unless the container is privileged. A bind
 #    remount changes only this mount's read-only flag (no superblock change), which the
 #    container's root may do with CAP_SYS_ADMIN over its own mount namespace. Writing still
-#    needs the cgroup's files to be the container root's: on a pod with hostUsers: false the
-#    runtime delegates the container's cgroup to it. Never a hostPath /sys/fs/cgroup: that
+#    needs the cgroup's files to be the container root's: always so without a user namespace;
+#    with one (Kubernetes hostUsers: false) only where the runtime delegates the cgroup (crun,
+#    CRI-O's cgroup2-mount-hierarchy-rw annotation). Never a hostPath /sys/fs/cgroup: that
 #    would hand the node's whole cgroup tree (every other pod's limits) to this container.
 cg=/sys/fs/cgroup
 if [ -f "$cg/cgroup.controllers" ] && [ ! -w "$cg" ]; then
