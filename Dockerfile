@@ -37,8 +37,8 @@ FROM debian:bookworm-slim
 # device), util-linux (setpriv drops each run to its uid, nsenter enters its namespaces),
 # python3 (the python runner, and readiness's syscall probes), libseccomp2 (the per-run
 # syscall filter), ca-certificates (TLS for runs allowed to reach HTTPS hosts), tini (a PID 1
-# that forwards SIGTERM to serve and reaps orphans). No uidmap: its setuid newuidmap serves
-# only the rootless provider, and the sandboxes see this image's /usr.
+# that forwards SIGTERM to serve and reaps orphans). No uidmap: neither the bwrap nor the
+# rootless provider uses its setuid newuidmap, and the sandboxes see this image's /usr.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       bubblewrap slirp4netns nftables iproute2 util-linux python3 libseccomp2 ca-certificates tini \

@@ -38,15 +38,17 @@ const DOCKERIGNORE = join(ROOT, ".dockerignore");
  * adding one is a decision to write down, not a way to make an error go away.
  */
 const CAPABILITY_REASONS: Record<string, string> = {
-  SYS_ADMIN: "mount(2) of each run's scratch tmpfs and of the cgroup fs read-write; setns(2) into a run's namespaces",
-  NET_ADMIN: "nftables rules and the slirp4netns tap device in a run's network namespace",
+  SYS_ADMIN: "mount(2) of each run's scratch tmpfs, and of the container's cgroup fs read-write",
   SETUID: "drop each run to its own host uid",
   SETGID: "drop each run to its own host gid, supplementary groups cleared",
+  KILL: "signal a run's processes (another uid) at its wall-clock limit and at drain",
+  CHOWN: "hand a run's staged input files to its uid",
+  DAC_OVERRIDE: "read, walk and remove what belongs to a run's uid",
+  // Network allowlists only (the rootless provider):
+  NET_ADMIN: "nftables rules in a run's network namespace",
   SYS_PTRACE: "open /proc/PID/ns/* of a run's launcher, which runs as another uid",
-  KILL: "signal a run's processes (another uid) at timeout, overflow and drain",
-  CHOWN: "give a run's directories and scratch to its uid",
-  DAC_OVERRIDE: "read, walk and remove what a run left in directories it owns",
-  FOWNER: "chmod and remove files a run owns",
+  SETPCAP: "slirp4netns --enable-sandbox drops its own capabilities",
+  NET_BIND_SERVICE: "the capability slirp4netns keeps after its sandbox drop",
 };
 
 /** Settings that would turn the container into (close to) the host itself. */
