@@ -50,7 +50,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * request turns it off for itself once its body is in (see runRoute), and its answer then
  * closes the connection, so that socket cannot idle forever afterwards either.
  */
-const IDLE_TIMEOUT_SECONDS = 10;
+const IDLE_TIMEOUT_SECONDS = 30;
 const ANONYMOUS: Caller = { id: "anonymous" };
 
 /** Errors the caller made (the request is wrong), as opposed to a run's own ending. */
