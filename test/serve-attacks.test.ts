@@ -11,7 +11,8 @@ import { DEFAULT_POLICY, mergePolicy } from "../src/policy/index.ts";
 import { loosenedFields } from "../src/serve/ceiling.ts";
 import { parseRunBody, toRunRequest } from "../src/serve/request.ts";
 import { ServeSchema } from "../src/serve/config.ts";
-import { processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
+import { networkInterfaces } from "node:os";
+import { countingListener, processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
 
 afterAll(async () => {
   await stopServes("serve-attacks.test");
@@ -457,6 +458,22 @@ describe("the ceiling check on its own (odd encodings of the same policy)", () =
     expect(paths(ceiling, { network: { blockMetadata: false } })).toEqual(["network.blockMetadata"]);
   });
 
+  test("an allowlist under unrestricted egress: tighter, unless it names this host or the slirp network while blockMetadata is on", () => {
+    const v4 = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)!;
+    const prefix = Number(v4.cidr!.split("/")[1]);
+    const bits = v4.address.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+    const broadcast = [24, 16, 8, 0].map((s) => ((bits | (2 ** (32 - prefix) - 1)) >>> s) & 255).join(".");
+    const blocked = ceilingOf({ network: { mode: "unrestricted", allow: [], blockMetadata: true } });
+    const open = ceilingOf({ network: { mode: "unrestricted", allow: [], blockMetadata: false } });
+    for (const entry of [`tcp://${v4.address}:22`, v4.address, `${v4.address}/32`, `udp://${broadcast}:137`, "tcp://10.0.2.3:53", "fd00::3", "224.0.0.251"]) {
+      expect({ entry, paths: paths(blocked, { network: { mode: "allowlist", allow: [entry] } }) }).toEqual({ entry, paths: ["network.allow"] });
+      expect({ entry, paths: paths(open, { network: { mode: "allowlist", allow: [entry] } }) }).toEqual({ entry, paths: [] });
+    }
+    for (const entry of ["tcp://198.51.100.7:443", "203.0.113.0/24", "example.com:443", "0.0.0.0/0"]) {
+      expect({ entry, paths: paths(blocked, { network: { mode: "allowlist", allow: [entry] } }) }).toEqual({ entry, paths: [] });
+    }
+  });
+
   test("fields without an order stay exactly the operator's", () => {
     const ceiling = DEFAULT_POLICY;
     expect(paths(ceiling, { privilege: { uid: 1000 } })).toEqual(["privilege.uid"]);
@@ -607,5 +624,41 @@ describe("a client that makes every run a new pool shape", () => {
     const grown = serve.rss() - before;
     expect(await serve.stop()).toBe(0);
     expect(grown).toBeLessThan(60 * MiB);
+  }, 120_000);
+});
+
+describe("an allowlist override under the operator's unrestricted egress (blockMetadata on)", () => {
+  // Under unrestricted + blockMetadata the host's own addresses are refused; under allowlist an
+  // entry that names a host address by IP opens it (the egress ruleset's one explicit way to
+  // reach a host service). "Any allowlist is tighter than unrestricted" was therefore false:
+  // a request reached services on the host that the operator's policy blocks.
+  const hostAddress = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+  test("an entry naming this host's address is a 400, and the host service sees no connection", async () => {
+    expect(hostAddress).toBeDefined();
+    const listener = countingListener("0.0.0.0");
+    const serve = await startServe({ label: "attack-egress", config: { provider: "rootless", pool: { size: 0 }, policy: { network: { mode: "unrestricted", allow: [], blockMetadata: true } } } });
+    try {
+      const connect = shell(`/usr/bin/bash -c 'exec 3<>/dev/tcp/${hostAddress}/${listener.port} && echo CONNECTED' 2>&1; true`);
+      // The operator's policy: the host is refused (the probe works: it names the refusal).
+      const plain = await bodyOf(await serve.run(connect));
+      expect(plain.outcome).toBe("ok");
+      expect(plain.stdout).not.toContain("CONNECTED");
+      // An allowlist of a public address stays a tightening.
+      expect((await serve.run(shell("true", { policy: { network: { mode: "allowlist", allow: ["tcp://198.51.100.7:443"] } } }))).status).toBe(200);
+      for (const allow of [[`tcp://${hostAddress}:${listener.port}`], [`${hostAddress}`], ["tcp://10.0.2.3:53"], ["10.0.2.2"], ["0.0.0.0:80"], ["[::1]:80"], ["224.0.0.251:5353"]]) {
+        const response = await serve.run({ ...connect, policy: { network: { mode: "allowlist", allow } } });
+        const body = await bodyOf(response);
+        expect({ allow, status: response.status }).toEqual({ allow, status: 400 });
+        // The ceiling names it, or the entry grammar already refuses it (loopback: "policy.network.allow.0").
+        expect({ allow, named: body.error.fields.some((f: { path: string }) => f.path.startsWith("policy.network.allow")) }).toEqual({ allow, named: true });
+      }
+      expect(listener.hits()).toBe(0);
+      expect(await serve.stop()).toBe(0);
+    } finally {
+      listener.stop();
+    }
   }, 120_000);
 });

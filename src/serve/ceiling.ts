@@ -4,7 +4,10 @@
  * stay exactly as the operator set it, so a policy field added later is held fixed until
  * someone decides its order (fail closed).
  */
+import { networkInterfaces } from "node:os";
 import { isDeepStrictEqual } from "node:util";
+import { canonicalAddress, ipNetContains, parseIpNet, type IpNet } from "../network/address.ts";
+import { parseAllowEntry } from "../network/allow.ts";
 import type { FieldIssue } from "../errors.ts";
 import { isPlainObject } from "../plain-object.ts";
 import { mergePolicy, type Policy, type PolicyOverride } from "../policy/index.ts";
@@ -59,10 +62,50 @@ const RULES: Record<string, Rule> = {
   "env.set": anything,
 };
 
-/** Under an unrestricted ceiling any allowlist is tighter; otherwise only the operator's entries. */
+/**
+ * Nets an allowlist entry written as an address may open although unrestricted egress with
+ * blockMetadata refuses them: the egress ruleset accepts an allowlist rule that lies wholly
+ * inside one of this host's own addresses when the policy wrote it as an IP (its one explicit
+ * way to reach a host service), and the slirp resolver when named. Read from this process's
+ * network namespace, the one slirp4netns inherits: every interface address (and an IPv4
+ * subnet's broadcast), the addresses that always mean this host, and the slirp networks.
+ * The egress ruleset reads more (AnyIP `local` routes from /proc/net); src may not import it.
+ */
+const ALWAYS_HOST_NETS = ["0.0.0.0/8", "127.0.0.0/8", "255.255.255.255/32", "224.0.0.0/4", "::/128", "::1/128", "ff00::/8", "10.0.2.0/24", "fd00::/64", "fe80::2/128"];
+
+function hostNets(): IpNet[] {
+  const nets = ALWAYS_HOST_NETS.map(parseIpNet);
+  for (const a of Object.values(networkInterfaces()).flat()) {
+    if (!a) continue;
+    const family = a.family === "IPv4" ? 4 : 6;
+    const address = canonicalAddress(family, a.address.replace(/%.*$/, ""));
+    if (address === null) continue;
+    nets.push({ family, address, prefix: family === 4 ? 32 : 128 });
+    const prefix = Number(a.cidr?.split("/")[1]);
+    if (family === 4 && Number.isInteger(prefix) && prefix < 31) {
+      const bits = a.address.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+      const broadcast = (bits | (2 ** (32 - prefix) - 1)) >>> 0;
+      nets.push({ family: 4, address: [24, 16, 8, 0].map((s) => (broadcast >>> s) & 255).join("."), prefix: 32 });
+    }
+  }
+  return nets;
+}
+
+/**
+ * Under an unrestricted ceiling an allowlist is tighter, except where it names what the
+ * operator's blockMetadata refuses and an allowlist entry may open (see hostNets): such an
+ * entry is a loosening. Otherwise only the operator's entries.
+ */
 function networkAllow(asked: Policy, ceiling: Policy): string | null {
-  if (asked.network.mode !== "allowlist" || ceiling.network.mode === "unrestricted") return null;
-  return subsetOf(asked.network.allow, ceiling.network.allow);
+  if (asked.network.mode !== "allowlist") return null;
+  if (ceiling.network.mode !== "unrestricted") return subsetOf(asked.network.allow, ceiling.network.allow);
+  if (!ceiling.network.blockMetadata) return null;
+  const host = hostNets();
+  const opening = asked.network.allow.filter((entry) => {
+    const { target } = parseAllowEntry(entry);
+    return target.kind === "net" && host.some((h) => ipNetContains(h, target));
+  });
+  return opening.length ? `names this host or the slirp network, which the operator's unrestricted egress with blockMetadata refuses: ${opening.map((e) => JSON.stringify(e)).join(", ")}` : null;
 }
 
 function compare(asked: unknown, ceiling: unknown, path: string, out: FieldIssue[]): void {
