@@ -662,3 +662,13 @@ describe("an allowlist override under the operator's unrestricted egress (blockM
     }
   }, 120_000);
 });
+
+describe("tokens the operator configures", () => {
+  test("a token with a control character is refused at start, as the message says, not silently unusable", async () => {
+    for (const bad of [`${token("tok")}\u0001`, `${token("tok")}\u007f`, `${token("tok")}\u001b[0m`]) {
+      const refused = await startServe({ label: "attack-ctltoken", tokens: [bad], tokensVia: "env", config: { pool: { size: 0 } } }).catch((e) => e);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("control characters");
+    }
+  }, 60_000);
+});

@@ -26,7 +26,9 @@ export class Tokens {
 
   constructor(tokens: readonly string[]) {
     for (const [i, t] of tokens.entries()) {
-      if (t.length < MIN_TOKEN_LENGTH || t.length > MAX_TOKEN_LENGTH || /[\s\0,]/.test(t)) {
+      // Control characters too, as the message says (\s alone let \x01 or DEL through: a token
+      // no HTTP client can send, so a configuration mistake that locked its holder out silently).
+      if (t.length < MIN_TOKEN_LENGTH || t.length > MAX_TOKEN_LENGTH || /[\s\0-\x1f\x7f,]/.test(t)) {
         throw new TokenConfigError(`token ${i + 1}: a token must be ${MIN_TOKEN_LENGTH}–${MAX_TOKEN_LENGTH} characters without spaces, commas or control characters (use e.g. \`openssl rand -hex 32\`)`);
       }
     }
