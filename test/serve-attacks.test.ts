@@ -140,6 +140,24 @@ describe("a client without a token", () => {
     expect(serve.rss() - before).toBeLessThan(64 * MiB);
   });
 
+  test("with a token: a chunked body streamed past the cap is cut at the cap (413), and a gzip bomb is never inflated", async () => {
+    const before = serve.rss();
+    const client = await rawClient(portOf(serve));
+    await client.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serve.token}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    const chunk = Buffer.alloc(MiB, 0x20);
+    const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]);
+    for (let i = 0; i < 200 && client.status() === null && client.closedAfter() === null; i++) await client.write(frame);
+    expect(await waitFor(() => client.status() !== null, 5000)).toBe(true);
+    expect(client.status()).toBe(413);
+    expect(client.received()).toContain("request body");
+    client.socket.destroy();
+    // 1 GiB of spaces in about 1 MiB of gzip: the service does not inflate request bodies.
+    const bomb = Bun.gzipSync(Buffer.alloc(1024 * MiB, 0x20), { level: 9 });
+    const gz = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { ...serve.auth(), "content-encoding": "gzip" }, body: bomb });
+    expect(gz.status).toBe(400);
+    expect(serve.rss() - before).toBeLessThan(96 * MiB);
+  }, 60_000);
+
   test("idle connections are closed: a client cannot hold sockets open forever (no token needed to try)", async () => {
     const port = portOf(serve);
     const clients: RawClient[] = [];
