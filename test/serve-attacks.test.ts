@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { DEFAULT_POLICY, mergePolicy } from "../src/policy/index.ts";
 import { loosenedFields } from "../src/serve/ceiling.ts";
-import { parseRunBody, toRunRequest } from "../src/serve/request.ts";
+import { maxJsonValues, parseRunBody, toRunRequest } from "../src/serve/request.ts";
 import { ServeSchema } from "../src/serve/config.ts";
 import { networkInterfaces } from "node:os";
 import { countingListener, processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
@@ -272,6 +272,33 @@ describe("a client with a token that wants more than its share", () => {
     });
   }
 
+  test("a body of millions of tiny JSON values is refused before it is parsed: the service stays responsive and small", async () => {
+    // ~20 MB, under the 40 MiB cap: 1.5 million variables. Parsed, validated and planned, this
+    // held the event loop for tens of seconds and took gigabytes, for every other client too.
+    const parts: string[] = [];
+    for (let i = 0; i < 1_500_000; i++) parts.push(`"V${i}":""`);
+    const body = `{"runner":"shell","script":{"source":"true"},"env":{${parts.join(",")}}}`;
+    const before = serve.rss();
+    let slowest = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const t = performance.now();
+        await fetch(`${serve.url}/healthz`);
+        slowest = Math.max(slowest, performance.now() - t);
+        await Bun.sleep(20);
+      }
+    })();
+    const response = await serve.fetch("/v1/runs", { method: "POST", body, headers: { authorization: `Bearer ${mine}` } });
+    await Bun.sleep(100);
+    polling = false;
+    await poll;
+    expect(response.status).toBe(413);
+    expect((await bodyOf(response)).error.message).toContain("JSON values");
+    expect(slowest).toBeLessThan(1000);
+    expect(serve.rss() - before).toBeLessThan(256 * MiB);
+  }, 120_000);
+
   test("bodies still uploading count against their token: past perToken the next is a 429 at once, and memory stays flat", async () => {
     const before = serve.rss();
     const held = [await upload(24 * MiB), await upload(24 * MiB)];
@@ -500,6 +527,24 @@ describe("the ceiling check on its own (odd encodings of the same policy)", () =
     expect(paths(ceiling, { env: { allow: ["PATH"] } })).toEqual(["env.allow"]);
     // env.set is the request's own variables by another name (a request's env wins over it anyway).
     expect(paths(ceiling, { env: { set: { LD_PRELOAD: "/x.so", PATH: "/x" } } })).toEqual([]);
+  });
+
+  test("the cap on JSON values leaves room for every field at its bound", () => {
+    const vars = (prefix: string) => Object.fromEntries(Array.from({ length: 1024 }, (_, i) => [`${prefix}${i}`, "a,b:[{"]));
+    const config = { inputFiles: { maxCount: 256, maxTotalBytes: MiB } };
+    const body = {
+      runner: "shell",
+      script: { source: "x,".repeat(100_000), name: "s.sh" },
+      args: Array.from({ length: 4096 }, (_, i) => `a,${i}`),
+      env: vars("E"),
+      secretEnv: Object.fromEntries(Object.entries(vars("S")).map(([k]) => [k, "secret-value-long"])),
+      files: Array.from({ length: 256 }, (_, i) => ({ path: `f${i}`, base64: "", executable: true })),
+      policy: { env: { set: vars("P"), allow: [] }, network: { mode: "deny", allow: [] }, filesystem: { readOnlyBinds: Array.from({ length: 64 }, (_, i) => ({ source: `/s${i}`, target: `/t${i}` })) } },
+      stdin: { base64: "" },
+    };
+    expect(() => parseRunBody(new TextEncoder().encode(JSON.stringify(body)), maxJsonValues(config))).not.toThrow();
+    const over = { ...body, env: { ...vars("E"), ...vars("F"), ...vars("G"), ...vars("H"), ...vars("I"), ...vars("J"), ...vars("K"), ...vars("L"), ...vars("M"), ...vars("N") } };
+    expect(() => parseRunBody(new TextEncoder().encode(JSON.stringify(over)), maxJsonValues(config))).toThrow("JSON values");
   });
 
   test("toRunRequest hands the library the override it checked (maxStdinBytes completed from the operator's)", () => {

@@ -25,7 +25,41 @@ export interface RequestLimits {
 
 const fromBase64 = (text: string) => new Uint8Array(Buffer.from(text, "base64"));
 
-export function parseRunBody(bytes: Uint8Array): RunBody {
+/**
+ * How many JSON values (strings, and each `,` `[` `{`) a run body may hold: room for every
+ * field at its schema's bound (4096 args, a thousand variables in each map, the policy's
+ * lists) and for inputFiles.maxCount files. Why: the byte cap alone let a 30 MB body carry
+ * two million variables, and parsing, validating and planning those held the event loop for
+ * tens of seconds and took gigabytes, for every client of the service.
+ */
+export function maxJsonValues(config: Pick<CordonConfig, "inputFiles">): number {
+  return 32_768 + 12 * config.inputFiles.maxCount;
+}
+
+/** The JSON values in `bytes` (see maxJsonValues), counted up to just past `most` without parsing. */
+function jsonValuesOver(bytes: Uint8Array, most: number): number | null {
+  let n = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next byte
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      n++;
+    } else if (c === 0x2c || c === 0x5b || c === 0x7b) n++;
+    if (n > most) return n;
+  }
+  return null;
+}
+
+export function parseRunBody(bytes: Uint8Array, maxValues = Number.POSITIVE_INFINITY): RunBody {
+  if (jsonValuesOver(bytes, maxValues) !== null) {
+    throw new ServeError(413, "too-large", `the request body holds more than ${maxValues} JSON values, over the cap (a run request needs far fewer; inputFiles.maxCount raises it)`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));

@@ -16,7 +16,7 @@ import type { ServeSettings } from "./config.ts";
 import { ServeError } from "./http-error.ts";
 import { ServeMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
-import { parseRunBody, toRunRequest, type RequestLimits } from "./request.ts";
+import { maxJsonValues, parseRunBody, toRunRequest, type RequestLimits } from "./request.ts";
 import type { RunBody } from "./api.ts";
 import { runResultBody } from "./result-body.ts";
 
@@ -99,7 +99,7 @@ export function startService(options: ServiceOptions): RunningService {
     let body: RunBody;
     let runRequest: RunRequest;
     try {
-      body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes));
+      body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes), maxJsonValues(cordon.config));
       runRequest = toRunRequest(body, limits);
     } finally {
       unhold(); // given back right before enter, nothing awaited in between: enter takes over the count
