@@ -25,3 +25,4 @@ export * from "./support/bpf.ts";
 export * from "./support/identity.ts";
 export * from "./support/syscall-attacks.ts";
 export * from "./support/pool.ts";
+export * from "./support/serve.ts";
