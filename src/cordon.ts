@@ -49,6 +49,11 @@ export interface RunRequest extends ScriptRequest {
   provider?: string;
   /** Applied on top of the configured policy. */
   policy?: PolicyOverride;
+  /**
+   * Cancels the run (a client that went away): before the spawn nothing is started (CordonError
+   * `cancelled`); after it the whole tree is killed and the run ends `killed` with `cancelled: true`.
+   */
+  signal?: AbortSignal;
 }
 
 /** A request validated: what both a pooled and a cold start of it are planned from. */
@@ -254,10 +259,12 @@ export class Cordon {
     const requestedMs = performance.now();
     await this.cleanStaleOnce();
     const checked = this.checked(request);
+    refuseCancelled(request.signal);
     const warm = await this.runWarm(request, checked, secrets, requestedMs);
     if ("result" in warm) return warm.result;
     const { planned, inputFiles, lease } = await this.prepare(request, secrets, checked);
     try {
+      refuseCancelled(request.signal);
       if (this.pool) planned.plan.report.start = { warm: false, why: warm.why };
       const { outputFiles } = this.config;
       return await runInSandbox(planned, {
@@ -265,6 +272,7 @@ export class Cordon {
         outputFiles: outputFiles.collect ? outputFiles : null,
         maxResultBytes: this.config.maxResultBytes,
         cgroupParent: this.config.cgroupParent,
+        ...(request.signal ? { stop: request.signal } : {}),
       });
     } finally {
       // runInSandbox returns (or throws) only after its cleanup: launcher gone, pid namespace
@@ -320,6 +328,7 @@ export class Cordon {
       maxResultBytes: this.config.maxResultBytes,
       disposeLater: (removal) => this.pool?.disposeLater(removal),
       counted: (hit) => this.pool?.counted(hit),
+      ...(request.signal ? { stop: request.signal } : {}),
     });
   }
 
@@ -462,3 +471,8 @@ export interface PolicyCheck {
 }
 
 export { CordonError };
+
+/** A run cancelled before its spawn starts nothing. */
+function refuseCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CordonError("cancelled", "the run was cancelled before it started; nothing ran");
+}

@@ -13,6 +13,7 @@ export type CordonErrorCode =
   | "unknown-runner"
   | "sandbox-unavailable"
   | "sandbox-failed"
+  | "cancelled"
   | "internal";
 
 export class CordonError extends Error {

@@ -63,6 +63,8 @@ export interface RunResult {
   durationMs: number;
   /** Stdin went past resources.maxStdinBytes: the script got the first maxStdinBytes bytes, then end of file. */
   stdinTruncated?: boolean;
+  /** The caller cancelled the run (RunRequest.signal) and its tree was killed: outcome `killed`. */
+  cancelled?: boolean;
   /** The effective-sandbox report; null when the run was rejected before planning. */
   sandbox: EffectiveSandboxReport | null;
   /** Set for `refused` and `error`. */

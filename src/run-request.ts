@@ -15,7 +15,7 @@ const RunRequestStrings = z.object({
   script: z.union([
     z.object({ file: z.string().min(1).max(4096).refine(noNul, { error: "must not contain NUL bytes" }) }),
     z.object({
-      source: z.string(),
+      source: z.union([z.string(), z.instanceof(Uint8Array)]),
       name: z.string().min(1).max(255).regex(/^[^/\u0000-\u001f\u007f]+$/, { error: "must be a file name without '/' or control characters" }).optional(),
     }),
   ]),

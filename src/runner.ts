@@ -4,7 +4,8 @@ import { JobInputError } from "./errors.ts";
 import { firstUnreachableAncestor, type SandboxUser } from "./host.ts";
 import type { Job, Layout, StdinSource } from "./sandbox/spec.ts";
 
-export type ScriptSource = { file: string } | { source: string; name?: string };
+/** A script file the supervisor reads, or the script itself: text, or exact bytes (any encoding). */
+export type ScriptSource = { file: string } | { source: string | Uint8Array; name?: string };
 
 export interface ScriptRequest {
   script: ScriptSource;
@@ -75,7 +76,7 @@ export interface WarmStart {
  */
 export function loadScript(script: ScriptSource, maxBytes: number, reader: SandboxUser | null = null): { name: string; content: Uint8Array } {
   if ("source" in script) {
-    const content = new TextEncoder().encode(script.source);
+    const content = typeof script.source === "string" ? new TextEncoder().encode(script.source) : script.source;
     if (content.length > maxBytes) throw new JobInputError(`script is too large: ${content.length} bytes (limit ${maxBytes})`);
     return { name: script.name ?? "script", content };
   }

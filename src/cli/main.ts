@@ -136,6 +136,7 @@ async function readinessCommand(cmd: ReadinessCommand, plugins: Plugins, io: Cli
 export async function main(argv: string[], plugins: Plugins, io: CliIO): Promise<number> {
   try {
     if (argv[0] === "schema") return await (await import("./schema.ts")).schemaCommand(argv.slice(1), io);
+    if (argv[0] === "serve") return await (await import("../serve/cli.ts")).serveCommand(argv.slice(1), plugins, { stdout: (d) => io.stdout(d), stderr: (d) => io.stderr(d), env: process.env });
     const cmd = parseCommand(argv);
     if (cmd.kind === "help") {
       io.stdout(`${USAGE}\n`);

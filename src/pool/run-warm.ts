@@ -37,6 +37,8 @@ export interface WarmRunOptions {
   disposeLater(removal: Promise<void>): void;
   /** Told once whether the taken sandbox was handed the run (its waiter acknowledged) or the run goes cold. */
   counted(handedOver: boolean): void;
+  /** The caller's cancellation (RunRequest.signal). */
+  stop?: AbortSignal | undefined;
 }
 
 /** Write the whole hand-over on the (non-blocking) JOB_FD socket, waiting while it is full. */
@@ -143,7 +145,7 @@ async function runHandedOver(sandbox: WarmSandbox, planned: PlannedRun, handOver
       launcher.closeJobFd();
     }
     sandbox.supervised = true;
-    const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(job.stdin ? { stdin: job.stdin } : {}), secrets });
+    const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(job.stdin ? { stdin: job.stdin } : {}), secrets, ...(options.stop ? { stop: options.stop } : {}) });
     // No stdin for this run: EOF at once, as a cold start's /dev/null gives.
     if (!job.stdin) void Promise.resolve((launcher.proc.stdin as unknown as FileSinkLike).end()).catch(() => {});
     const end = await supervision.finish();

@@ -89,6 +89,8 @@ function launcherFailure(channel: StatusChannel | null, status: LaunchStatus | n
  */
 function classifyOutcome(events: RunEvents, exit: DecodedExit): { outcome: Outcome; limitHit: LimitHit | null } {
   if (events.timedOut) return { outcome: "timeout", limitHit: "wall" };
+  // The caller's cancellation: no limit of the run's, the supervisor ended it (RunResult.cancelled).
+  if (events.cancelled) return { outcome: "killed", limitHit: null };
   if (events.outputOverflow) return { outcome: "limit", limitHit: "output" };
   if (events.oomKilled) return { outcome: "limit", limitHit: "memory" };
   if (exit.signal) return { outcome: "killed", limitHit: null };

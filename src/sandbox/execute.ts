@@ -31,6 +31,8 @@ export interface ExecuteOptions {
   setup?: SetupSequence | null;
   /** Called synchronously right before the spawn (SandboxRunOptions.beforeSpawn). */
   beforeSpawn?: (() => void) | undefined;
+  /** The caller's cancellation (SuperviseOptions.stop). */
+  stop?: AbortSignal | undefined;
 }
 
 export interface ExecutedRun {
@@ -43,7 +45,7 @@ export async function executePlan(plan: SpawnPlan, workspace: Workspace, options
   const setup = options.setup ?? null;
   if (setup?.needsRelease && !plan.blockFd) throw new Error("a setup step acts before release, but this launcher does not hold its command (no block fd)");
   const launcher = spawnLauncher(plan, workspace, { stdin: options.stdin !== undefined, cgroup: options.cgroup ?? null, beforeSpawn: options.beforeSpawn });
-  const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(options.stdin ? { stdin: options.stdin } : {}), ...(options.secrets ? { secrets: options.secrets } : {}) });
+  const supervision = supervise(launcher, { maxResultBytes: options.maxResultBytes, ...(options.stdin ? { stdin: options.stdin } : {}), ...(options.secrets ? { secrets: options.secrets } : {}), ...(options.stop ? { stop: options.stop } : {}) });
   const released = await release(launcher, setup);
   return executedRun(launcher, plan.report, released, await supervision.finish(), options.stdin !== undefined);
 }
@@ -84,6 +86,7 @@ export function executedRun(launcher: SpawnedLauncher, report: EffectiveSandboxR
     stderrTruncated: end.stderr.truncated,
     durationMs: end.durationMs,
     ...(hadStdin ? { stdinTruncated: end.stdinTruncated } : {}),
+    ...(end.events.cancelled ? { cancelled: true } : {}),
     sandbox: report,
     error: null,
     ...noExtras(),

@@ -40,6 +40,8 @@ export interface PlannedRunOptions {
   inspect?: (workspace: Workspace) => void;
   /** Called synchronously right before the launcher is spawned (SandboxRunOptions.beforeSpawn). */
   beforeSpawn?: (() => void) | undefined;
+  /** The caller's cancellation (RunRequest.signal). */
+  stop?: AbortSignal | undefined;
 }
 
 /** The run's setup steps in order: run directory, scratch quota, run cgroup, then the provider's. */
@@ -66,6 +68,7 @@ export async function runPlanned(plan: SpawnPlan, workspace: Workspace, job: Job
       secrets,
       setup,
       beforeSpawn: options.beforeSpawn,
+      stop: options.stop,
     });
     options.inspect?.(workspace);
     return completeRun(run, channel, job, workspace, staged, options);

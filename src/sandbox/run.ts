@@ -77,6 +77,8 @@ export interface SandboxRunOptions {
   inspect?: (workspace: Workspace) => void;
   /** Called synchronously right before the launcher is spawned, before it gets its fresh session keyring (readiness plants its keyring canary here). */
   beforeSpawn?: () => void;
+  /** The caller's cancellation (RunRequest.signal): the tree is killed, the run ends `killed`, `cancelled: true`. */
+  stop?: AbortSignal;
 }
 
 const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
@@ -87,6 +89,6 @@ const DEFAULT_MAX_RESULT_BYTES = 64 * 1024;
  */
 export async function runInSandbox(planned: PlannedRun, options: SandboxRunOptions = {}): Promise<RunResult> {
   const { workspace, job, nonce, plan, host, secrets } = planned;
-  const { inputFiles, outputFiles, cgroupParent, inspect, beforeSpawn } = options;
-  return runPlanned(plan, workspace, job, { host, maxResultBytes: options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, receiptNonce: nonce, inputFiles, outputFiles, cgroupParent, secrets, inspect, beforeSpawn });
+  const { inputFiles, outputFiles, cgroupParent, inspect, beforeSpawn, stop } = options;
+  return runPlanned(plan, workspace, job, { host, maxResultBytes: options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, receiptNonce: nonce, inputFiles, outputFiles, cgroupParent, secrets, inspect, beforeSpawn, stop });
 }

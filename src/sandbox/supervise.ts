@@ -24,6 +24,8 @@ export interface RunEvents {
   outputOverflow: boolean;
   /** The run's cgroup reported an OOM kill while it ran (the supervisor then killed the tree). */
   oomKilled: boolean;
+  /** The caller cancelled the run (SuperviseOptions.stop) and the supervisor killed the tree. */
+  cancelled: boolean;
 }
 
 export interface SuperviseOptions {
@@ -32,6 +34,8 @@ export interface SuperviseOptions {
   maxResultBytes: number;
   /** Secret values: stdout and stderr are masked as they are read, across the output cap. */
   secrets?: readonly string[];
+  /** The caller's cancellation (a client that went away): the tree is killed, the run ends `killed`, `cancelled: true`. */
+  stop?: AbortSignal;
 }
 
 type Captured = { bytes: Uint8Array; truncated: boolean };
@@ -62,7 +66,7 @@ export interface Supervision {
  */
 export function supervise(launcher: SpawnedLauncher, options: SuperviseOptions): Supervision {
   const { proc, plan, cgroup } = launcher;
-  const events: RunEvents = { timedOut: false, outputOverflow: false, oomKilled: false };
+  const events: RunEvents = { timedOut: false, outputOverflow: false, oomKilled: false, cancelled: false };
   const stopTree = () => launcher.killTree();
   const oomWatch = cgroup
     ? setInterval(() => {
@@ -75,6 +79,12 @@ export function supervise(launcher: SpawnedLauncher, options: SuperviseOptions):
     events.timedOut = true;
     stopTree();
   }, plan.wallMs);
+  const onCancel = () => {
+    events.cancelled = true;
+    stopTree();
+  };
+  if (options.stop?.aborted) onCancel();
+  else options.stop?.addEventListener("abort", onCancel, { once: true });
   const onOverflow = () => {
     events.outputOverflow = true;
     stopTree();
@@ -93,6 +103,7 @@ export function supervise(launcher: SpawnedLauncher, options: SuperviseOptions):
       stopStdin.abort();
       launcher.closeBlockFd();
       clearTimeout(wallTimer);
+      options.stop?.removeEventListener("abort", onCancel);
       if (oomWatch) clearInterval(oomWatch);
       const durationMs = Math.round(performance.now() - launcher.startedMs);
       // The launcher is gone; with a pid namespace so is every process of the run. Kill the
