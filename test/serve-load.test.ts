@@ -27,7 +27,7 @@ afterAll(async () => {
 
 const CONFIG = {
   serve: {
-    concurrency: { global: SLOTS, perToken: SLOTS },
+    concurrency: { global: SLOTS, perToken: CONNECTIONS }, // perToken counts running and waiting: one token drives every connection
     queue: { max: QUEUE, maxWaitMs: 30_000 },
   },
 };
