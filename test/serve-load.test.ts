@@ -4,7 +4,9 @@
  * queue of 8, so some requests may be turned away. Every response must be a correct run
  * (200, outcome ok, stdout "ok\n") or a 429 with Retry-After; never a 5xx, an error or a
  * timeout. The server's RSS after a 200-run warm-up and after the 2,000 may grow by a bounded
- * amount only, and after SIGTERM nothing may be left: run directories, processes, cgroups.
+ * amount only. A burst of 32 at once then meets full slots and a full queue: those past them
+ * get 429 with Retry-After. After SIGTERM nothing may be left: run directories, processes,
+ * cgroups, mounts.
  */
 import { afterAll, expect, test } from "bun:test";
 import { runLoad, type RunLoad } from "./support/http-load.ts";
@@ -15,6 +17,8 @@ const AMOUNT = 2000;
 const CONNECTIONS = 16;
 const SLOTS = 8;
 const QUEUE = 8;
+/** Requests sent at once after the load, past the slots and the queue: at least BURST - SLOTS - QUEUE get 429. */
+const BURST = 32;
 /** Allowed RSS growth from after the warm-up to after the load. */
 const RSS_GROWTH_MAX = 30 * 2 ** 20;
 /** The whole load's bound (the test's own bound is above it: start, warm-up, stop). */
@@ -103,6 +107,18 @@ test(`${AMOUNT} runs on ${CONNECTIONS} connections against ${SLOTS} slots and a 
   expect(runLogs.length).toBe(WARMUP + AMOUNT);
   expect(runLogs.filter((l) => l.status === 200).length).toBe((warm.statuses[200] ?? 0) + (main.statuses[200] ?? 0));
   expect(serve.lines().filter((line) => line.includes(serve.token))).toEqual([]);
+
+  // Past the slots and the queue at once: the rest are turned away with Retry-After, not queued without bound.
+  const burst = await Promise.all(
+    Array.from({ length: BURST }, async () => {
+      const res = await serve.run(BODY);
+      return { status: res.status, why: checkResponse(res.status, await res.text(), Object.fromEntries(res.headers)) };
+    }),
+  );
+  console.log(`burst of ${BURST} at once: ${burst.filter((b) => b.status === 200).length} ran, ${burst.filter((b) => b.status === 429).length} turned away`);
+  expect(burst.filter((b) => b.why !== null)).toEqual([]);
+  expect(burst.filter((b) => b.status === 429).length).toBeGreaterThanOrEqual(BURST - SLOTS - QUEUE);
+  expect(burst.filter((b) => b.status === 200).length).toBeGreaterThanOrEqual(SLOTS);
 
   expect(await serve.stop()).toBe(0);
   expect(await settledLeftovers(serve)).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });

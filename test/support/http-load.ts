@@ -37,6 +37,7 @@ export interface RunLoad {
   timeouts: number;
   /** Stopped by the deadline before `amount` responses. */
   stoppedAtDeadline: boolean;
+  /** From the start to the last response (autocannon itself returns up to a second later). */
   seconds: number;
   /** Responses per second over the whole load. */
   perSecond: number;
@@ -56,6 +57,7 @@ function headerMap(raw: unknown): Record<string, string> {
 export function runLoad(opts: RunLoadOptions): Promise<RunLoad> {
   const out = { responses: 0, statuses: {} as Record<number, number>, wrong: 0, firstWrong: [] as string[], latencies200: [] as number[] };
   const started = performance.now();
+  let lastResponseAt = started;
   let stoppedAtDeadline = false;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -72,6 +74,7 @@ export function runLoad(opts: RunLoadOptions): Promise<RunLoad> {
             body: JSON.stringify(opts.body),
             onResponse(status: number, body: string, _context: object, headers: unknown) {
               out.responses++;
+              lastResponseAt = performance.now();
               out.statuses[status] = (out.statuses[status] ?? 0) + 1;
               let why: string | null;
               try {
@@ -91,7 +94,8 @@ export function runLoad(opts: RunLoadOptions): Promise<RunLoad> {
       (err: unknown, result: autocannon.Result) => {
         clearTimeout(timer);
         if (err) return reject(err instanceof Error ? err : new Error(String(err)));
-        const seconds = (performance.now() - started) / 1000;
+        // autocannon ends on its next one-second tick after the last response: not part of the load.
+        const seconds = (lastResponseAt - started) / 1000;
         resolve({ ...out, errors: result.errors, timeouts: result.timeouts, stoppedAtDeadline, seconds, perSecond: out.responses / seconds, result });
       },
     );
