@@ -84,7 +84,11 @@ async function degradedRuns(cordon: Cordon): Promise<DegradedRuns | null> {
 
 /** Throws a CordonError (bad config, unknown provider) before probing anything. */
 export async function startCordon(config: CordonConfigInput | undefined, plugins: Plugins, options: { log?: (line: string) => void } = {}): Promise<StartedCordon> {
-  const cordon = new Cordon(config, plugins);
+  return proveAtStartup(new Cordon(config, plugins), options);
+}
+
+/** Prove what this host enforces for a Cordon already made (a service starts listening first), and log the banner. */
+export async function proveAtStartup(cordon: Cordon, options: { log?: (line: string) => void } = {}): Promise<StartedCordon> {
   const readiness = await cordon.readiness();
   const check = await cordon.check();
   const { onUnavailable } = cordon.policy;

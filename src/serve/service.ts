@@ -40,6 +40,7 @@ export interface RunningService {
 /** What each request's log line carries besides method, path, status and time. */
 type LogFields = Record<string, string | number | boolean | null | undefined>;
 
+const IDLE_TIMEOUT_SECONDS = 30;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const ANONYMOUS: Caller = { id: "anonymous" };
 
@@ -81,6 +82,8 @@ export function startService(options: ServiceOptions): RunningService {
     const caller = options.tokens ? options.tokens.authenticate(request.headers.get("authorization")) : ANONYMOUS;
     if (!caller) throw new ServeError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)");
     fields.token = caller.id;
+    // A run is quiet on the wire for as long as it runs (up to its wall clock): no idle cut.
+    server.timeout(request, 0);
     const body = parseRunBody(await readCappedBody(request, serve.caps.bodyBytes));
     const runRequest = toRunRequest(body, limits);
     fields.runner = body.runner;
@@ -141,10 +144,14 @@ export function startService(options: ServiceOptions): RunningService {
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
-    // A backstop: the body is also read under serve.caps.bodyBytes, with a 413 that says so.
-    maxRequestBodySize: serve.caps.bodyBytes + 1,
-    // Runs may take serve's longest wall clock; Bun's idle timeout would cut a quiet long run.
-    idleTimeout: 0,
+    // The cap is readCappedBody's (a declared length is refused unread, a streamed body at the
+    // cap, with a 413 that names it); Bun's own limit would answer an empty 413 first.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    // A connection that sends nothing for this long is closed (a client that opens sockets
+    // and stalls holds nothing for long); an authenticated run lifts it for its own request.
+    idleTimeout: IDLE_TIMEOUT_SECONDS,
+    // Never Bun's development error pages (they show stack traces).
+    development: false,
     async fetch(request) {
       const started = performance.now();
       const url = new URL(request.url);
