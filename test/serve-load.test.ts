@@ -10,7 +10,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { runLoad, type RunLoad } from "./support/http-load.ts";
-import { removeTempDirs, sleep, startServe, stopServes, type ServeChild, type ServeLeftovers } from "./support.ts";
+import { removeTempDirs, sleep, startServe, stopServes, waitFor, type ServeChild, type ServeLeftovers } from "./support.ts";
 
 const WARMUP = 200;
 const AMOUNT = 2000;
@@ -102,8 +102,10 @@ test(`${AMOUNT} runs on ${CONNECTIONS} connections against ${SLOTS} slots and a 
   expect(main.statuses[200] ?? 0).toBeGreaterThanOrEqual(AMOUNT * 0.9);
   expect(rssEnd - rssWarm).toBeLessThan(RSS_GROWTH_MAX);
 
-  // One log line per request, never the token itself.
-  const runLogs = serve.logs().filter((l) => l.path === "/v1/runs");
+  // One log line per request (written before its response; read from the pipe a moment later), never the token itself.
+  const runLogsOf = () => serve.logs().filter((l) => l.path === "/v1/runs");
+  await waitFor(() => runLogsOf().length >= WARMUP + AMOUNT, 5_000, 50);
+  const runLogs = runLogsOf();
   expect(runLogs.length).toBe(WARMUP + AMOUNT);
   expect(runLogs.filter((l) => l.status === 200).length).toBe((warm.statuses[200] ?? 0) + (main.statuses[200] ?? 0));
   expect(serve.lines().filter((line) => line.includes(serve.token))).toEqual([]);
