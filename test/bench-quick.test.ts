@@ -27,3 +27,17 @@ test("bun bench/all.ts in quick mode prints every measurement's table, with corr
   expect(endingRows.length).toBeGreaterThanOrEqual(6);
   for (const row of endingRows) expect(row).toEndWith("| none |");
 }, 120_000);
+
+test("bun bench/serve.ts in quick mode compares the service with the library on correct runs and leaves nothing behind", async () => {
+  const p = Bun.spawn([process.execPath, "bench/serve.ts"], { cwd: ROOT, env: { ...process.env, BENCH_QUICK: "1" }, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: expect.any(String) });
+  expect(out).not.toContain("WRONG RESULTS");
+  // Both rows ran every run right (wrong 0) and left nothing (leaks none).
+  const rows = out.split("\n").filter((l) => /^\| (library|service): /.test(l));
+  expect(rows.map((r) => r.split(" | ")[0])).toEqual(["| library: Cordon.run in process", "| service: POST /v1/runs, autocannon on loopback"]);
+  for (const row of rows) expect(row).toEndWith("| 0 | none |");
+  // The ratio table: service over library, every ratio a number.
+  const ratios = out.slice(out.indexOf("\nThe HTTP layer's cost")).split("\n")[4]!;
+  expect(ratios).toMatch(/^\| \d+\.\d\dx \| \d+\.\d\dx \| \d+\.\d\dx \| \d+\.\d\dx \| \d+\.\d\dx \|$/);
+}, 120_000);

@@ -1,7 +1,8 @@
 /**
  * The example monitoring backend as a real child process: it validates and
- * migrates its checks, runs them in bwrap on their intervals, serves /health
- * and /checks, and on SIGTERM exits leaving no run directory behind.
+ * migrates its checks, runs them in bwrap on their intervals, at most
+ * `concurrency` at once, serves /health, /checks and /metrics, and on SIGTERM
+ * exits leaving no run directory behind.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { hostFacts } from "../src/host.ts";
@@ -65,6 +66,55 @@ async function getChecks(url: string): Promise<CheckState[]> {
   return ((await (await fetch(`${url}/checks`)).json()) as { checks: CheckState[] }).checks;
 }
 
+/** Prometheus text as "name{labels}" -> value (labels as written, in prom-client's order). */
+async function scrape(url: string): Promise<Map<string, number>> {
+  const res = await fetch(`${url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toStartWith("text/plain");
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * The most run directories seen at once in `runRoot`, polled from the host every 2 ms: a run
+ * holds its directory from before its sandbox starts until after it ended, so this is the
+ * most runs under way at once (give or take a run whose directory a poll missed).
+ */
+function watchRunDirs(runRoot: string): { max: () => number; stop: () => void } {
+  let max = 0;
+  const timer = setInterval(() => {
+    max = Math.max(max, runRootEntries(runRoot).length);
+  }, 2);
+  return { max: () => max, stop: () => clearInterval(timer) };
+}
+
+/** Start a monitor on `checks` with `concurrency`, wait until every check ran `runs` times; the most runs seen at once. */
+async function peakRunsAtOnce(concurrency: number, runs: number, whileRunning?: (url: string) => Promise<void>): Promise<{ peak: number; code: unknown; runRoot: string }> {
+  const { path, runRoot } = writeConfig(CHECKS, { concurrency });
+  const server = start(path);
+  let watch = { max: () => 0, stop: () => {} };
+  try {
+    const line = await firstLine(server.stdout);
+    // From "listening" on: the startup's readiness probes (before it) make run directories of their own.
+    watch = watchRunDirs(runRoot);
+    expect(line).toMatch(/^listening http:\/\/127\.0\.0\.1:\d+$/);
+    const url = line.slice("listening ".length);
+    const deadline = performance.now() + 60_000;
+    while ((await getChecks(url)).some((c) => c.runs < runs) && performance.now() < deadline) await sleep(100);
+    expect((await getChecks(url)).map((c) => c.runs >= runs)).toEqual(CHECKS.map(() => true));
+    await whileRunning?.(url);
+  } finally {
+    server.kill("SIGTERM");
+  }
+  const code = await Promise.race([server.exited, sleep(15_000).then(() => "still running")]);
+  watch.stop();
+  return { peak: watch.max(), code, runRoot };
+}
+
 describe("examples/monitor", () => {
   test("runs every check on its interval, aggregates, serves /checks and /health, exits clean", async () => {
     const { path, runRoot } = writeConfig(CHECKS);
@@ -112,6 +162,50 @@ describe("examples/monitor", () => {
     expect(await stderr).toContain("monitor: SIGTERM");
     expect(runRootEntries(runRoot)).toEqual([]);
   });
+
+  test("at most `concurrency` runs at once across all checks; /metrics counts runs by check and status and their durations", async () => {
+    const LIMIT = 2;
+    const { peak, code, runRoot } = await peakRunsAtOnce(LIMIT, 3, async (url) => {
+      const first = await scrape(url);
+      expect(first.get("monitor_concurrency_limit")).toBe(LIMIT);
+      const maxInFlight = first.get("monitor_runs_in_flight_max")!;
+      expect(maxInFlight).toBeGreaterThanOrEqual(1);
+      expect(maxInFlight).toBeLessThanOrEqual(LIMIT);
+      expect(first.get("monitor_runs_in_flight")).toBeLessThanOrEqual(LIMIT);
+      const checks = await getChecks(url);
+      // Every run finished so far is counted under its check and its last status.
+      for (const c of checks) {
+        const counted = [...first].filter(([k]) => k.startsWith(`monitor_check_runs_total{check="${c.id}",`)).reduce((n, [, v]) => n + v, 0);
+        expect({ id: c.id, counted: counted >= 3 }).toEqual({ id: c.id, counted: true });
+        expect(first.get(`monitor_check_runs_total{check="${c.id}",status="${EXPECTED[c.id]!.status}"}`)).toBeGreaterThanOrEqual(3);
+        expect(first.get(`monitor_check_run_duration_seconds_count{check="${c.id}"}`)).toBeGreaterThanOrEqual(3);
+        expect(first.get(`monitor_check_run_duration_seconds_sum{check="${c.id}"}`)).toBeGreaterThan(0);
+      }
+      // The counters move with the runs.
+      const before = first.get('monitor_check_runs_total{check="down",status="unhealthy"}')!;
+      const deadline = performance.now() + 20_000;
+      let later = first;
+      while (performance.now() < deadline && later.get('monitor_check_runs_total{check="down",status="unhealthy"}')! <= before) {
+        await sleep(INTERVAL_MS / 2);
+        later = await scrape(url);
+      }
+      expect(later.get('monitor_check_runs_total{check="down",status="unhealthy"}')).toBeGreaterThan(before);
+      expect(later.get('monitor_check_run_duration_seconds_count{check="down"}')).toBeGreaterThan(first.get('monitor_check_run_duration_seconds_count{check="down"}')!);
+      const body = (await (await fetch(`${url}/checks`)).json()) as { concurrency: { limit: number; maxInFlight: number } };
+      expect(body.concurrency.limit).toBe(LIMIT);
+      expect(body.concurrency.maxInFlight).toBeLessThanOrEqual(LIMIT);
+    });
+    expect(code).toBe(0);
+    expect(runRootEntries(runRoot)).toEqual([]);
+    // Seen from the host: never more run directories at once than the limit, and the limit was reached.
+    expect(peak).toBeLessThanOrEqual(LIMIT);
+    expect(peak).toBe(LIMIT);
+    // The control: the same six checks with room for all of them do overlap past the limit, so the
+    // host-side count above would have seen a broken limiter.
+    const control = await peakRunsAtOnce(CHECKS.length, 2);
+    expect(control.code).toBe(0);
+    expect(control.peak).toBeGreaterThan(LIMIT);
+  }, 150_000);
 
   test("an unknown provider stops the monitor at startup with a clear error", async () => {
     const { path } = writeConfig([CHECKS[0]], { provider: "firejail" });

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /** Busy jiffies of all CPUs (everything but idle and iowait), in ms. */
-function hostBusyMs(): number {
+export function hostBusyMs(): number {
   const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
   return (user + nice + system + irq + softirq + steal) * TICK_MS;

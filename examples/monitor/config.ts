@@ -23,6 +23,8 @@ const MonitorConfigSchema = z.strictObject({
   /** 0 picks a free port; the PORT environment variable overrides it. */
   port: z.number().int().min(0).max(65535).default(8787),
   hostname: z.string().default("127.0.0.1"),
+  /** The most sandboxed runs at once, all checks together; a check's run past it waits for a slot. */
+  concurrency: z.number().int().min(1).max(64).default(2),
   /** Where run directories go (default: cordon's per-uid default). */
   runRoot: AbsolutePath.optional(),
   /** Applied under every check's own policy override. */

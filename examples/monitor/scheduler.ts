@@ -2,10 +2,14 @@
  * Runs each check on its interval, never two runs of one check at once: the
  * next run is timed from the start of the previous one, and a run that
  * overruns its interval is followed at once by the next, not by a backlog.
+ * Every run goes through one Limiter: at most `limiter.max` sandboxed runs at
+ * once across all checks (monitor.json `concurrency`); the rest wait their turn.
  */
 import { CORDON_PLUGIN_ID, healthStatus, type ScriptAggregated, type ScriptResult } from "../../plugins/collector-script/index.ts";
 import type { CordonClient } from "../../src/api/index.ts";
 import type { CheckDefinition } from "./config.ts";
+import type { Limiter } from "./limiter.ts";
+import type { MonitorMetrics } from "./metrics.ts";
 
 export type Health = "healthy" | "degraded" | "unhealthy";
 
@@ -28,6 +32,8 @@ export class Scheduler {
   constructor(
     private readonly checks: readonly CheckDefinition[],
     private readonly client: CordonClient,
+    readonly limiter: Limiter,
+    private readonly metrics: MonitorMetrics | null = null,
   ) {
     for (const c of checks) {
       this.states.set(c.id, { id: c.id, collector: c.collector.id, intervalMs: c.intervalMs, runs: 0, running: false, last: null, aggregate: null });
@@ -63,9 +69,23 @@ export class Scheduler {
   private async runOnce(check: CheckDefinition): Promise<void> {
     const state = this.states.get(check.id)!;
     state.running = true;
+    // The run itself waits for a slot; its duration is measured from the slot on.
+    let runSeconds = 0;
+    const client: CordonClient = {
+      exec: (request) =>
+        this.limiter.run(async () => {
+          const t = performance.now();
+          try {
+            return await this.client.exec(request);
+          } finally {
+            runSeconds += (performance.now() - t) / 1000;
+          }
+        }),
+    };
     try {
-      const { result, error } = await check.collector.execute({ config: check.config, client: this.client, pluginId: CORDON_PLUGIN_ID });
+      const { result, error } = await check.collector.execute({ config: check.config, client, pluginId: CORDON_PLUGIN_ID });
       const status = healthStatus(result);
+      this.metrics?.observe(check.id, status, runSeconds);
       state.aggregate = check.collector.mergeResult(state.aggregate ?? undefined, { status, latencyMs: result.executionTimeMs, metadata: result });
       state.last = { at: new Date().toISOString(), status, result, ...(error ? { error } : {}) };
       state.runs++;

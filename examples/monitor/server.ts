@@ -4,13 +4,16 @@
  *   bun examples/monitor/server.ts [CONFIG.json]   (default: examples/monitor/monitor.json)
  *
  * Prints `listening http://HOST:PORT` as its first stdout line, logs to stderr,
- * serves `/health` and `/checks` as JSON, and on SIGTERM/SIGINT waits for runs
+ * serves `/health` and `/checks` as JSON and `/metrics` as Prometheus text, runs
+ * at most `concurrency` checks at once, and on SIGTERM/SIGINT waits for runs
  * in progress before exiting so no run directory is left behind.
  */
 import { resolve } from "node:path";
 import { Cordon, cordonClient, LAYER_NAMES, readinessTable, type ReadinessReport } from "../../src/api/index.ts";
 import { builtinProviders, builtinRunners } from "../../plugins/index.ts";
 import { checkDefinitions, loadMonitorConfig, MonitorConfigError, type CheckDefinition, type MonitorConfig } from "./config.ts";
+import { Limiter } from "./limiter.ts";
+import { MonitorMetrics } from "./metrics.ts";
 import { overallStatus, Scheduler } from "./scheduler.ts";
 
 const DEFAULT_CONFIG = resolve(import.meta.dir, "monitor.json");
@@ -66,11 +69,14 @@ async function main(): Promise<void> {
   if (chosen && !chosen.runsDefaultPolicy) console.error(`monitor: provider ${config.provider} does not prove every layer here; checks under the default policy will be refused`);
   const readiness = { provider: config.provider, providers: readinessSummary(reports) };
 
-  const scheduler = new Scheduler(checks, cordonClient(cordon));
+  const limiter = new Limiter(config.concurrency);
+  const metrics = new MonitorMetrics(limiter);
+  const scheduler = new Scheduler(checks, cordonClient(cordon), limiter, metrics);
+  const concurrency = () => ({ limit: limiter.max, inFlight: limiter.inFlight, queued: limiter.queued, maxInFlight: limiter.maxInFlight });
   const server = Bun.serve({
     hostname: config.hostname,
     port: port(config),
-    fetch(req) {
+    async fetch(req) {
       const { pathname } = new URL(req.url);
       const states = [...scheduler.states.values()];
       if (pathname === "/health") {
@@ -78,12 +84,13 @@ async function main(): Promise<void> {
         const checkStatus = Object.fromEntries(states.map((s) => [s.id, s.last?.status ?? "pending"]));
         return Response.json({ status, checks: checkStatus, readiness }, { status: status === "unhealthy" ? 503 : 200 });
       }
-      if (pathname === "/checks") return Response.json({ checks: states });
-      return Response.json({ error: "not found", routes: ["/health", "/checks"] }, { status: 404 });
+      if (pathname === "/checks") return Response.json({ checks: states, concurrency: concurrency() });
+      if (pathname === "/metrics") return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+      return Response.json({ error: "not found", routes: ["/health", "/checks", "/metrics"] }, { status: 404 });
     },
   });
   console.log(`listening ${server.url.origin}`);
-  console.error(`monitor: ${checks.length} checks, provider ${config.provider}, config ${configPath}`);
+  console.error(`monitor: ${checks.length} checks, at most ${config.concurrency} runs at once, provider ${config.provider}, config ${configPath}`);
   scheduler.start();
 
   const shutdown = async (signal: string) => {

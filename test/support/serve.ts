@@ -52,7 +52,7 @@ export interface ServeLeftovers {
   cgroups: string[];
   /** Mounts under the child's temp dir (scratch mounts). */
   mounts: string[];
-  /** Live processes running as one of the child's identity range, or naming its temp dir, as "pid comm". */
+  /** Live processes running as one of the child's identity range, or naming its temp dir (serve itself aside), as "pid comm". */
   processes: string[];
 }
 
@@ -313,7 +313,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeChild> {
       runDirs: runRootEntries(runRoot),
       cgroups: cgroupsUnder(cgroupParent),
       mounts: mountsUnder(dir),
-      processes: liveProcesses(identity, dir),
+      processes: liveProcesses(identity, dir).filter((p) => !p.startsWith(`${proc.pid} `)),
     }),
   };
   started.add(child);
