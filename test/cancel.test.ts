@@ -4,7 +4,7 @@
  * warm, and the result says so (`killed`, `cancelled: true`), never a limit or the script's.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { CordonError } from "../src/api/index.ts";
+import { CordonError, type Cordon, type RunResult } from "../src/api/index.ts";
 import { closePooledCordons, coldThenWarm, describeResult, makeCordon, pooledCordon, processesWithMarker, removeTempDirs, sleepMarker, waitFor } from "./support.ts";
 
 afterAll(async () => {
@@ -13,6 +13,16 @@ afterAll(async () => {
 });
 
 const tree = (marker: string) => ({ runner: "shell", script: { source: `sleep ${marker} & sleep ${marker} & wait` }, args: [] });
+
+/** A run of a two-process tree, cancelled once both processes are seen on the host. */
+async function cancelledMidRun(cordon: Cordon): Promise<{ result: RunResult; marker: string }> {
+  const marker = sleepMarker(30);
+  const stop = new AbortController();
+  const run = cordon.run({ ...tree(marker), signal: stop.signal });
+  expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
+  stop.abort();
+  return { result: await run, marker };
+}
 
 describe("cancelling a run", () => {
   test("cancelled before it starts: CordonError `cancelled`, nothing spawned", async () => {
@@ -27,13 +37,7 @@ describe("cancelling a run", () => {
   });
 
   test("cancelled while it runs (cold): the tree is killed at once, the result says cancelled", async () => {
-    const cordon = makeCordon();
-    const marker = sleepMarker(30);
-    const stop = new AbortController();
-    const run = cordon.run({ ...tree(marker), signal: stop.signal });
-    expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
-    stop.abort();
-    const result = await run;
+    const { result, marker } = await cancelledMidRun(makeCordon());
     expect(result.outcome, describeResult(result)).toBe("killed");
     expect(result.limitHit).toBeNull();
     expect(result.cancelled).toBe(true);
@@ -45,12 +49,7 @@ describe("cancelling a run", () => {
     const { cordon } = pooledCordon();
     await coldThenWarm(cordon, { runner: "shell", script: { source: "true" }, args: [] });
     await cordon.poolSettled();
-    const marker = sleepMarker(30);
-    const stop = new AbortController();
-    const run = cordon.run({ ...tree(marker), signal: stop.signal });
-    expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
-    stop.abort();
-    const result = await run;
+    const { result, marker } = await cancelledMidRun(cordon);
     expect(result.sandbox?.start?.warm).toBe(true);
     expect(result.outcome, describeResult(result)).toBe("killed");
     expect(result.cancelled).toBe(true);

@@ -203,6 +203,13 @@ describe("output files from a hostile script", () => {
     for (const o of r.filesOmitted) expect(o.reason).toBe(`${1024 * GiB} bytes would exceed the ${16 * 1024 * 1024}-byte output cap`);
   });
 
+  test("a file whose name is not UTF-8 is listed as omitted, never silently lost; its neighbours come back", async () => {
+    const r = await runShell("printf hi > \"$(printf 'bad\\377name')\"; echo ok > fine.txt");
+    expect(r.outcome, describeResult(r)).toBe("ok");
+    expect(paths(r)).toEqual(["fine.txt"]);
+    expect(r.filesOmitted).toEqual([{ path: "bad\uFFFDname", reason: "its name is not valid UTF-8: not returned" }]);
+  });
+
   test("more files than outputFiles.maxCount: stops with a '*' entry", async () => {
     const r = await runShell("for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > f$i; done", { config: { outputFiles: { maxCount: 5 } } });
     expect(r.outcome, describeResult(r)).toBe("ok");

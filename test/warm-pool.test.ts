@@ -198,6 +198,23 @@ describe("the pool's own life", () => {
     expect(after.sandbox!.start?.warm).toBe(false);
   });
 
+  test("a shape nobody uses any more is forgotten: one-off policies do not pile up in the pool", async () => {
+    const { cordon } = pooled({ pool: { size: 1, idleMs: 200 } }, 1, 4);
+    for (let i = 0; i < 6; i++) {
+      const r = await cordon.run({ ...sh("true"), policy: { env: { set: { ONE_OFF: `${i}` } } } });
+      expect(r.outcome).toBe("ok");
+    }
+    expect(cordon.poolStats()!.shapes).toBeGreaterThan(0);
+    const deadline = Date.now() + 10_000;
+    while (cordon.poolStats()!.shapes > 0 && Date.now() < deadline) await Bun.sleep(50);
+    await cordon.poolSettled();
+    expect(cordon.poolStats()).toMatchObject({ idle: 0, starting: 0, shapes: 0 });
+    await cordon.run(sh("true"));
+    expect(cordon.poolStats()!.shapes).toBe(1);
+    await cordon.drainPool();
+    expect(cordon.poolStats()!.shapes).toBe(0);
+  });
+
   test("sandboxes destroyed unused give back every fd they held (drainPool)", async () => {
     const { cordon, runRoot } = pooled({}, 4);
     const fds = () => readdirSync("/proc/self/fd").length;

@@ -88,6 +88,9 @@ class Collector {
     try {
       fd = openEntry(dirfd, name);
     } catch (e) {
+      // Node's directory stream decodes names as UTF-8, a byte it cannot decode as U+FFFD: such
+      // a name cannot be opened by what we were given. Listed as omitted, never silently lost.
+      if (errCode(e) === "ENOENT" && name.includes("\uFFFD")) return this.omit(rel, "its name is not valid UTF-8: not returned");
       if (errCode(e) === "ENOENT") return; // gone meanwhile
       return this.omit(rel, `cannot stat: ${errCode(e)}`); // e.g. a dir the script made unsearchable
     }

@@ -29,16 +29,25 @@ export interface PoolStats {
   misses: number;
   /** Sandboxes that died while idle (each was replaced). */
   diedIdle: number;
+  /** Shapes the pool remembers (kept warm, or holding a sandbox); a shape nobody uses is forgotten. */
+  shapes: number;
   /** Why a shape is not pooled, by key (its runs all start cold). */
   notPoolable: Record<string, string>;
   /** The last error a start gave, if any. */
   lastStartError: string | null;
 }
 
+/** Shapes remembered at most (those holding no sandbox are forgotten first, least recently taken first). */
+const MAX_SHAPES = 256;
+/** Keys whose shape cannot be pooled, remembered at most. */
+const MAX_NOT_POOLABLE = 256;
+
 interface ShapeState {
   shape: WarmShape;
   /** A run took (or tried to take) one since the shape last expired: keep it filled. */
   wanted: boolean;
+  /** When a run last took (or tried to take) one (performance.now()). */
+  takenMs: number;
   idle: WarmSandbox[];
   starting: number;
   timers: Map<WarmSandbox, ReturnType<typeof setTimeout>>;
@@ -106,7 +115,7 @@ export class WarmPool {
       idle += s.idle.length;
       starting += s.starting;
     }
-    return { idle, starting, ...this.counters, notPoolable: Object.fromEntries(this.notPoolable), lastStartError: this.lastStartError };
+    return { idle, starting, ...this.counters, shapes: this.shapes.size, notPoolable: Object.fromEntries(this.notPoolable), lastStartError: this.lastStartError };
   }
 
   /** Wait until every start and removal under way has ended (tests, benchmarks); runs in flight are not waited for. */
@@ -123,6 +132,7 @@ export class WarmPool {
     for (const state of this.shapes.values()) {
       state.wanted = false;
       for (const sandbox of [...state.idle]) this.retire(state, sandbox, false);
+      this.forgetIfUnused(state);
     }
     await this.settled();
   }
@@ -147,11 +157,45 @@ export class WarmPool {
 
   private stateOf(shape: WarmShape): ShapeState {
     let state = this.shapes.get(shape.key);
-    if (!state) {
-      state = { shape, wanted: true, idle: [], starting: 0, timers: new Map() };
-      this.shapes.set(shape.key, state);
+    if (state) {
+      this.shapes.delete(shape.key); // most recently taken last: the oldest are forgotten first
+    } else {
+      state = { shape, wanted: true, takenMs: 0, idle: [], starting: 0, timers: new Map() };
     }
+    state.takenMs = performance.now();
+    this.shapes.set(shape.key, state);
+    this.forgetEmptyShapes(MAX_SHAPES);
     return state;
+  }
+
+  /**
+   * Keep at most `keep` shapes, forgetting the least recently taken that hold no sandbox. A
+   * shape is keyed by its whole policy: each caller with an override never seen before (a
+   * service's clients) adds one, so without this the states would grow without bound. Shapes
+   * that hold sandboxes are bounded by the identity budget.
+   */
+  private forgetEmptyShapes(keep: number): void {
+    const stale = performance.now() - this.config.idleMs;
+    for (const [key, state] of this.shapes) {
+      if (state.idle.length > 0 || state.starting > 0) continue;
+      // Not taken for idleMs, like an idle sandbox's expiry (one the budgets never let start has no timer of its own).
+      if (this.shapes.size > keep || state.takenMs < stale) this.shapes.delete(key);
+    }
+  }
+
+  /** A shape no run wants and that holds nothing is forgotten at once. */
+  private forgetIfUnused(state: ShapeState): void {
+    if (!state.wanted && state.idle.length === 0 && state.starting === 0 && this.shapes.get(state.shape.key) === state) this.shapes.delete(state.shape.key);
+  }
+
+  /** Why a shape is not poolable, remembered for the most recent MAX_NOT_POOLABLE keys. */
+  private rememberNotPoolable(key: string, why: string): void {
+    this.notPoolable.delete(key);
+    this.notPoolable.set(key, why);
+    for (const oldest of this.notPoolable.keys()) {
+      if (this.notPoolable.size <= MAX_NOT_POOLABLE) break;
+      this.notPoolable.delete(oldest);
+    }
   }
 
   private idleCount(): number {
@@ -197,13 +241,16 @@ export class WarmPool {
       sandbox = await WarmSandbox.start(state.shape);
     } catch (e) {
       state.starting--;
-      if (e instanceof NotPoolableError) this.notPoolable.set(state.shape.key, e.message);
-      else this.lastStartError = e instanceof Error ? e.message : String(e);
+      if (e instanceof NotPoolableError) {
+        this.rememberNotPoolable(state.shape.key, e.message);
+        state.wanted = false;
+        this.forgetIfUnused(state);
+      } else this.lastStartError = e instanceof Error ? e.message : String(e);
       return; // the next take tries again
     }
     state.starting--;
-    if (this.closed) {
-      await sandbox.dispose();
+    if (this.closed || this.shapes.get(state.shape.key) !== state) {
+      await sandbox.dispose(); // closed, or the shape was forgotten while this one started
       return;
     }
     this.measured(sandbox);
@@ -236,6 +283,8 @@ export class WarmPool {
     this.stopIdleTimer(state, sandbox);
     this.track(sandbox.dispose());
     if (replace) this.refill(state);
+    this.forgetIfUnused(state);
+    this.forgetEmptyShapes(MAX_SHAPES);
   }
 
   private stopIdleTimer(state: ShapeState, sandbox: WarmSandbox): void {
