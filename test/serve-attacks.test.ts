@@ -633,10 +633,10 @@ describe("a hostile script", () => {
     expect(JSON.stringify(body)).not.toContain(`${serve.dir}/tokens`);
   });
 
-  // A library bug, pinned here (src/files/collect.ts, not this service's): a name that is not
-  // UTF-8 is read from readdir as U+FFFD, opened by that re-encoded name (ENOENT, "gone
-  // meanwhile") and vanishes: neither in `files` nor in `filesOmitted`. test.failing until fixed.
-  test.failing("an output file whose name is not UTF-8 is returned or listed as omitted, never silently dropped", async () => {
+  // Found here, fixed in the library (src/files/collect.ts): a name that is not UTF-8 was read
+  // from readdir as U+FFFD, opened by that re-encoded name (ENOENT, "gone meanwhile") and
+  // vanished: neither in `files` nor in `filesOmitted`.
+  test("an output file whose name is not UTF-8 is returned or listed as omitted, never silently dropped", async () => {
     const body = await bodyOf(await serve.run(shell(`printf 'hi' > "$(printf 'bad\\377byte')"; echo done`)));
     expect(body.stdout).toBe("done\n");
     expect(body.files.length + body.filesOmitted.length).toBe(1);
@@ -666,13 +666,11 @@ describe("a hostile script", () => {
 });
 
 describe("a client that makes every run a new pool shape", () => {
-  // A library bug, pinned here (src/pool/pool.ts, not this service's): the pool keeps a state
-  // per shape (provider, runner, policy) forever, keyed by the whole policy as JSON, even after
-  // its sandboxes expired. Every request with a policy never seen before adds one: a token can
-  // grow the service's memory without bound (policy.env.set alone carries megabytes). Fix in
-  // the pool: drop a shape with nothing idle or starting once it is no longer wanted (and bound
-  // notPoolable the same way). test.failing until then.
-  test.failing("unique policy overrides leave memory flat once their warm sandboxes expired", async () => {
+  // Found here, fixed in the pool (src/pool/pool.ts): it kept a state per shape (provider,
+  // runner, policy) forever, keyed by the whole policy as JSON, even after its sandboxes
+  // expired. Every request with a policy never seen before added one: a token could grow the
+  // service's memory without bound (policy.env.set alone carries megabytes).
+  test("unique policy overrides leave memory flat once their warm sandboxes expired", async () => {
     const serve = await startServe({ label: "attack-shapes", config: { pool: { size: 1, idleMs: 300 } } });
     await serve.run(shell("true"));
     await Bun.sleep(1000);
