@@ -733,3 +733,46 @@ describe("tokens the operator configures", () => {
     }
   }, 60_000);
 });
+
+describe("a web page in a local user's browser, against --insecure-loopback", () => {
+  // Without a token the only guard is "loopback". A browser on this host is on loopback too:
+  // any page it shows can POST a "simple" cross-origin request (text/plain, no preflight), and
+  // with DNS rebinding (its own name resolving to 127.0.0.1) read the answer as well. A token
+  // stops both (a page cannot attach it); without one, the service refuses what only a
+  // browser sends: an Origin that is not loopback, a Host that is not loopback.
+  test("a cross-origin or rebinding request runs nothing; curl-like clients still run", async () => {
+    const serve = await startServe({ label: "attack-browser", tokens: [], config: { pool: { size: 0 } }, args: ["--insecure-loopback"] });
+    const port = portOf(serve);
+    const mark = sleepMarker(1);
+    const body = JSON.stringify(shell(`sleep ${mark}; echo ran`));
+    const attempts: Record<string, Record<string, string>> = {
+      "cross-origin form post": { "content-type": "text/plain", origin: "http://evil.example" },
+      "cross-origin fetch": { "content-type": "text/plain", origin: "https://evil.example:8443", "sec-fetch-site": "cross-site" },
+      "null origin (sandboxed iframe)": { "content-type": "text/plain", origin: "null" },
+      "DNS rebinding": { host: `rebind.evil.example:${port}`, origin: `http://rebind.evil.example:${port}` },
+      "rebinding without Origin": { host: `rebind.evil.example:${port}` },
+    };
+    for (const [name, headers] of Object.entries(attempts)) {
+      const client = await rawClient(port);
+      const head = Object.entries({ host: `127.0.0.1:${port}`, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+      await client.write(`POST /v1/runs HTTP/1.1\r\n${head}content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      expect(await waitFor(() => client.closedAfter() !== null, 10_000)).toBe(true);
+      expect({ name, status: client.status() }).toEqual({ name, status: 403 });
+      expect(client.received()).not.toContain("ran");
+    }
+    expect(processesWithMarker(mark)).toEqual([]);
+    // Readiness and metrics through a rebound name: refused too (they describe the host).
+    const rebound = await rawClient(port);
+    await rebound.write(`GET /v1/readiness HTTP/1.1\r\nhost: rebind.evil.example:${port}\r\nconnection: close\r\n\r\n`);
+    expect(await waitFor(() => rebound.closedAfter() !== null, 5000)).toBe(true);
+    expect(rebound.status()).toBe(403);
+    // What a local tool sends (no Origin; Host 127.0.0.1, localhost or [::1]) still runs.
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+      const response = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { host }, body: JSON.stringify(shell("echo local")) });
+      expect({ host, status: response.status }).toEqual({ host, status: 200 });
+    }
+    const sameOrigin = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { origin: serve.url }, body: JSON.stringify(shell("echo same")) });
+    expect(sameOrigin.status).toBe(200);
+    expect(await serve.stop()).toBe(0);
+  }, 60_000);
+});

@@ -50,7 +50,7 @@ export const ErrorBodySchema = z
   .strictObject({
     requestId: z.string(),
     error: z.strictObject({
-      code: z.string().meta(doc("`unauthorized`, `bad-request`, `too-large`, `busy`, `shutting-down`, `not-found`, or a cordon error code")),
+      code: z.string().meta(doc("`unauthorized`, `forbidden`, `bad-request`, `too-large`, `busy`, `shutting-down`, `not-found`, or a cordon error code")),
       message: z.string(),
       fields: z.array(FieldIssueSchema).optional(),
     }),

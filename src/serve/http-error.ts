@@ -1,7 +1,7 @@
 /** An answer other than a run's result: the status, a stable code, and what to tell the client. */
 import type { FieldIssue } from "../errors.ts";
 
-export type ServeErrorCode = "unauthorized" | "bad-request" | "too-large" | "busy" | "shutting-down" | "not-found" | "method-not-allowed";
+export type ServeErrorCode = "unauthorized" | "forbidden" | "bad-request" | "too-large" | "busy" | "shutting-down" | "not-found" | "method-not-allowed";
 
 export class ServeError extends Error {
   constructor(

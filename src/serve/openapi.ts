@@ -28,6 +28,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
             "200": { description: "the run's result (a script's own failure, a limit or a refusal is a result too)", content: { "application/json": { schema: { $ref: "#/components/schemas/RunResult" } } } },
             "400": errorResponse("a bad field, or a policy override that loosens the operator's policy (the field is named)"),
             "401": errorResponse("no or a wrong bearer token"),
+            "403": errorResponse("without tokens (--insecure-loopback): a Host or Origin that is not loopback (a web page, or DNS rebinding)"),
             "413": errorResponse("the body, script, stdin or files are over a cap"),
             "429": errorResponse("too many runs under way or waiting", { "Retry-After": { schema: { type: "integer" }, description: "seconds" } }),
             "503": errorResponse("the service is shutting down"),
