@@ -317,6 +317,17 @@ describe("a client with a token that wants more than its share", () => {
     for (const c of held) c.socket.destroy();
   }, 60_000);
 
+  test("a body trickling in holds no run slot: another token's run starts at once (global 1)", async () => {
+    const trickling = await upload(8 * MiB);
+    await (trickling as unknown as { sent: Promise<void> }).sent;
+    const started = performance.now();
+    const other = await serve.run(shell("echo other"), theirs);
+    expect(other.status).toBe(200);
+    expect((await bodyOf(other)).stdout).toBe("other\n");
+    expect(performance.now() - started).toBeLessThan(10_000);
+    trickling.socket.destroy();
+  }, 30_000);
+
   test("a client that goes away mid-upload gives its token's share back", async () => {
     const gone = [await upload(8 * MiB), await upload(8 * MiB)];
     await Bun.sleep(300);
@@ -436,6 +447,16 @@ describe("a policy override that tries to loosen the operator's policy", () => {
       expect({ provider, status: response.status }).toEqual({ provider, status: 400 });
     }
     expect((await serve.run(shell("true", { provider: "bwrap" }))).status).toBe(200);
+  });
+
+  test("numbers JSON allows but a policy does not: huge, fractional, negative zero, exponent forms", async () => {
+    const send = (policy: string) => serve.fetch("/v1/runs", { method: "POST", body: `{"runner":"shell","script":{"source":"true"},"policy":${policy}}` });
+    for (const policy of ['{"resources":{"wallMs":1e400}}', '{"resources":{"wallMs":-1e400}}', '{"resources":{"wallMs":0.5}}', '{"resources":{"memoryBytes":1e30}}', '{"resources":{"maxStdinBytes":-0.0001}}', '{"resources":{"cpuPercent":1e-9}}', '{"privilege":{"uid":-0}}', '{"resources":{"wallMs":"100"}}', '{"resources":{"wallMs":null}}']) {
+      expect({ policy, status: (await send(policy)).status }).toEqual({ policy, status: 400 });
+    }
+    // An exponent form of an allowed number is that number.
+    const ok = await bodyOf(await send('{"resources":{"wallMs":5e3}}'));
+    expect(ok.outcome).toBe("ok");
   });
 
   test("duplicate keys: the last one counts for the check and the run alike", async () => {
