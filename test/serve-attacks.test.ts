@@ -797,3 +797,20 @@ describe("a web page in a local user's browser, against --insecure-loopback", ()
     expect(await serve.stop()).toBe(0);
   }, 60_000);
 });
+
+describe("a second SIGTERM while the service drains", () => {
+  test("kills the runs under way at once and still cleans up: exit 0, nothing left (not a death mid-drain)", async () => {
+    const serve = await startServe({ label: "attack-sigterm2", config: { pool: { size: 0 }, serve: { drainMs: 60_000 } } });
+    const marker = sleepMarker(50);
+    const running = serve.run(shell(`sleep ${marker} & sleep ${marker}; wait`));
+    expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
+    serve.proc.kill("SIGTERM");
+    expect(await serve.waitForLog((l) => l.msg === "draining")).not.toBeNull();
+    const code = await serve.stop({ signal: "SIGTERM", timeoutMs: 20_000 });
+    expect(code).toBe(0);
+    const response = await running;
+    expect(response.status).toBe(503);
+    expect(processesWithMarker(marker)).toEqual([]);
+    expect(serve.leftovers()).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });
+  }, 60_000);
+});

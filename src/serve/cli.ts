@@ -89,9 +89,17 @@ export async function serveCommand(argv: string[], plugins: Plugins, io: ServeIO
   }
   log.info({ url: started.url }, "listening");
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      process.off("SIGTERM", onTerm);
-      process.off("SIGINT", onInt);
+      // A second signal while draining kills the runs now, and the shutdown still cleans up after
+      // them. (Unhandled, it ended the process mid-drain: run directories, scratch mounts and
+      // cgroups were left behind.)
+      if (stopping) {
+        log.info({ signal }, "stopping now");
+        void started.shutdown();
+        return;
+      }
+      stopping = true;
       log.info({ signal }, "stopping");
       started.shutdown().then(
         () => resolve(0),

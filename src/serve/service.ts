@@ -77,6 +77,8 @@ export function startService(options: ServiceOptions): RunningService {
   const shutdownSignal = new AbortController();
   const runsUnderWay = new Set<Promise<unknown>>();
   let draining = false;
+  /** The shutdown under way (SIGTERM), if any. */
+  let stopping: Promise<void> | null = null;
   const openapi = JSON.stringify(openApiDocument(options.version));
 
   // Readiness is proven once, in the background: /v1/readiness answers 503 until it is.
@@ -209,25 +211,40 @@ export function startService(options: ServiceOptions): RunningService {
   return {
     url: `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`,
     server,
-    async shutdown() {
-      if (draining) return;
-      draining = true;
-      void server.stop(false); // stop accepting; requests under way finish
-      admission.refuseWaiting(new ServeError(503, "shutting-down", "the service is shutting down"));
-      log.info({ inFlight: runsUnderWay.size, drainMs: serve.drainMs }, "draining");
-      const drained = Promise.allSettled([...runsUnderWay]);
-      const deadline = new Promise<"deadline">((resolve) => setTimeout(resolve, serve.drainMs, "deadline").unref());
-      if ((await Promise.race([drained, deadline])) === "deadline") {
-        log.warn({ killed: runsUnderWay.size }, "drain deadline: killing the runs still under way");
+    shutdown() {
+      // Asked again while draining (a second SIGTERM): no more waiting, the runs under way are
+      // killed now, and the rest of the shutdown (their cleanup, the pool) still happens.
+      if (stopping) {
+        if (!shutdownSignal.signal.aborted) log.warn({ killed: runsUnderWay.size }, "asked again to stop: killing the runs still under way");
         shutdownSignal.abort();
-        await Promise.allSettled([...runsUnderWay]);
+        return stopping;
       }
-      await proven;
-      await cordon.close();
-      await server.stop(true);
-      log.info("stopped");
+      stopping = drainAndStop();
+      return stopping;
     },
   };
+
+  /** Stop accepting, let runs under way finish up to serve.drainMs (or until asked again), kill the rest, close the pool. */
+  async function drainAndStop(): Promise<void> {
+    draining = true;
+    void server.stop(false); // stop accepting; requests under way finish
+    admission.refuseWaiting(new ServeError(503, "shutting-down", "the service is shutting down"));
+    log.info({ inFlight: runsUnderWay.size, drainMs: serve.drainMs }, "draining");
+    const drained = Promise.allSettled([...runsUnderWay]);
+    const deadline = new Promise<"deadline">((resolve) => setTimeout(resolve, serve.drainMs, "deadline").unref());
+    const hurried = new Promise<"hurried">((resolve) => shutdownSignal.signal.addEventListener("abort", () => resolve("hurried"), { once: true }));
+    const ended = await Promise.race([drained, deadline, hurried]);
+    if (ended === "hurried") await Promise.allSettled([...runsUnderWay]);
+    if (ended === "deadline") {
+      log.warn({ killed: runsUnderWay.size }, "drain deadline: killing the runs still under way");
+      shutdownSignal.abort();
+      await Promise.allSettled([...runsUnderWay]);
+    }
+    await proven;
+    await cordon.close();
+    await server.stop(true);
+    log.info("stopped");
+  }
 }
 
 /** A Host or Origin host that is this machine's loopback by any name a page cannot rebind. */
