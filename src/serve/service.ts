@@ -48,8 +48,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * Bun's idle timeout (s) for every connection: one that sends nothing for this long is closed.
  * Turned off (0) it let anyone, no token needed, keep any number of keep-alive sockets open
  * forever until the process ran out of file descriptors, and with them every run. A run's own
- * request turns it off for itself once its body is in (see runRoute), and its answer then
- * closes the connection, so that socket cannot idle forever afterwards either.
+ * request turns it off for itself once its body is in (see runRoute), and puts it back before
+ * its answer goes out, so that socket cannot idle forever afterwards either.
  */
 const IDLE_TIMEOUT_SECONDS = 30;
 const ANONYMOUS: Caller = { id: "anonymous" };
@@ -89,7 +89,7 @@ export function startService(options: ServiceOptions): RunningService {
     })
     .catch((e) => log.error({ err: String(e) }, "readiness failed"));
 
-  /** Requests whose idle timeout a run turned off: their answer closes the connection. */
+  /** Requests whose idle timeout a run turned off: it is put back before their answer (see fetch). */
   const untimed = new WeakSet<Request>();
 
   async function runRoute(request: Request, requestId: string, fields: LogFields): Promise<Response> {
@@ -109,7 +109,7 @@ export function startService(options: ServiceOptions): RunningService {
     }
     fields.runner = body.runner;
     // A queued or running request is quiet for as long as the run takes: no idle timeout for it
-    // (Bun keeps that for the socket's later requests too: the answer closes it, see fetch).
+    // (Bun keeps that for the socket's later requests too: fetch puts it back before the answer).
     server.timeout(request, 0);
     untimed.add(request);
     const queuedAt = performance.now();
@@ -201,7 +201,9 @@ export function startService(options: ServiceOptions): RunningService {
       const routeName = url.pathname in GET_ROUTES || url.pathname === "/v1/runs" ? url.pathname : "other";
       // Nobody reads the answer of a client that went away: logged and counted as nginx's 499.
       if (request.signal.aborted) response = new Response(null, { status: 499 });
-      if (untimed.has(request)) response.headers.set("connection", "close");
+      // The run is over: its keep-alive connection idles under the usual timeout again (left at
+      // 0 it stayed open for good). Not "Connection: close": keep-alive clients lost answers.
+      if (untimed.has(request) && !request.signal.aborted) server.timeout(request, IDLE_TIMEOUT_SECONDS);
       metrics.request(routeName, response.status);
       log.info({ reqId: requestId, method: request.method, path: routeName, status: response.status, ms: Math.round(performance.now() - started), ...fields }, "request");
       return response;
