@@ -34,6 +34,13 @@ describe("default policy", () => {
 });
 
 describe("mergePolicy", () => {
+  test("an override of other resources keeps the base policy's maxStdinBytes (no default is filled in)", () => {
+    for (const cap of [1024, 64 * MiB]) {
+      const base = mergePolicy(DEFAULT_POLICY, { resources: { maxStdinBytes: cap } });
+      expect(mergePolicy(base, { resources: { wallMs: 500 } }).resources.maxStdinBytes).toBe(cap);
+    }
+  });
+
   test("overrides only the fields the override sets", () => {
     const merged = mergePolicy(DEFAULT_POLICY, { resources: { wallMs: 500 }, env: { allow: ["TZ"] } });
     expect(merged.resources).toEqual({ ...DEFAULT_POLICY.resources, wallMs: 500 });

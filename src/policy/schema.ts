@@ -37,6 +37,8 @@ export const EnvValue = z.string().max(128 * KiB).refine((v) => !v.includes("\0"
  */
 const doc = (description: string) => ({ description });
 
+const MaxStdinBytes = int(0, 64 * GiB, "bytes").meta(doc("stdin is streamed into the sandbox up to this; the rest is cut (never buffered whole), `stdinTruncated: true`"));
+
 export const ResourcesSchema = z.strictObject({
   /** Wall-clock limit, enforced by the supervisor (kills the whole tree). */
   wallMs: int(1, 24 * 3600 * 1000, "ms").meta(doc("wall clock, enforced by the supervisor, kills the whole tree")),
@@ -62,9 +64,7 @@ export const ResourcesSchema = z.strictObject({
   /** Per stream (stdout and stderr each). */
   maxOutputBytes: int(1, GiB, "bytes").meta(doc("per stream; the run is killed when a stream exceeds it")),
   /** Stdin is streamed into the sandbox up to this many bytes; the rest is cut (RunResult.stdinTruncated). */
-  maxStdinBytes: int(0, 64 * GiB, "bytes")
-    .default(16 * MiB)
-    .meta(doc("stdin is streamed into the sandbox up to this; the rest is cut (never buffered whole), `stdinTruncated: true`")),
+  maxStdinBytes: MaxStdinBytes.default(16 * MiB),
   /** Size of the writable scratch directory, and of /tmp. */
   scratchBytes: int(64 * KiB, 64 * GiB, "bytes").meta(doc("size of the scratch tmpfs (root supervisor), of `/tmp` and of `/dev/shm`")),
   /** CPU bandwidth for the whole tree in percent of one CPU (cgroup quota), or null for none. */
@@ -163,7 +163,9 @@ export const PolicySchema = z.strictObject({
  */
 export const PolicyOverrideSchema = z.strictObject({
   onUnavailable: PolicySchema.shape.onUnavailable.optional(),
-  resources: ResourcesSchema.partial().optional(),
+  // Without the full policy's default: an override that does not name maxStdinBytes must keep
+  // the base policy's, not reset it to 16 MiB (`.partial()` keeps a default).
+  resources: ResourcesSchema.extend({ maxStdinBytes: MaxStdinBytes }).partial().optional(),
   filesystem: FilesystemSchema.partial().optional(),
   // NetworkSchema's cross-field check needs both fields, so the partial one is rebuilt from its fields.
   network: z

@@ -7,7 +7,6 @@ import type { RunRequest } from "../cordon.ts";
 import type { CordonConfig } from "../config.ts";
 import { PolicyValidationError, zodIssues, type FieldIssue } from "../errors.ts";
 import type { InputFile } from "../files/input.ts";
-import { isPlainObject } from "../plain-object.ts";
 import type { Policy } from "../policy/index.ts";
 import { RunBodySchema, type RunBody } from "./api.ts";
 import { loosenedFields } from "./ceiling.ts";
@@ -71,24 +70,7 @@ export function parseRunBody(bytes: Uint8Array, maxValues = Number.POSITIVE_INFI
     const fields = zodIssues(parsed.error);
     throw new ServeError(400, "bad-request", `invalid run request: ${fields.map((f) => `${f.path || "(body)"}: ${f.message}`).join("; ")}`, { fields });
   }
-  // The policy schema gives resources.maxStdinBytes a default (16 MiB), and `.partial()` keeps
-  // it: any `policy.resources` arrives with a maxStdinBytes the client never wrote. Forget it
-  // here; toRunRequest puts the operator's in its place.
-  const resources = parsed.data.policy?.resources;
-  const written = isPlainObject(json) && isPlainObject(json.policy) && isPlainObject(json.policy.resources) ? json.policy.resources : {};
-  if (resources && !Object.hasOwn(written, "maxStdinBytes")) delete resources.maxStdinBytes;
   return parsed.data;
-}
-
-/**
- * The override as the library must get it: with `resources`, a maxStdinBytes the client did
- * not write is the operator's (the library's merge would otherwise reset it to the schema's
- * 16 MiB: above a smaller operator cap a tightening request was refused for a field it never
- * named; below a larger one the operator's setting was silently replaced).
- */
-function completedPolicy(policy: RunBody["policy"], ceiling: Policy): RunBody["policy"] {
-  if (!policy?.resources || policy.resources.maxStdinBytes !== undefined) return policy;
-  return { ...policy, resources: { ...policy.resources, maxStdinBytes: ceiling.resources.maxStdinBytes } };
 }
 
 /** The fields where the override loosens the ceiling; an override that makes the whole policy invalid is a 400 too, naming its fields. */
@@ -127,7 +109,7 @@ export function toRunRequest(body: RunBody, limits: RequestLimits): RunRequest {
       fields: [{ path: "provider", message: "not allowed by the operator (serve.providers)" }],
     });
   }
-  const policy = completedPolicy(body.policy, limits.ceiling);
+  const policy = body.policy;
   const loosened = policy ? policyIssues(limits.ceiling, policy) : [];
   if (loosened.length > 0) {
     const fields = loosened.map((f) => ({ path: `policy.${f.path}`, message: f.message }));
