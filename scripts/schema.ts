@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { jsonSchema, jsonSchemaText, SCHEMA_FILES, SCHEMA_NAMES, type SchemaName } from "../src/schema/json-schema.ts";
+import { jsonSchemaText, SCHEMA_FILES, SCHEMA_NAMES, tableSchema, type SchemaName } from "../src/schema/json-schema.ts";
 import { schemaTable } from "../src/schema/table.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
@@ -36,7 +36,7 @@ if (import.meta.main) {
   let readme = readFileSync(README, "utf8");
   for (const name of SCHEMA_NAMES) {
     writeFileSync(join(ROOT, SCHEMA_FILES[name]), jsonSchemaText(name));
-    readme = withReadmeBlock(readme, name, schemaTable(jsonSchema(name)));
+    readme = withReadmeBlock(readme, name, schemaTable(tableSchema(name)));
     console.log(`wrote ${SCHEMA_FILES[name]} and the README's ${name} table`);
   }
   writeFileSync(README, readme);

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { ConfigFileSchema } from "../config.ts";
 import { isPlainObject } from "../plain-object.ts";
 import { DEFAULT_POLICY, PolicyFileSchema } from "../policy/index.ts";
+import { ServeFileSchema, ServeSchema } from "../serve/config.ts";
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -17,9 +18,10 @@ import { SCHEMA_NAMES, type SchemaName } from "./names.ts";
 export { SCHEMA_NAMES, type SchemaName };
 
 /** Where each schema is published, relative to the package root (package.json `exports` maps the same paths). */
-export const SCHEMA_FILES: Record<SchemaName, string> = { policy: "schema/policy.schema.json", config: "schema/config.schema.json" };
+export const SCHEMA_FILES: Record<SchemaName, string> = { policy: "schema/policy.schema.json", config: "schema/config.schema.json", serve: "schema/serve.schema.json" };
 
 const TITLES: Record<SchemaName, string> = {
+  serve: "cordon serve config file (`cordon serve --config FILE`): a config file plus the service's `serve` settings",
   policy: "cordon policy file: the fields to change on top of the configured policy (`--policy FILE`, a collector's `policy`)",
   config: "cordon config file (`--config FILE`, `new Cordon(config)`, `startCordon(config)`)",
 };
@@ -78,8 +80,18 @@ export function configJsonSchema(schema: z.ZodType = ConfigFileSchema): JsonSche
   };
 }
 
+/** The JSON Schema of a `cordon serve` config file: a config file plus `serve`. */
+export function serveJsonSchema(): JsonSchema {
+  return { ...configJsonSchema(ServeFileSchema), title: TITLES.serve };
+}
+
 export function jsonSchema(name: SchemaName): JsonSchema {
-  return name === "policy" ? policyJsonSchema() : configJsonSchema();
+  return name === "policy" ? policyJsonSchema() : name === "config" ? configJsonSchema() : serveJsonSchema();
+}
+
+/** What the README's table for `name` lists: the whole file, but for serve only its own `serve` settings (the rest is the config table). */
+export function tableSchema(name: SchemaName): JsonSchema {
+  return name === "serve" ? { type: "object", properties: { serve: fromZod(ServeSchema) } } : jsonSchema(name);
 }
 
 /** The text written to schema/NAME.schema.json and printed by `cordon schema NAME`. */

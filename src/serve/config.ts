@@ -22,7 +22,7 @@ export const ServeSchema = z.strictObject({
   concurrency: z
     .strictObject({
       global: count(1, 1024, 8, "runs at once, all clients together; more wait in the queue"),
-      perToken: count(1, 1024, 8, "runs at once (running and queued) of one token; past it: 429"),
+      perToken: count(1, 1024, 8, "requests of one token under way, waiting for a slot or uploading their body; past it: 429"),
     })
     .default({ global: 8, perToken: 8 }),
   queue: z
