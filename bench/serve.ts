@@ -21,7 +21,7 @@ import { percentile } from "./lib/stats.ts";
 import { ms, ratio, table } from "./lib/table.ts";
 import { plugins } from "./lib/variants.ts";
 import { runLoad } from "../test/support/http-load.ts";
-import { startServe, stopServes, type ServeChild } from "../test/support/serve.ts";
+import { provenReadiness, startServe, stopServes, type ServeChild } from "../test/support/serve.ts";
 import { removeTempDirs } from "../test/support/temp.ts";
 import { freshIdentityRange } from "../test/support/identity.ts";
 
@@ -114,12 +114,8 @@ async function libraryDriver(config: CordonConfigInput, concurrency: number): Pr
 
 /** Readiness is proven in the background when serve starts: wait for it, so its probes are not measured. */
 async function readinessProven(serve: ServeChild): Promise<void> {
-  const deadline = performance.now() + 60_000;
-  while (performance.now() < deadline) {
-    if ((await fetch(`${serve.url}/v1/readiness`)).status === 200) return;
-    await Bun.sleep(200);
-  }
-  throw new Error(`cordon serve: /v1/readiness not 200 within 60 s; stderr ${serve.stderr().slice(-1000)}`);
+  const { status } = await provenReadiness(serve);
+  if (status !== 200) throw new Error(`cordon serve: /v1/readiness is ${status}; stderr ${serve.stderr().slice(-1000)}`);
 }
 
 /** Waits until the serve child's pool is full again (cordon_pool_idle at the pool's size), at most 5 s. */

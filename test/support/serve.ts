@@ -332,3 +332,17 @@ export async function stopServes(label = "serve tests"): Promise<void> {
   }
   for (const parent of parents.splice(0)) removeCgroupParent(parent, label);
 }
+
+/**
+ * Wait until the service has proven readiness (it proves it in the background after it starts
+ * listening): the /v1/readiness body once it is no longer pending, with its status.
+ */
+export async function provenReadiness(child: ServeChild, timeoutMs = 60_000): Promise<{ status: number; body: Record<string, unknown> }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${child.url}/v1/readiness`);
+    const body = (await response.json()) as Record<string, unknown>;
+    if (!("pending" in body) || Date.now() > deadline) return { status: response.status, body };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
