@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Limiter } from "./limiter.ts";
-import type { Health } from "./scheduler.ts";
+import type { Health } from "./health.ts";
 
 export class MonitorMetrics {
   readonly registry = new Registry();

@@ -11,7 +11,9 @@ import type { CheckDefinition } from "./config.ts";
 import type { Limiter } from "./limiter.ts";
 import type { MonitorMetrics } from "./metrics.ts";
 
-export type Health = "healthy" | "degraded" | "unhealthy";
+import type { Health } from "./health.ts";
+
+export type { Health };
 
 export interface CheckState {
   id: string;
