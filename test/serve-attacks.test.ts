@@ -12,7 +12,7 @@ import { loosenedFields } from "../src/serve/ceiling.ts";
 import { maxJsonValues, parseRunBody, toRunRequest } from "../src/serve/request.ts";
 import { ServeSchema } from "../src/serve/config.ts";
 import { networkInterfaces } from "node:os";
-import { countingListener, processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
+import { countingListener, processesWithMarker, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild, jsonBody, metricSample, shellRun } from "./support.ts";
 
 afterAll(async () => {
   await stopServes("serve-attacks.test");
@@ -20,17 +20,6 @@ afterAll(async () => {
 });
 
 const MiB = 1024 * 1024;
-const shell = (source: string, extra: Record<string, unknown> = {}) => ({ runner: "shell", script: { source }, ...extra });
-
-async function bodyOf(response: Response): Promise<Record<string, any>> {
-  return (await response.json()) as Record<string, any>;
-}
-
-/** The value of one sample in Prometheus text (0 when the series is absent). */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
 
 function portOf(serve: ServeChild): number {
   return Number(new URL(serve.url).port);
@@ -92,7 +81,7 @@ describe("a client without a token", () => {
     const mark = token("near");
     const t = serve.token;
     const port = portOf(serve);
-    const body = JSON.stringify(shell(`echo ${mark}`));
+    const body = JSON.stringify(shellRun(`echo ${mark}`));
     const variants: Record<string, string[]> = {
       suffix: [`Bearer ${t}x`],
       prefix: [`Bearer ${t.slice(0, -1)}`],
@@ -170,7 +159,7 @@ describe("a client without a token", () => {
     // A run lifts the timeout for its own request only: after its answer the keep-alive
     // connection is kept (no "Connection: close") and idles under the timeout again.
     const run = await rawClient(port);
-    const body = JSON.stringify(shell("echo done"));
+    const body = JSON.stringify(shellRun("echo done"));
     await run.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serve.token}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     clients.push(run);
     expect(await waitFor(() => clients.every((c) => c.status() !== null) && run.received().includes("done"), 15_000)).toBe(true);
@@ -227,7 +216,7 @@ describe("a client without a token", () => {
   });
 
   test("/metrics, /v1/readiness and the OpenAPI document carry no token, no token id and no token file", async () => {
-    await serve.run(shell("true"));
+    await serve.run(shellRun("true"));
     const texts = await Promise.all(["/metrics", "/v1/readiness", "/v1/openapi.json", "/healthz"].map(async (p) => (await fetch(`${serve.url}${p}`)).text()));
     const ids = new Set(serve.logs().map((l) => l.token).filter((t): t is string => typeof t === "string"));
     expect(ids.size).toBeGreaterThan(0);
@@ -259,7 +248,7 @@ describe("a client with a token that wants more than its share", () => {
 
   /** A run request padded with whitespace to `bytes`, sent but for its last byte; `finish()` sends that. */
   async function upload(bytes: number, t = mine): Promise<RawClient & { finish(): Promise<void> }> {
-    const json = JSON.stringify(shell("echo uploaded"));
+    const json = JSON.stringify(shellRun("echo uploaded"));
     const client = await rawClient(portOf(serve));
     await client.write(`POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t}\r\nContent-Type: application/json\r\nContent-Length: ${bytes}\r\n\r\n${json}`);
     const sending = pump(client, bytes - json.length - 1).catch(() => {});
@@ -294,7 +283,7 @@ describe("a client with a token that wants more than its share", () => {
     polling = false;
     await poll;
     expect(response.status).toBe(413);
-    expect((await bodyOf(response)).error.message).toContain("JSON values");
+    expect((await jsonBody(response)).error.message).toContain("JSON values");
     expect(slowest).toBeLessThan(1000);
     expect(serve.rss() - before).toBeLessThan(256 * MiB);
   }, 120_000);
@@ -321,9 +310,9 @@ describe("a client with a token that wants more than its share", () => {
     const trickling = await upload(8 * MiB);
     await (trickling as unknown as { sent: Promise<void> }).sent;
     const started = performance.now();
-    const other = await serve.run(shell("echo other"), theirs);
+    const other = await serve.run(shellRun("echo other"), theirs);
     expect(other.status).toBe(200);
-    expect((await bodyOf(other)).stdout).toBe("other\n");
+    expect((await jsonBody(other)).stdout).toBe("other\n");
     expect(performance.now() - started).toBeLessThan(10_000);
     trickling.socket.destroy();
   }, 30_000);
@@ -333,50 +322,50 @@ describe("a client with a token that wants more than its share", () => {
     await Bun.sleep(300);
     for (const c of gone) c.socket.destroy();
     await Bun.sleep(300);
-    const after = await Promise.all([serve.run(shell("echo a")), serve.run(shell("echo b"))]);
+    const after = await Promise.all([serve.run(shellRun("echo a")), serve.run(shellRun("echo b"))]);
     expect(after.map((r) => r.status)).toEqual([200, 200]);
   }, 30_000);
 
   test("a client that goes away while queued gives back its place and its token's share", async () => {
     const marker = sleepMarker(3);
-    const running = serve.run(shell(`sleep ${marker}`));
+    const running = serve.run(shellRun(`sleep ${marker}`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
     const client = new AbortController();
-    const queued = serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "queued-gone" }, body: JSON.stringify(shell("echo never")), signal: client.signal }).catch((e) => e);
+    const queued = serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "queued-gone" }, body: JSON.stringify(shellRun("echo never")), signal: client.signal }).catch((e) => e);
     expect(await waitFor(() => serve.logs().length > 0 && true, 100)).toBe(true);
     await Bun.sleep(300);
-    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(1);
+    expect(metricSample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(1);
     client.abort();
     await queued;
     expect(await serve.waitForLog((l) => l.reqId === "queued-gone")).toMatchObject({ status: 499 });
-    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(0);
+    expect(metricSample(await (await serve.fetch("/metrics")).text(), "cordon_queue_depth")).toBe(0);
     // The token holds one run again: a second one may queue (perToken 2), and it runs.
-    const next = await serve.run(shell("echo next"));
+    const next = await serve.run(shellRun("echo next"));
     expect(next.status).toBe(200);
-    expect((await bodyOf(next)).stdout).toBe("next\n");
+    expect((await jsonBody(next)).stdout).toBe("next\n");
     expect((await running).status).toBe(200);
   }, 30_000);
 
   test("a quiet run longer than the idle timeout, and a request queued behind it that long, are not cut", async () => {
     // Longer than the service's 30 s idle timeout.
     const marker = sleepMarker(33);
-    const long = serve.run(shell(`sleep ${marker}; echo slept`));
+    const long = serve.run(shellRun(`sleep ${marker}; echo slept`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    const behind = serve.run(shell("echo behind"), theirs);
+    const behind = serve.run(shellRun("echo behind"), theirs);
     const [a, b] = await Promise.all([long, behind]);
     expect([a.status, b.status]).toEqual([200, 200]);
-    expect((await bodyOf(a)).stdout).toBe("slept\n");
-    expect((await bodyOf(b)).stdout).toBe("behind\n");
+    expect((await jsonBody(a)).stdout).toBe("slept\n");
+    expect((await jsonBody(b)).stdout).toBe("behind\n");
   }, 60_000);
 
   test("a flood of 429s leaves memory flat", async () => {
     const marker = sleepMarker(20);
-    const running = serve.run(shell(`sleep ${marker}`, { policy: { resources: { wallMs: 6000 } } }));
+    const running = serve.run(shellRun(`sleep ${marker}`, { policy: { resources: { wallMs: 6000 } } }));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    const queued = serve.run(shell("true"), theirs);
+    const queued = serve.run(shellRun("true"), theirs);
     await Bun.sleep(200);
     const flood = async () => {
-      const statuses = await Promise.all(Array.from({ length: 100 }, () => serve.run(shell("true", { env: { PAD: "x".repeat(64 * 1024) } })).then((r) => r.status)));
+      const statuses = await Promise.all(Array.from({ length: 100 }, () => serve.run(shellRun("true", { env: { PAD: "x".repeat(64 * 1024) } })).then((r) => r.status)));
       expect(new Set(statuses)).toEqual(new Set([429]));
     };
     await flood(); // warm-up: what the first requests allocate is not growth
@@ -384,24 +373,24 @@ describe("a client with a token that wants more than its share", () => {
     for (let i = 0; i < 10; i++) await flood();
     expect(serve.rss() - before).toBeLessThan(48 * MiB);
     const stop = await fetch(`${serve.url}/metrics`);
-    expect(sample(await stop.text(), "cordon_queue_depth")).toBe(1);
-    expect((await bodyOf(await running)).outcome).toBe("timeout");
+    expect(metricSample(await stop.text(), "cordon_queue_depth")).toBe(1);
+    expect((await jsonBody(await running)).outcome).toBe("timeout");
     expect((await queued).status).toBe(200);
   }, 60_000);
 
   test("SIGTERM with a request queued: the queued one is told 503 at once, the running one finishes, exit 0", async () => {
     const marker = sleepMarker(2);
-    const running = serve.run(shell(`sleep ${marker}; echo finished`));
+    const running = serve.run(shellRun(`sleep ${marker}; echo finished`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    const queued = serve.run(shell("echo queued"), theirs);
+    const queued = serve.run(shellRun("echo queued"), theirs);
     await Bun.sleep(300);
     const stopped = serve.stop();
     const q = await queued;
     expect(q.status).toBe(503);
-    expect((await bodyOf(q)).error.code).toBe("shutting-down");
+    expect((await jsonBody(q)).error.code).toBe("shutting-down");
     const r = await running;
     expect(r.status).toBe(200);
-    expect((await bodyOf(r)).stdout).toBe("finished\n");
+    expect((await jsonBody(r)).stdout).toBe("finished\n");
     expect(await stopped).toBe(0);
     expect(serve.leftovers()).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });
   }, 60_000);
@@ -422,31 +411,31 @@ describe("a policy override that tries to loosen the operator's policy", () => {
       [{ network: { mode: "deny", allow: ["192.0.2.1"] } }, "policy.network.allow"],
     ];
     for (const [policy, field] of cases) {
-      const response = await serve.run(shell("echo ran", { policy }));
-      const body = await bodyOf(response);
+      const response = await serve.run(shellRun("echo ran", { policy }));
+      const body = await jsonBody(response);
       expect({ field, status: response.status }).toEqual({ field, status: 400 });
       expect(body.error.fields.map((f: { path: string }) => f.path)).toContain(field);
     }
   });
 
   test("an override of one resource keeps the operator's maxStdinBytes: it is neither refused nor reset to the schema's default", async () => {
-    const response = await serve.run(shell("wc -c", { stdin: "x".repeat(4096), policy: { resources: { wallMs: 5000 } } }));
-    const body = await bodyOf(response);
+    const response = await serve.run(shellRun("wc -c", { stdin: "x".repeat(4096), policy: { resources: { wallMs: 5000 } } }));
+    const body = await jsonBody(response);
     expect(response.status).toBe(200);
     expect(body.stdout.trim()).toBe("1024");
     expect(body.stdinTruncated).toBe(true);
     // Asking for more than the operator's is still a loosening.
-    const more = await serve.run(shell("true", { policy: { resources: { maxStdinBytes: 2048 } } }));
+    const more = await serve.run(shellRun("true", { policy: { resources: { maxStdinBytes: 2048 } } }));
     expect(more.status).toBe(400);
-    expect((await bodyOf(more)).error.message).toContain("policy.resources.maxStdinBytes");
+    expect((await jsonBody(more)).error.message).toContain("policy.resources.maxStdinBytes");
   });
 
   test("provider names a request may not use: case, spaces, auto, unsafe, others", async () => {
     for (const provider of ["unsafe", "UNSAFE", "Bwrap", "bwrap ", " bwrap", "auto", "rootless", "nsjail", "bwrap\u0000", "__proto__", "constructor"]) {
-      const response = await serve.run(shell("echo ran", { provider }));
+      const response = await serve.run(shellRun("echo ran", { provider }));
       expect({ provider, status: response.status }).toEqual({ provider, status: 400 });
     }
-    expect((await serve.run(shell("true", { provider: "bwrap" }))).status).toBe(200);
+    expect((await serve.run(shellRun("true", { provider: "bwrap" }))).status).toBe(200);
   });
 
   test("numbers JSON allows but a policy does not: huge, fractional, negative zero, exponent forms", async () => {
@@ -455,7 +444,7 @@ describe("a policy override that tries to loosen the operator's policy", () => {
       expect({ policy, status: (await send(policy)).status }).toEqual({ policy, status: 400 });
     }
     // An exponent form of an allowed number is that number.
-    const ok = await bodyOf(await send('{"resources":{"wallMs":5e3}}'));
+    const ok = await jsonBody(await send('{"resources":{"wallMs":5e3}}'));
     expect(ok.outcome).toBe("ok");
   });
 
@@ -464,7 +453,7 @@ describe("a policy override that tries to loosen the operator's policy", () => {
     const looser = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":300}},"policy":{"resources":{"wallMs":86400000}}}');
     expect(looser.status).toBe(400);
     const tighter = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":86400000}},"policy":{"resources":{"wallMs":300}}}');
-    expect((await bodyOf(tighter)).outcome).toBe("timeout");
+    expect((await jsonBody(tighter)).outcome).toBe("timeout");
     const inner = await send('{"runner":"shell","script":{"source":"sleep 3"},"policy":{"resources":{"wallMs":300,"wallMs":86400000}}}');
     expect(inner.status).toBe(400);
   });
@@ -483,13 +472,13 @@ describe("a policy override that tries to loosen the operator's policy", () => {
     // Variable names: valid names, plain variables, nothing more.
     const vars = '{"__proto__":"p","constructor":"c","toString":"t","hasOwnProperty":"h","valueOf":"v"}';
     const response = await send(`{"runner":"shell","script":{"source":"echo \\"$constructor|$toString|$hasOwnProperty|$valueOf\\""},"env":${vars},"policy":{"env":{"set":${vars}}},"secretEnv":{"constructor":"s3cr3t-value"}}`);
-    const body = await bodyOf(response);
+    const body = await jsonBody(response);
     expect(response.status).toBe(200);
     expect(body.stdout).toBe("****|t|h|v\n");
     // After all that, the ceiling still holds and a plain run is plain.
-    expect((await serve.run(shell("true", { policy: { onUnavailable: "degrade" } }))).status).toBe(400);
-    expect((await serve.run(shell("true", { policy: { resources: { wallMs: 86_400_000 } } }))).status).toBe(400);
-    const plain = await bodyOf(await serve.run(shell("env | sort")));
+    expect((await serve.run(shellRun("true", { policy: { onUnavailable: "degrade" } }))).status).toBe(400);
+    expect((await serve.run(shellRun("true", { policy: { resources: { wallMs: 86_400_000 } } }))).status).toBe(400);
+    const plain = await jsonBody(await serve.run(shellRun("env | sort")));
     expect(plain.stdout).not.toMatch(/constructor|toString|valueOf|hasOwnProperty/);
   });
 });
@@ -589,8 +578,8 @@ describe("a hostile script", () => {
 
   /** The probe's result in the sandbox and, as the control, under `unsafe`. */
   async function probe(source: string): Promise<{ sandboxed: Record<string, any>; unsafe: Record<string, any> }> {
-    const sandboxed = await bodyOf(await serve.run(shell(source)));
-    const unsafe = await bodyOf(await serve.run(shell(source, { provider: "unsafe" })));
+    const sandboxed = await jsonBody(await serve.run(shellRun(source)));
+    const unsafe = await jsonBody(await serve.run(shellRun(source, { provider: "unsafe" })));
     expect(sandboxed.sandbox.provider.name).toBe("bwrap");
     expect(unsafe.sandbox.provider.name).toBe("unsafe");
     return { sandboxed, unsafe };
@@ -638,9 +627,9 @@ describe("a hostile script", () => {
       "printf 'dash' > ./-rf",
       "echo done",
     ].join("\n");
-    const response = await serve.run(shell(source));
+    const response = await serve.run(shellRun(source));
     expect(response.status).toBe(200);
-    const body = await bodyOf(response);
+    const body = await jsonBody(response);
     expect(body.stdout).toBe("done\n");
     const files = body.files as { path: string; contentBase64: string }[];
     const contents = files.map((f) => Buffer.from(f.contentBase64, "base64").toString("latin1")).join("\n");
@@ -658,22 +647,22 @@ describe("a hostile script", () => {
   // from readdir as U+FFFD, opened by that re-encoded name (ENOENT, "gone meanwhile") and
   // vanished: neither in `files` nor in `filesOmitted`.
   test("an output file whose name is not UTF-8 is returned or listed as omitted, never silently dropped", async () => {
-    const body = await bodyOf(await serve.run(shell(`printf 'hi' > "$(printf 'bad\\377byte')"; echo done`)));
+    const body = await jsonBody(await serve.run(shellRun(`printf 'hi' > "$(printf 'bad\\377byte')"; echo done`)));
     expect(body.stdout).toBe("done\n");
     expect(body.files.length + body.filesOmitted.length).toBe(1);
   });
 
   test("stdout flooded past its cap and bytes that are not UTF-8 come back as a well-formed answer; the service carries on", async () => {
-    const flood = await serve.run(shell("head -c 8000000 /dev/zero | tr '\\0' x; echo never"));
+    const flood = await serve.run(shellRun("head -c 8000000 /dev/zero | tr '\\0' x; echo never"));
     expect(flood.status).toBe(200);
-    const f = await bodyOf(flood);
+    const f = await jsonBody(flood);
     expect(f.outcome).toBe("limit");
     expect(f.limitHit).toBe("output");
     expect(f.stdout.length).toBeLessThanOrEqual(1024 * 1024);
-    const binary = await bodyOf(await serve.run(shell("printf 'a\\377\\376\\300\\000b'; printf '\\033[2J\\033]0;pwn\\007' >&2")));
+    const binary = await jsonBody(await serve.run(shellRun("printf 'a\\377\\376\\300\\000b'; printf '\\033[2J\\033]0;pwn\\007' >&2")));
     expect(Buffer.from(binary.stdoutBase64, "base64")).toEqual(Buffer.from([0x61, 0xff, 0xfe, 0xc0, 0x00, 0x62]));
     expect(binary.stderr).toContain("\u001b[2J");
-    expect((await serve.run(shell("echo alive"))).status).toBe(200);
+    expect((await serve.run(shellRun("echo alive"))).status).toBe(200);
   });
 
   test("a script name or runner name that would break the log line is refused, and every log line stays one JSON object", async () => {
@@ -693,13 +682,13 @@ describe("a client that makes every run a new pool shape", () => {
   // service's memory without bound (policy.env.set alone carries megabytes).
   test("unique policy overrides leave memory flat once their warm sandboxes expired", async () => {
     const serve = await startServe({ label: "attack-shapes", config: { pool: { size: 1, idleMs: 300 } } });
-    await serve.run(shell("true"));
+    await serve.run(shellRun("true"));
     await Bun.sleep(1000);
     const before = serve.rss();
     for (let i = 0; i < 30; i++) {
       const set: Record<string, string> = {};
       for (let j = 0; j < 15; j++) set[`V${j}`] = `${i}`.padEnd(120 * 1024, "x");
-      expect((await serve.run(shell("true", { policy: { env: { set } } }))).status).toBe(200);
+      expect((await serve.run(shellRun("true", { policy: { env: { set } } }))).status).toBe(200);
     }
     await Bun.sleep(3000); // every warm sandbox of those shapes expired (idleMs 300)
     await serve.fetch("/metrics");
@@ -723,16 +712,16 @@ describe("an allowlist override under the operator's unrestricted egress (blockM
     const listener = countingListener("0.0.0.0");
     const serve = await startServe({ label: "attack-egress", config: { provider: "rootless", pool: { size: 0 }, policy: { network: { mode: "unrestricted", allow: [], blockMetadata: true } } } });
     try {
-      const connect = shell(`/usr/bin/bash -c 'exec 3<>/dev/tcp/${hostAddress}/${listener.port} && echo CONNECTED' 2>&1; true`);
+      const connect = shellRun(`/usr/bin/bash -c 'exec 3<>/dev/tcp/${hostAddress}/${listener.port} && echo CONNECTED' 2>&1; true`);
       // The operator's policy: the host is refused (the probe works: it names the refusal).
-      const plain = await bodyOf(await serve.run(connect));
+      const plain = await jsonBody(await serve.run(connect));
       expect(plain.outcome).toBe("ok");
       expect(plain.stdout).not.toContain("CONNECTED");
       // An allowlist of a public address stays a tightening.
-      expect((await serve.run(shell("true", { policy: { network: { mode: "allowlist", allow: ["tcp://198.51.100.7:443"] } } }))).status).toBe(200);
+      expect((await serve.run(shellRun("true", { policy: { network: { mode: "allowlist", allow: ["tcp://198.51.100.7:443"] } } }))).status).toBe(200);
       for (const allow of [[`tcp://${hostAddress}:${listener.port}`], [`${hostAddress}`], ["tcp://10.0.2.3:53"], ["10.0.2.2"], ["0.0.0.0:80"], ["[::1]:80"], ["224.0.0.251:5353"]]) {
         const response = await serve.run({ ...connect, policy: { network: { mode: "allowlist", allow } } });
-        const body = await bodyOf(response);
+        const body = await jsonBody(response);
         expect({ allow, status: response.status }).toEqual({ allow, status: 400 });
         // The ceiling names it, or the entry grammar already refuses it (loopback: "policy.network.allow.0").
         expect({ allow, named: body.error.fields.some((f: { path: string }) => f.path.startsWith("policy.network.allow")) }).toEqual({ allow, named: true });
@@ -765,7 +754,7 @@ describe("a web page in a local user's browser, against --insecure-loopback", ()
     const serve = await startServe({ label: "attack-browser", tokens: [], config: { pool: { size: 0 } }, args: ["--insecure-loopback"] });
     const port = portOf(serve);
     const mark = sleepMarker(1);
-    const body = JSON.stringify(shell(`sleep ${mark}; echo ran`));
+    const body = JSON.stringify(shellRun(`sleep ${mark}; echo ran`));
     const attempts: Record<string, Record<string, string>> = {
       "cross-origin form post": { "content-type": "text/plain", origin: "http://evil.example" },
       "cross-origin fetch": { "content-type": "text/plain", origin: "https://evil.example:8443", "sec-fetch-site": "cross-site" },
@@ -789,10 +778,10 @@ describe("a web page in a local user's browser, against --insecure-loopback", ()
     expect(rebound.status()).toBe(403);
     // What a local tool sends (no Origin; Host 127.0.0.1, localhost or [::1]) still runs.
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
-      const response = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { host }, body: JSON.stringify(shell("echo local")) });
+      const response = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { host }, body: JSON.stringify(shellRun("echo local")) });
       expect({ host, status: response.status }).toEqual({ host, status: 200 });
     }
-    const sameOrigin = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { origin: serve.url }, body: JSON.stringify(shell("echo same")) });
+    const sameOrigin = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: { origin: serve.url }, body: JSON.stringify(shellRun("echo same")) });
     expect(sameOrigin.status).toBe(200);
     expect(await serve.stop()).toBe(0);
   }, 60_000);
@@ -802,7 +791,7 @@ describe("a second SIGTERM while the service drains", () => {
   test("kills the runs under way at once and still cleans up: exit 0, nothing left (not a death mid-drain)", async () => {
     const serve = await startServe({ label: "attack-sigterm2", config: { pool: { size: 0 }, serve: { drainMs: 60_000 } } });
     const marker = sleepMarker(50);
-    const running = serve.run(shell(`sleep ${marker} & sleep ${marker}; wait`));
+    const running = serve.run(shellRun(`sleep ${marker} & sleep ${marker}; wait`));
     expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
     serve.proc.kill("SIGTERM");
     expect(await serve.waitForLog((l) => l.msg === "draining")).not.toBeNull();

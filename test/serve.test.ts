@@ -6,24 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
-import { processesWithMarker, provenReadiness, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild } from "./support.ts";
+import { processesWithMarker, provenReadiness, removeTempDirs, sleepMarker, startServe, stopServes, token, waitFor, type ServeChild, jsonBody, metricSample, shellRun } from "./support.ts";
 
 afterAll(async () => {
   await stopServes("serve.test");
   removeTempDirs();
 });
 
-const shell = (source: string, extra: Record<string, unknown> = {}) => ({ runner: "shell", script: { source }, ...extra });
-
-async function bodyOf(response: Response): Promise<Record<string, any>> {
-  return (await response.json()) as Record<string, any>;
-}
-
-/** The value of one sample in Prometheus text (0 when the series is absent). */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
 
 function expectClean(child: ServeChild): void {
   expect(child.leftovers()).toEqual({ runDirs: [], cgroups: [], mounts: [], processes: [] });
@@ -52,17 +41,17 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
     const mark = token("noauth");
     const requests: Record<string, string | undefined> = { missing: undefined, wrong: `Bearer ${token("tok")}`, basic: `Basic ${btoa(`x:${serve.token}`)}`, spaced: `Bearer  ${serve.token}`, prefix: `Bearer ${serve.token.slice(0, -1)}` };
     for (const [name, authorization] of Object.entries(requests)) {
-      const response = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: authorization ? { authorization } : {}, body: JSON.stringify(shell(`echo ${mark}`)) });
+      const response = await fetch(`${serve.url}/v1/runs`, { method: "POST", headers: authorization ? { authorization } : {}, body: JSON.stringify(shellRun(`echo ${mark}`)) });
       expect({ name, status: response.status }).toEqual({ name, status: 401 });
       expect(response.headers.get("www-authenticate")).toContain("Bearer");
-      expect(JSON.stringify(await bodyOf(response))).not.toContain(mark);
+      expect(JSON.stringify(await jsonBody(response))).not.toContain(mark);
     }
   });
 
   test("the right token (either of two) runs the script; the token is in no log line and no result", async () => {
     for (const t of [serve.token, other]) {
-      const response = await serve.run(shell("echo hello; env"), t);
-      const body = await bodyOf(response);
+      const response = await serve.run(shellRun("echo hello; env"), t);
+      const body = await jsonBody(response);
       expect(response.status).toBe(200);
       expect(body.outcome).toBe("ok");
       expect(body.stdout).toStartWith("hello\n");
@@ -78,12 +67,12 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
   });
 
   test("the request id is in the result, the x-request-id header and the log line", async () => {
-    const response = await serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "check-42.a" }, body: JSON.stringify(shell("true")) });
+    const response = await serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "check-42.a" }, body: JSON.stringify(shellRun("true")) });
     expect(response.headers.get("x-request-id")).toBe("check-42.a");
-    expect((await bodyOf(response)).requestId).toBe("check-42.a");
+    expect((await jsonBody(response)).requestId).toBe("check-42.a");
     expect(await serve.waitForLog((l) => l.reqId === "check-42.a" && l.status === 200 && l.outcome === "ok")).not.toBeNull();
     // A request id that could forge a log field is replaced by a fresh one.
-    const forged = await serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": 'x","status":200' }, body: JSON.stringify(shell("true")) });
+    const forged = await serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": 'x","status":200' }, body: JSON.stringify(shellRun("true")) });
     expect(forged.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -97,7 +86,7 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
       env: { GREETING: "hi" },
       files: [{ path: "in.txt", base64: Buffer.from("file-content").toString("base64") }],
     });
-    const body = await bodyOf(response);
+    const body = await jsonBody(response);
     expect(response.status).toBe(200);
     expect(body.stdout).toBe("a b|--flag|from-stdin|hi\nfile-content");
     const out = body.files.find((f: { path: string }) => f.path === "out.bin");
@@ -106,7 +95,7 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
 
   test("secretEnv values are masked in what comes back", async () => {
     const secret = token("secret");
-    const body = await bodyOf(await serve.run(shell('echo "v=$API_KEY"; echo "$API_KEY" >&2', { secretEnv: { API_KEY: secret } })));
+    const body = await jsonBody(await serve.run(shellRun('echo "v=$API_KEY"; echo "$API_KEY" >&2', { secretEnv: { API_KEY: secret } })));
     expect(body.stdout).toBe("v=****\n");
     expect(JSON.stringify(body)).not.toContain(secret);
   });
@@ -115,17 +104,17 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
     const mark = token("bad");
     const cases: [string, unknown, string][] = [
       ["a server file as the script", { runner: "shell", script: { file: "/etc/shadow" } }, "script"],
-      ["an unknown field", { ...shell(`echo ${mark}`), scriptFileAccess: "caller" }, "scriptFileAccess"],
-      ["a NUL in an env value", shell(`echo ${mark}`, { env: { A: "x\u0000--bind / /" } }), "env.A"],
-      ["a bad variable name", shell(`echo ${mark}`, { env: { "A=B": "x" } }), "env"],
+      ["an unknown field", { ...shellRun(`echo ${mark}`), scriptFileAccess: "caller" }, "scriptFileAccess"],
+      ["a NUL in an env value", shellRun(`echo ${mark}`, { env: { A: "x\u0000--bind / /" } }), "env.A"],
+      ["a bad variable name", shellRun(`echo ${mark}`, { env: { "A=B": "x" } }), "env"],
       ["bad base64", { runner: "shell", script: { base64: "%%%" } }, "script"],
-      ["an unknown runner", shell(`echo ${mark}`, { runner: "cobol" }), "cobol"],
-      ["a weak secret", shell(`echo ${mark}`, { secretEnv: { K: "short" } }), "secretEnv"],
-      ["a file path out of scratch", shell(`echo ${mark}`, { files: [{ path: "../x", base64: "" }] }), "../x"],
+      ["an unknown runner", shellRun(`echo ${mark}`, { runner: "cobol" }), "cobol"],
+      ["a weak secret", shellRun(`echo ${mark}`, { secretEnv: { K: "short" } }), "secretEnv"],
+      ["a file path out of scratch", shellRun(`echo ${mark}`, { files: [{ path: "../x", base64: "" }] }), "../x"],
     ];
     for (const [name, request, field] of cases) {
       const response = await serve.run(request);
-      const body = await bodyOf(response);
+      const body = await jsonBody(response);
       expect({ name, status: response.status }).toEqual({ name, status: 400 });
       expect({ name, message: body.error.message.includes(field) }).toEqual({ name, message: true });
     }
@@ -136,7 +125,7 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
   });
 
   test("a policy override may tighten the operator's policy, never loosen it: 400 naming each field", async () => {
-    const tightened = await bodyOf(await serve.run(shell("sleep 5", { policy: { resources: { wallMs: 300 } } })));
+    const tightened = await jsonBody(await serve.run(shellRun("sleep 5", { policy: { resources: { wallMs: 300 } } })));
     expect(tightened.outcome).toBe("timeout");
     const loosening: [Record<string, unknown>, string][] = [
       [{ resources: { wallMs: 86_400_000 } }, "policy.resources.wallMs"],
@@ -150,30 +139,30 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
       [{ env: { allow: ["HOME"] } }, "policy.env.allow"],
     ];
     for (const [policy, field] of loosening) {
-      const response = await serve.run(shell("echo ran", { policy }));
-      const body = await bodyOf(response);
+      const response = await serve.run(shellRun("echo ran", { policy }));
+      const body = await jsonBody(response);
       expect({ field, status: response.status }).toEqual({ field, status: 400 });
       expect(body.error.fields.map((f: { path: string }) => f.path)).toContain(field);
       expect(body.error.message).toContain(field);
     }
-    const provider = await serve.run(shell("echo ran", { provider: "unsafe" }));
+    const provider = await serve.run(shellRun("echo ran", { provider: "unsafe" }));
     expect(provider.status).toBe(400);
-    expect((await bodyOf(provider)).error.message).toContain("provider");
+    expect((await jsonBody(provider)).error.message).toContain("provider");
   });
 
   test("each byte cap is a 413 saying which, before anything runs", async () => {
     const mark = token("big");
     const cases: [string, unknown, string][] = [
-      ["body", shell(`echo ${mark}`, { env: { PAD: "x".repeat(70 * 1024) } }), "request body"],
-      ["script", shell(`echo ${mark}; #${"x".repeat(5000)}`), "script"],
-      ["stdin", shell(`echo ${mark}`, { stdin: "x".repeat(2000) }), "stdin"],
-      ["files bytes", shell(`echo ${mark}`, { files: [{ path: "a", base64: Buffer.alloc(3000).toString("base64") }] }), "files"],
-      ["files count", shell(`echo ${mark}`, { files: ["a", "b", "c"].map((path) => ({ path, base64: "" })) }), "files"],
+      ["body", shellRun(`echo ${mark}`, { env: { PAD: "x".repeat(70 * 1024) } }), "request body"],
+      ["script", shellRun(`echo ${mark}; #${"x".repeat(5000)}`), "script"],
+      ["stdin", shellRun(`echo ${mark}`, { stdin: "x".repeat(2000) }), "stdin"],
+      ["files bytes", shellRun(`echo ${mark}`, { files: [{ path: "a", base64: Buffer.alloc(3000).toString("base64") }] }), "files"],
+      ["files count", shellRun(`echo ${mark}`, { files: ["a", "b", "c"].map((path) => ({ path, base64: "" })) }), "files"],
     ];
     for (const [name, request, what] of cases) {
       const response = await serve.run(request);
       expect({ name, status: response.status }).toEqual({ name, status: 413 });
-      expect((await bodyOf(response)).error.message).toContain(what);
+      expect((await jsonBody(response)).error.message).toContain(what);
     }
     expect(processesWithMarker(mark)).toEqual([]);
   });
@@ -181,27 +170,27 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
   test("metrics move as runs happen", async () => {
     const before = await (await serve.fetch("/metrics")).text();
     const series = 'cordon_runs_total{provider="bwrap",runner="shell",outcome="exit-nonzero",limit_hit="none"}';
-    await serve.run(shell("exit 3"));
-    await serve.run(shell("exit 4"));
+    await serve.run(shellRun("exit 3"));
+    await serve.run(shellRun("exit 4"));
     const after = await (await serve.fetch("/metrics")).text();
-    expect(sample(after, series) - sample(before, series)).toBe(2);
-    expect(sample(after, 'cordon_http_requests_total{route="/v1/runs",status="200"}')).toBeGreaterThan(sample(before, 'cordon_http_requests_total{route="/v1/runs",status="200"}'));
-    expect(sample(after, 'cordon_run_duration_seconds_count{runner="shell",outcome="exit-nonzero"}')).toBeGreaterThanOrEqual(2);
-    expect(sample(after, 'cordon_readiness_cell{provider="bwrap",cell="filesystem",status="proven"}')).toBe(1);
+    expect(metricSample(after, series) - metricSample(before, series)).toBe(2);
+    expect(metricSample(after, 'cordon_http_requests_total{route="/v1/runs",status="200"}')).toBeGreaterThan(metricSample(before, 'cordon_http_requests_total{route="/v1/runs",status="200"}'));
+    expect(metricSample(after, 'cordon_run_duration_seconds_count{runner="shell",outcome="exit-nonzero"}')).toBeGreaterThanOrEqual(2);
+    expect(metricSample(after, 'cordon_readiness_cell{provider="bwrap",cell="filesystem",status="proven"}')).toBe(1);
     expect(after).toContain("cordon_pool_hits_total");
     // In flight while a run is under way.
     const marker = sleepMarker(20);
-    const running = serve.run(shell(`sleep ${marker}`, { policy: { resources: { wallMs: 1500 } } }));
+    const running = serve.run(shellRun(`sleep ${marker}`, { policy: { resources: { wallMs: 1500 } } }));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_runs_in_flight")).toBe(1);
-    expect((await bodyOf(await running)).outcome).toBe("timeout");
-    expect(sample(await (await serve.fetch("/metrics")).text(), "cordon_runs_in_flight")).toBe(0);
+    expect(metricSample(await (await serve.fetch("/metrics")).text(), "cordon_runs_in_flight")).toBe(1);
+    expect((await jsonBody(await running)).outcome).toBe("timeout");
+    expect(metricSample(await (await serve.fetch("/metrics")).text(), "cordon_runs_in_flight")).toBe(0);
   });
 
   test("a client that goes away cancels its run: the tree is killed, the log says 499", async () => {
     const marker = sleepMarker(30);
     const client = new AbortController();
-    const response = serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "gone-1" }, body: JSON.stringify(shell(`sleep ${marker} & sleep ${marker}; wait`)), signal: client.signal }).catch((e) => e);
+    const response = serve.fetch("/v1/runs", { method: "POST", headers: { "x-request-id": "gone-1" }, body: JSON.stringify(shellRun(`sleep ${marker} & sleep ${marker}; wait`)), signal: client.signal }).catch((e) => e);
     expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
     client.abort();
     await response;
@@ -224,12 +213,12 @@ describe("a shared service (auth, bad input, caps, metrics, OpenAPI)", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/runs", "/v1/readiness", "/healthz", "/metrics"]));
     const ajv = new Ajv2020({ strict: false });
-    const request = shell("echo x", { args: ["1"], policy: { resources: { wallMs: 1000 } } });
+    const request = shellRun("echo x", { args: ["1"], policy: { resources: { wallMs: 1000 } } });
     expect(ajv.validate(doc.components.schemas.RunRequest, request)).toBe(true);
     expect(ajv.validate(doc.components.schemas.RunRequest, { runner: "shell", script: { file: "/etc/passwd" } })).toBe(false);
-    const result = await bodyOf(await serve.run(request));
+    const result = await jsonBody(await serve.run(request));
     expect(ajv.validate(doc.components.schemas.RunResult, result), JSON.stringify(ajv.errors)).toBe(true);
-    const error = await bodyOf(await serve.run({}));
+    const error = await jsonBody(await serve.run({}));
     expect(ajv.validate(doc.components.schemas.Error, error), JSON.stringify(ajv.errors)).toBe(true);
   });
 });
@@ -238,14 +227,14 @@ describe("admission: 429 with Retry-After past the limits", () => {
   test("global concurrency 1 and no queue: a second run at once is a 429; after the first, runs go again", async () => {
     const serve = await startServe({ label: "serve-busy", config: { pool: { size: 0 }, serve: { concurrency: { global: 1, perToken: 4 }, queue: { max: 0 } } } });
     const marker = sleepMarker(2);
-    const first = serve.run(shell(`sleep ${marker}`));
+    const first = serve.run(shellRun(`sleep ${marker}`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    const second = await serve.run(shell("echo second"));
+    const second = await serve.run(shellRun("echo second"));
     expect(second.status).toBe(429);
     expect(Number(second.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    expect((await bodyOf(second)).error.code).toBe("busy");
-    expect((await bodyOf(await first)).outcome).toBe("ok");
-    expect((await serve.run(shell("echo third"))).status).toBe(200);
+    expect((await jsonBody(second)).error.code).toBe("busy");
+    expect((await jsonBody(await first)).outcome).toBe("ok");
+    expect((await serve.run(shellRun("echo third"))).status).toBe(200);
     expect(await serve.stop()).toBe(0);
     expectClean(serve);
   });
@@ -253,16 +242,16 @@ describe("admission: 429 with Retry-After past the limits", () => {
   test("a queue holds what the slots cannot take, up to its bound and wait", async () => {
     const serve = await startServe({ label: "serve-queue", config: { pool: { size: 0 }, serve: { concurrency: { global: 1, perToken: 8 }, queue: { max: 1, maxWaitMs: 4000 } } } });
     const marker = sleepMarker(1);
-    const first = serve.run(shell(`sleep ${marker}; echo first`));
+    const first = serve.run(shellRun(`sleep ${marker}; echo first`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    const queued = serve.run(shell("echo queued"));
+    const queued = serve.run(shellRun("echo queued"));
     await Bun.sleep(100);
     const metrics = await (await serve.fetch("/metrics")).text();
-    expect(sample(metrics, "cordon_queue_depth")).toBe(1);
-    const overflow = await serve.run(shell("echo overflow"));
+    expect(metricSample(metrics, "cordon_queue_depth")).toBe(1);
+    const overflow = await serve.run(shellRun("echo overflow"));
     expect(overflow.status).toBe(429);
-    expect((await bodyOf(await first)).stdout).toBe("first\n");
-    expect((await bodyOf(await queued)).stdout).toBe("queued\n");
+    expect((await jsonBody(await first)).stdout).toBe("first\n");
+    expect((await jsonBody(await queued)).stdout).toBe("queued\n");
     const line = await serve.waitForLog((l) => l.outcome === "ok" && typeof l.queuedMs === "number" && (l.queuedMs as number) > 100);
     expect(line).not.toBeNull();
     expect(await serve.stop()).toBe(0);
@@ -272,10 +261,10 @@ describe("admission: 429 with Retry-After past the limits", () => {
     const tokens = [token("tok"), token("tok")];
     const serve = await startServe({ label: "serve-pertoken", tokens, config: { pool: { size: 0 }, serve: { concurrency: { global: 4, perToken: 1 }, queue: { max: 4 } } } });
     const marker = sleepMarker(2);
-    const first = serve.run(shell(`sleep ${marker}`), tokens[0]);
+    const first = serve.run(shellRun(`sleep ${marker}`), tokens[0]);
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
-    expect((await serve.run(shell("true"), tokens[0])).status).toBe(429);
-    expect((await serve.run(shell("true"), tokens[1])).status).toBe(200);
+    expect((await serve.run(shellRun("true"), tokens[0])).status).toBe(429);
+    expect((await serve.run(shellRun("true"), tokens[1])).status).toBe(200);
     expect((await first).status).toBe(200);
     expect(await serve.stop()).toBe(0);
   });
@@ -293,15 +282,15 @@ describe("starting and stopping", () => {
     expect(weak.code).toBe(2);
     expect(weak.stderr).toContain("16");
     const open = await startServe({ label: "serve-open", tokens: [], config: { pool: { size: 0 } }, args: ["--insecure-loopback"] });
-    const response = await fetch(`${open.url}/v1/runs`, { method: "POST", body: JSON.stringify(shell("echo open")) });
-    expect((await bodyOf(response)).stdout).toBe("open\n");
+    const response = await fetch(`${open.url}/v1/runs`, { method: "POST", body: JSON.stringify(shellRun("echo open")) });
+    expect((await jsonBody(response)).stdout).toBe("open\n");
     expect(await open.stop()).toBe(0);
   });
 
   test("tokens from CORDON_TOKENS work; the sandbox never sees them", async () => {
     const tokens = [token("env"), token("env")];
     const serve = await startServe({ label: "serve-envtok", tokens, tokensVia: "env", config: { pool: { size: 0 } } });
-    const body = await bodyOf(await serve.run(shell("env; cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'"), tokens[1]));
+    const body = await jsonBody(await serve.run(shellRun("env; cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'"), tokens[1]));
     expect(body.outcome).toBe("ok");
     for (const t of tokens) expect(body.stdout).not.toContain(t);
     expect(body.stdout).not.toContain("CORDON_TOKENS");
@@ -310,17 +299,17 @@ describe("starting and stopping", () => {
 
   test("SIGTERM: new requests are refused, runs under way finish, nothing is left", async () => {
     const serve = await startServe({ label: "serve-drain", config: { pool: { size: 2 }, serve: { drainMs: 20_000 } } });
-    await serve.run(shell("true")); // the pool starts for this shape
+    await serve.run(shellRun("true")); // the pool starts for this shape
     const marker = sleepMarker(1);
-    const running = serve.run(shell(`sleep ${marker}; echo finished`));
+    const running = serve.run(shellRun(`sleep ${marker}; echo finished`));
     expect(await waitFor(() => processesWithMarker(marker).length > 0, 5000)).toBe(true);
     const stopped = serve.stop();
     expect(await serve.waitForLog((l) => l.msg === "draining")).not.toBeNull();
-    const late = await serve.run(shell("echo late")).then((r) => r.status, () => "refused");
+    const late = await serve.run(shellRun("echo late")).then((r) => r.status, () => "refused");
     expect([503, "refused"]).toContain(late);
     const response = await running;
     expect(response.status).toBe(200);
-    expect((await bodyOf(response)).stdout).toBe("finished\n");
+    expect((await jsonBody(response)).stdout).toBe("finished\n");
     expect(await stopped).toBe(0);
     expectClean(serve);
   });
@@ -328,12 +317,12 @@ describe("starting and stopping", () => {
   test("SIGTERM past the drain deadline: the run is killed with its tree, its client told 503", async () => {
     const serve = await startServe({ label: "serve-deadline", config: { pool: { size: 0 }, serve: { drainMs: 300 } } });
     const marker = sleepMarker(30);
-    const running = serve.run(shell(`sleep ${marker} & sleep ${marker}; wait`));
+    const running = serve.run(shellRun(`sleep ${marker} & sleep ${marker}; wait`));
     expect(await waitFor(() => processesWithMarker(marker).length >= 2, 5000)).toBe(true);
     const code = await serve.stop({ timeoutMs: 15_000 });
     const response = await running;
     expect(response.status).toBe(503);
-    expect((await bodyOf(response)).error.code).toBe("shutting-down");
+    expect((await jsonBody(response)).error.code).toBe("shutting-down");
     expect(code).toBe(0);
     expect(processesWithMarker(marker)).toEqual([]);
     expectClean(serve);

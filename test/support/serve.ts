@@ -346,3 +346,17 @@ export async function provenReadiness(child: ServeChild, timeoutMs = 60_000): Pr
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** A POST /v1/runs body for a shell script, with `extra` fields on top. */
+export const shellRun = (source: string, extra: Record<string, unknown> = {}) => ({ runner: "shell", script: { source }, ...extra });
+
+/** A response's JSON body, loosely typed for assertions. */
+export async function jsonBody(response: Response): Promise<Record<string, any>> {
+  return (await response.json()) as Record<string, any>;
+}
+
+/** The value of one sample in Prometheus text (0 when the series is absent). */
+export function metricSample(metrics: string, series: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
