@@ -5,12 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import ipaddr from "ipaddr.js";
 import pino from "pino";
 import { Cordon, type Plugins } from "../cordon.ts";
 import { CordonError } from "../errors.ts";
 import { loadTokens, TokenConfigError, type Tokens } from "./auth.ts";
 import { ListenAddress, parseServeFile } from "./config.ts";
+import { isLoopbackName } from "./loopback-guard.ts";
 import { startService } from "./service.ts";
 
 export const SERVE_USAGE = `cordon serve [--config FILE.json] [--listen HOST:PORT] [--token-file FILE] [--insecure-loopback]
@@ -26,12 +26,6 @@ export interface ServeIO {
 
 /** Exit status for a serve that cannot start (bad config, flags or tokens). */
 const CANNOT_START = 2;
-
-function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  const bare = host.replace(/^\[|\]$/g, "");
-  return ipaddr.isValid(bare) && ipaddr.process(bare).range() === "loopback";
-}
 
 function splitListen(address: string): { hostname: string; port: number } {
   const parsed = ListenAddress.safeParse(address);
@@ -73,7 +67,7 @@ export async function serveCommand(argv: string[], plugins: Plugins, io: ServeIO
     const listen = splitListen(values.listen ?? serve.listen);
     let tokens: Tokens | null = loadTokens(values["token-file"], io.env.CORDON_TOKENS);
     if (tokens.count === 0) {
-      if (!values["insecure-loopback"] || !isLoopback(listen.hostname)) {
+      if (!values["insecure-loopback"] || !isLoopbackName(listen.hostname)) {
         throw new CordonError("invalid-config", `no token configured (--token-file FILE or CORDON_TOKENS): serve refuses to start unauthenticated${values["insecure-loopback"] ? ` on ${listen.hostname}, which is not loopback` : " (--insecure-loopback allows it on a loopback address only)"}`);
       }
       tokens = null;

@@ -4,7 +4,6 @@
  * client's connection as its cancellation: a client that goes away kills its run's tree.
  */
 import type { Server } from "bun";
-import ipaddr from "ipaddr.js";
 import type { Logger } from "pino";
 import type { Cordon, PolicyCheck, RunRequest } from "../cordon.ts";
 import { CordonError, IdentityPoolExhaustedError } from "../errors.ts";
@@ -16,6 +15,7 @@ import { readCappedBody } from "./body.ts";
 import type { ServeSettings } from "./config.ts";
 import { ServeError } from "./http-error.ts";
 import { ServeMetrics } from "./metrics.ts";
+import { refuseBrowsers } from "./loopback-guard.ts";
 import { openApiDocument } from "./openapi.ts";
 import { maxJsonValues, parseRunBody, toRunRequest, type RequestLimits } from "./request.ts";
 import type { RunBody } from "./api.ts";
@@ -246,42 +246,6 @@ export function startService(options: ServiceOptions): RunningService {
     await cordon.close();
     await server.stop(true);
     log.info("stopped");
-  }
-}
-
-/** A Host or Origin host that is this machine's loopback by any name a page cannot rebind. */
-function isLoopbackName(host: string): boolean {
-  const name = host.toLowerCase();
-  if (name === "localhost" || name.endsWith(".localhost")) return true;
-  const bare = name.replace(/^\[|\]$/g, "");
-  return ipaddr.isValid(bare) && ipaddr.process(bare).range() === "loopback";
-}
-
-/** The host part of a Host header value or an origin's authority (port dropped); null if unparsable. */
-function hostOf(authority: string): string | null {
-  const url = URL.parse(`http://${authority}`);
-  return url ? url.hostname : null;
-}
-
-/**
- * Without a token (--insecure-loopback) "on loopback" is the only guard, and a browser on this
- * host is on loopback too: any page can POST a simple cross-origin request (text/plain, no
- * preflight) and run a script, and with DNS rebinding (its own name resolving to 127.0.0.1)
- * read every answer. Browsers always send Host and, on such requests, Origin; local tools send
- * a loopback Host and no Origin. So: a Host that is not a loopback name, or an Origin whose
- * host is not one (or "null"), is a 403. With tokens none of this applies: a page cannot
- * attach the token.
- */
-function refuseBrowsers(request: Request): void {
-  const host = request.headers.get("host");
-  const hostName = host === null ? null : hostOf(host);
-  if (host !== null && (hostName === null || !isLoopbackName(hostName))) {
-    throw new ServeError(403, "forbidden", "without a token (--insecure-loopback) only a loopback Host is served (a browser page reached this through another name)");
-  }
-  const origin = request.headers.get("origin");
-  if (origin !== null) {
-    const originHost = URL.parse(origin)?.hostname ?? null;
-    if (originHost === null || !isLoopbackName(originHost)) throw new ServeError(403, "forbidden", "without a token (--insecure-loopback) a request from a web page of another origin is refused");
   }
 }
 
