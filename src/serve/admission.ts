@@ -24,6 +24,7 @@ interface Waiter {
 const RETRY_AFTER_SECONDS = 1;
 
 const busy = (why: string) => new ServeError(429, "busy", why, { retryAfterSeconds: RETRY_AFTER_SECONDS });
+const tokenBusy = (held: number) => busy(`this token already has ${held} runs under way or waiting (serve.concurrency.perToken)`);
 
 export class Admission {
   private running = 0;
@@ -48,7 +49,7 @@ export class Admission {
    */
   async enter(token: string, signal?: AbortSignal): Promise<() => void> {
     const held = this.perToken.get(token) ?? 0;
-    if (held >= this.limits.perToken) throw busy(`this token already has ${held} runs under way or waiting (serve.concurrency.perToken)`);
+    if (held >= this.limits.perToken) throw tokenBusy(held);
     if (this.running < this.limits.global && this.queue.length === 0) return this.admitted(token);
     if (this.queue.length >= this.limits.queueMax) throw busy(`${this.running} runs under way and ${this.queue.length} waiting (serve.queue.max)`);
     this.perToken.set(token, held + 1); // a waiting request counts against its token too
@@ -95,7 +96,7 @@ export class Admission {
    */
   hold(token: string): () => void {
     const held = this.perToken.get(token) ?? 0;
-    if (held >= this.limits.perToken) throw busy(`this token already has ${held} runs under way or waiting (serve.concurrency.perToken)`);
+    if (held >= this.limits.perToken) throw tokenBusy(held);
     const most = this.limits.global + this.limits.queueMax;
     if (this.reading >= most) throw busy(`${this.reading} request bodies are being read (at most serve.concurrency.global + serve.queue.max at once)`);
     this.reading++;

@@ -87,13 +87,10 @@ function policyIssues(ceiling: Policy, policy: NonNullable<RunBody["policy"]>): 
 /** The library request for a parsed body; throws ServeError 413 (a cap) or 400 (provider, policy loosening). */
 export function toRunRequest(body: RunBody, limits: RequestLimits): RunRequest {
   const { serve, config } = limits;
-  const script = "source" in body.script ? body.script : { source: "", name: body.script.name };
-  let scriptBytes = "source" in body.script ? Buffer.byteLength(body.script.source) : 0;
-  let decodedScript: Uint8Array | null = null;
-  if ("base64" in body.script) {
-    decodedScript = fromBase64(body.script.base64);
-    scriptBytes = decodedScript.length;
-  }
+  // A base64 script is its exact bytes (any encoding); text is counted as UTF-8.
+  const { name } = body.script;
+  const script = "source" in body.script ? body.script : { source: fromBase64(body.script.base64), ...(name ? { name } : {}) };
+  const scriptBytes = typeof script.source === "string" ? Buffer.byteLength(script.source) : script.source.length;
   if (scriptBytes > config.maxScriptBytes) throw tooLarge("the script", scriptBytes, config.maxScriptBytes);
 
   const stdin = body.stdin === undefined ? undefined : typeof body.stdin === "string" ? new TextEncoder().encode(body.stdin) : fromBase64(body.stdin.base64);
@@ -109,23 +106,21 @@ export function toRunRequest(body: RunBody, limits: RequestLimits): RunRequest {
       fields: [{ path: "provider", message: "not allowed by the operator (serve.providers)" }],
     });
   }
-  const policy = body.policy;
-  const loosened = policy ? policyIssues(limits.ceiling, policy) : [];
+  const loosened = body.policy ? policyIssues(limits.ceiling, body.policy) : [];
   if (loosened.length > 0) {
     const fields = loosened.map((f) => ({ path: `policy.${f.path}`, message: f.message }));
     throw new ServeError(400, "bad-request", `the policy override loosens the operator's policy (or is invalid on top of it): ${fields.map((f) => `${f.path}: ${f.message}`).join("; ")}`, { fields });
   }
 
   return {
-    // A base64 script is staged as its exact bytes.
-    script: decodedScript ? { source: decodedScript, ...(script.name ? { name: script.name } : {}) } : script,
+    script,
     args: body.args,
     ...(body.runner ? { runner: body.runner } : {}),
     ...(stdin ? { stdin } : {}),
     ...(body.env ? { env: body.env } : {}),
     ...(body.secretEnv ? { secretEnv: body.secretEnv } : {}),
     ...(files ? { files } : {}),
-    ...(policy ? { policy } : {}),
+    ...(body.policy ? { policy: body.policy } : {}),
     ...(body.provider ? { provider: body.provider } : {}),
     ...(body.verify ? { verify: true } : {}),
   };
