@@ -176,6 +176,16 @@ function killOurs(markers: readonly string[]): void {
   }
 }
 
+/**
+ * End the processes the test's own run left on purpose (an attack that succeeded on a provider
+ * without isolation) and wait until they are gone: a SIGKILLed process is still listed until it
+ * has exited, and the leftover check that follows would count it (seen once under full load).
+ */
+async function endOurs(markers: readonly string[]): Promise<void> {
+  killOurs(markers);
+  await waitFor(() => markers.every((m) => processesWithMarker(m).length === 0), 5000);
+}
+
 /** Everything a run may leave behind, seen from the host. */
 async function leftovers(t: ProviderUnderTest, markers: readonly string[], fdsBefore: number): Promise<string[]> {
   const problems: string[] = [];
@@ -477,7 +487,7 @@ function conformanceSuite(t: ProviderUnderTest): void {
         },
       ]);
     } finally {
-      killOurs(markers); // without isolation the daemon survives (the attack's success): ours to end
+      await endOurs(markers); // without isolation the daemon survives (the attack's success): ours to end
     }
     if (isEnforced(r, "resources.wall")) {
       expect([r.outcome, r.limitHit], describeResult(r)).toEqual(["timeout", "wall"]);
